@@ -1,0 +1,167 @@
+//! Where: walking the fibers of any view in blocks that the kernels of [`crate::solve`] can sweep.
+//!
+//! The fiber axis is moved to the front and the other axes are ordered by stride, so that the
+//! longest contiguous run of memory becomes the columns of an `n × w` block. Where that run is wide
+//! enough the kernel works in place on the tensor; otherwise fibers are packed into a scratch block
+//! (bounded by [`BLOCK_BYTES`]) and unpacked after the solve. Columns are cut into chunks whose
+//! `n` rows fit in L2, so both sweeps of a chunk run from cache.
+
+use ndarray::{ArrayViewMut1, ArrayViewMutD, Axis};
+use num_traits::Float;
+
+use crate::solve::{BlockSolver, RowBlock};
+
+/// Target size of one block of `n` rows (the per-core L2 of common CPUs is 1–2 MiB).
+pub const BLOCK_BYTES: usize = 256 * 1024;
+
+/// A contiguous run shorter than this is packed rather than solved in place.
+const MIN_DIRECT_WIDTH: usize = 8;
+
+/// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least 8.
+pub fn block_width(n: usize, elem_bytes: usize) -> usize {
+    let columns = BLOCK_BYTES / (n.max(1) * elem_bytes.max(1));
+    (columns / 8 * 8).max(8)
+}
+
+/// Solves every fiber of `grad` along `axis` (or the whole tensor as one fiber when `axis` is `None`).
+pub(crate) fn solve_fibers<T: Float + Send + Sync>(
+    grad: ArrayViewMutD<'_, T>,
+    axis: Option<usize>,
+    solver: &dyn BlockSolver<T>,
+) {
+    match axis {
+        None => solve_flattened(grad, solver),
+        Some(axis) => solve_along(fibers_first(grad, axis), solver),
+    }
+}
+
+fn solve_flattened<T: Float + Send + Sync>(mut grad: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
+    let n = grad.len();
+    let mut scratch = vec![0.0; solver.scratch_len(1)];
+    if let Some(data) = grad.as_slice_mut() {
+        let mut block = RowBlock::new(data, n, 1, 1).expect("a slice of n values holds n rows of 1");
+        solver.solve(&mut block, &mut scratch);
+    } else {
+        // The one fiber is the whole tensor in logical order: pack it.
+        let mut fiber: Vec<T> = grad.iter().copied().collect();
+        let mut block = RowBlock::new(&mut fiber, n, 1, 1).expect("a vec of n values holds n rows of 1");
+        solver.solve(&mut block, &mut scratch);
+        grad.iter_mut().zip(fiber).for_each(|(g, x)| *g = x);
+    }
+}
+
+/// Moves `axis` to the front, orders the other axes by decreasing stride and makes every stride
+/// non-negative. Reversing an axis is harmless: the fibers are independent, and every operator
+/// commutes with reversing a fiber (`JAJ = A`).
+fn fibers_first<T>(mut view: ArrayViewMutD<'_, T>, axis: usize) -> ArrayViewMutD<'_, T> {
+    for ax in 0..view.ndim() {
+        if view.strides()[ax] < 0 {
+            view.invert_axis(Axis(ax));
+        }
+    }
+    let strides = view.strides().to_vec();
+    let mut order: Vec<usize> = (0..view.ndim()).filter(|&ax| ax != axis).collect();
+    order.sort_by_key(|&ax| std::cmp::Reverse(strides[ax]));
+    order.insert(0, axis);
+    view.permuted_axes(order)
+}
+
+fn solve_along<T: Float + Send + Sync>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
+    let n = view.len_of(Axis(0));
+    let fibers = view.len() / n;
+    // The trailing axes that form one contiguous run of memory.
+    let (mut split, mut inner, mut expected) = (view.ndim(), 1usize, 1isize);
+    while split > 1 {
+        let (len, stride) = (view.shape()[split - 1], view.strides()[split - 1]);
+        if len != 1 {
+            if stride != expected {
+                break;
+            }
+            inner *= len;
+            expected = stride * len as isize;
+        }
+        split -= 1;
+    }
+    let row_stride = if n == 1 { inner } else { view.strides()[0] as usize };
+    if (inner >= MIN_DIRECT_WIDTH || inner == fibers) && row_stride >= inner {
+        solve_in_place(view, split, inner, row_stride, solver);
+    } else {
+        solve_packed(view, solver);
+    }
+}
+
+/// Axes `1..split` index blocks; each block is `n` rows of `inner` contiguous values.
+fn solve_in_place<T: Float + Send + Sync>(
+    mut view: ArrayViewMutD<'_, T>,
+    split: usize,
+    inner: usize,
+    row_stride: usize,
+    solver: &dyn BlockSolver<T>,
+) {
+    let n = view.len_of(Axis(0));
+    let width = block_width(n, std::mem::size_of::<T>()).min(inner);
+    let mut scratch = vec![0.0; solver.scratch_len(width)];
+    let outer_shape = view.shape()[1..split].to_vec();
+    let outer_strides = view.strides()[1..split].to_vec();
+    let origin = view.as_mut_ptr();
+    let mut index = vec![0usize; outer_shape.len()];
+    loop {
+        let offset: isize = index.iter().zip(&outer_strides).map(|(&i, &s)| i as isize * s).sum();
+        // SAFETY: the rows of this block are `inner` consecutive elements of the view (the trailing
+        // axes are one contiguous run) at distinct fiber indices, and `row_stride >= inner`, so
+        // they are disjoint, valid, and borrowed uniquely through `view` for this call.
+        let mut block =
+            unsafe { RowBlock::from_raw_parts(origin.offset(offset), n, row_stride, inner) };
+        let mut start = 0;
+        while start < inner {
+            let w = width.min(inner - start);
+            solver.solve(&mut block.columns(start, w), &mut scratch);
+            start += w;
+        }
+        if !advance(&mut index, &outer_shape) {
+            break;
+        }
+    }
+}
+
+/// Packs fibers `width` at a time as the columns of a scratch block, solves, unpacks.
+fn solve_packed<T: Float + Send + Sync>(mut view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
+    let n = view.len_of(Axis(0));
+    let width = block_width(n, std::mem::size_of::<T>()).min(view.len() / n);
+    let mut packed = vec![T::zero(); n * width];
+    let mut scratch = vec![0.0; solver.scratch_len(width)];
+    let mut lanes = view.lanes_mut(Axis(0)).into_iter();
+    let mut group: Vec<ArrayViewMut1<'_, T>> = Vec::with_capacity(width);
+    loop {
+        group.clear();
+        group.extend(lanes.by_ref().take(width));
+        let w = group.len();
+        if w == 0 {
+            break;
+        }
+        for (j, lane) in group.iter().enumerate() {
+            for (i, &g) in lane.iter().enumerate() {
+                packed[i * w + j] = g;
+            }
+        }
+        let mut block = RowBlock::new(&mut packed, n, w, w).expect("scratch holds n rows of w");
+        solver.solve(&mut block, &mut scratch);
+        for (j, lane) in group.iter_mut().enumerate() {
+            for (i, x) in lane.iter_mut().enumerate() {
+                *x = packed[i * w + j];
+            }
+        }
+    }
+}
+
+/// Steps a row-major multi-index; `false` once it has wrapped around.
+fn advance(index: &mut [usize], shape: &[usize]) -> bool {
+    for (i, &len) in index.iter_mut().zip(shape).rev() {
+        *i += 1;
+        if *i < len {
+            return true;
+        }
+        *i = 0;
+    }
+    false
+}

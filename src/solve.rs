@@ -1,0 +1,202 @@
+//! How: kernels that solve `A x = g` for every column of an `n × w` block of rows at once.
+//!
+//! Row `i` of a [`RowBlock`] holds entry `i` of `w` independent fibers, so every step of a sweep is
+//! one row operation (`row_i ← a·row_i + b·row_{i−1}`) that vectorizes over the columns. The factors
+//! of the constant-coefficient operator are computed once per call, in `f64`, in `O(n)`; applying
+//! them costs `O(n·w)` per block. Arithmetic runs in `f64` whatever the storage type: with `f32`
+//! arithmetic, rounding the factors breaks `A·1 = 1` by about `λ·2⁻²⁴`, which at λ = 10⁶ moves every
+//! fiber mean by several percent.
+//!
+//! [`plan`] picks the kernel for a metric, rustfft-style; each kernel lives in its own file.
+//!
+//! ```
+//! use chandir::solve::{plan, RowBlock};
+//! use chandir::Metric;
+//!
+//! // Two fibers of length 3, stored as the columns of a 3 × 2 row-major block.
+//! let mut data = [1.0_f64, 0.0, 2.0, 0.0, 3.0, 1.0];
+//! let solver = plan::<f64>(&Metric::ReweightedH0 { lambda: 1.0 }, 3).unwrap();
+//! let mut scratch = vec![0.0; solver.scratch_len(2)];
+//! solver.solve(&mut RowBlock::new(&mut data, 3, 2, 2).unwrap(), &mut scratch);
+//! assert_eq!(data[0], 1.5); // mean 2 + (1 - 2) / 2
+//! ```
+
+mod cyclic;
+mod reweighted;
+mod tridiagonal;
+
+use std::marker::PhantomData;
+
+use num_traits::Float;
+
+pub use cyclic::CyclicCholesky;
+pub use reweighted::Reweighted;
+pub use tridiagonal::SymmetricTridiagonal;
+
+use crate::{Boundary, Metric};
+
+/// A solver for `A x = g` on every column of an `n × w` block. Object-safe.
+pub trait BlockSolver<T>: Send + Sync {
+    /// The fiber length `n` (the number of rows of every block).
+    fn len(&self) -> usize;
+    /// Whether `n = 0`.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// How many `f64` of scratch [`BlockSolver::solve`] needs for a block of `width` columns.
+    fn scratch_len(&self, width: usize) -> usize {
+        let _ = width;
+        0
+    }
+    /// Overwrites each column `g` of `block` with `A⁻¹g`. `block.rows()` must equal [`BlockSolver::len`]
+    /// and `scratch` must hold at least [`BlockSolver::scratch_len`] values.
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]);
+}
+
+/// The kernel for `metric` on fibers of length `n`, or `None` where the operator is the identity
+/// (H0, λ = 0, `n ≤ 1` except for Dirichlet). `metric` must be valid ([`Metric::validate`]).
+pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn BlockSolver<T>>> {
+    let lambda = metric.lambda();
+    if lambda == 0.0 || n == 0 {
+        return None;
+    }
+    match *metric {
+        Metric::H0 => None,
+        Metric::ReweightedH0 { lambda } => (n > 1).then(|| Box::new(Reweighted::new(n, lambda)) as _),
+        Metric::SobolevH1 { lambda, boundary } => match boundary {
+            Boundary::Neumann if n == 1 => None,
+            Boundary::Neumann | Boundary::Dirichlet => {
+                Some(Box::new(SymmetricTridiagonal::sobolev(n, lambda, boundary)))
+            }
+            Boundary::Periodic if n == 1 => None,
+            Boundary::Periodic => Some(Box::new(CyclicCholesky::periodic_sobolev(n, lambda))),
+        },
+    }
+}
+
+/// `rows` rows of `width` values each, row `i` starting `i·stride` values after row 0, borrowed
+/// mutably. Rows never overlap (`width ≤ stride`), so a kernel may hold several at once.
+pub struct RowBlock<'a, T> {
+    ptr: *mut T,
+    rows: usize,
+    stride: usize,
+    width: usize,
+    _borrow: PhantomData<&'a mut T>,
+}
+
+// SAFETY: a RowBlock is a unique borrow of its rows, like `&mut [T]`.
+unsafe impl<T: Send> Send for RowBlock<'_, T> {}
+
+impl<'a, T> RowBlock<'a, T> {
+    /// Rows of `data`, or `None` if `width > stride` or `data` is too short.
+    pub fn new(data: &'a mut [T], rows: usize, stride: usize, width: usize) -> Option<Self> {
+        let needed = if rows == 0 { 0 } else { (rows - 1) * stride + width };
+        (width <= stride && data.len() >= needed).then(|| RowBlock {
+            ptr: data.as_mut_ptr(),
+            rows,
+            stride,
+            width,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// # Safety
+    /// For `'a`, the `rows` ranges `ptr + i·stride .. ptr + i·stride + width` must be valid, uniquely
+    /// borrowed and pairwise disjoint.
+    pub(crate) unsafe fn from_raw_parts(ptr: *mut T, rows: usize, stride: usize, width: usize) -> Self {
+        RowBlock {
+            ptr,
+            rows,
+            stride,
+            width,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Number of rows (the fiber length).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (independent fibers).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Columns `start .. start + width` of every row, as a block of its own.
+    pub fn columns(&mut self, start: usize, width: usize) -> RowBlock<'_, T> {
+        assert!(start + width <= self.width, "column range out of the block");
+        // SAFETY: a sub-range of every row of a block we borrow uniquely.
+        unsafe { RowBlock::from_raw_parts(self.ptr.wrapping_add(start), self.rows, self.stride, width) }
+    }
+
+    fn row_ptr(&self, i: usize) -> *mut T {
+        assert!(i < self.rows, "row {i} out of a block of {} rows", self.rows);
+        self.ptr.wrapping_add(i * self.stride)
+    }
+
+    /// Row `i`.
+    pub fn row(&mut self, i: usize) -> &mut [T] {
+        // SAFETY: row i is valid and uniquely borrowed through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.row_ptr(i), self.width) }
+    }
+
+    /// Row `src` to read and row `dst` to write; `src != dst`.
+    pub fn pair(&mut self, src: usize, dst: usize) -> (&[T], &mut [T]) {
+        assert_ne!(src, dst, "a row cannot be read and written at once");
+        // SAFETY: distinct rows are disjoint; both are borrowed through `&mut self`.
+        unsafe {
+            (
+                std::slice::from_raw_parts(self.row_ptr(src), self.width),
+                std::slice::from_raw_parts_mut(self.row_ptr(dst), self.width),
+            )
+        }
+    }
+
+    /// Rows `a` and `b` to read and row `dst` to write; `dst` differs from both.
+    pub fn triple(&mut self, a: usize, b: usize, dst: usize) -> (&[T], &[T], &mut [T]) {
+        assert!(a != dst && b != dst, "a row cannot be read and written at once");
+        // SAFETY: dst is disjoint from a and b; a and b are only read.
+        unsafe {
+            (
+                std::slice::from_raw_parts(self.row_ptr(a), self.width),
+                std::slice::from_raw_parts(self.row_ptr(b), self.width),
+                std::slice::from_raw_parts_mut(self.row_ptr(dst), self.width),
+            )
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn to_f64<T: Float>(x: T) -> f64 {
+    x.to_f64().unwrap_or(f64::NAN)
+}
+
+#[inline(always)]
+pub(crate) fn from_f64<T: Float>(x: f64) -> T {
+    T::from(x).unwrap_or_else(T::nan)
+}
+
+/// `dst ← a·dst`.
+#[inline]
+fn scale<T: Float>(dst: &mut [T], a: f64) {
+    for d in dst {
+        *d = from_f64(a * to_f64(*d));
+    }
+}
+
+/// `dst ← a·dst + b·src`.
+#[inline]
+fn combine<T: Float>(dst: &mut [T], a: f64, src: &[T], b: f64) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = from_f64(a * to_f64(*d) + b * to_f64(s));
+    }
+}
+
+/// `dst ← a·dst + b·x + c·y`.
+#[inline]
+fn combine3<T: Float>(dst: &mut [T], a: f64, x: &[T], b: f64, y: &[T], c: f64) {
+    for ((d, &x), &y) in dst.iter_mut().zip(x).zip(y) {
+        *d = from_f64(a * to_f64(*d) + b * to_f64(x) + c * to_f64(y));
+    }
+}

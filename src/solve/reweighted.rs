@@ -1,0 +1,61 @@
+//! Re-weighted H0: one pass for the fiber means, one pass for the update.
+
+use num_traits::Float;
+
+use super::{from_f64, to_f64, BlockSolver, RowBlock};
+
+/// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
+///
+/// ```
+/// use chandir::solve::{BlockSolver, Reweighted, RowBlock};
+///
+/// let solver = Reweighted::new(4, 3.0);
+/// let mut g = [0.0_f64, 0.0, 0.0, 8.0]; // mean 2
+/// let mut scratch = vec![0.0; BlockSolver::<f64>::scratch_len(&solver, 1)];
+/// solver.solve(&mut RowBlock::new(&mut g, 4, 1, 1).unwrap(), &mut scratch);
+/// assert_eq!(g, [1.5, 1.5, 1.5, 3.5]); // 2 + (g - 2) / 4
+/// ```
+#[derive(Debug, Clone)]
+pub struct Reweighted {
+    n: usize,
+    shrink: f64,
+}
+
+impl Reweighted {
+    /// The operator for fibers of length `n` with strength `lambda`.
+    pub fn new(n: usize, lambda: f64) -> Self {
+        Reweighted {
+            n,
+            shrink: 1.0 / (1.0 + lambda),
+        }
+    }
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn scratch_len(&self, width: usize) -> usize {
+        width
+    }
+
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        debug_assert_eq!(block.rows(), self.n);
+        let offset = &mut scratch[..block.width()];
+        offset.fill(0.0);
+        for i in 0..self.n {
+            for (sum, &g) in offset.iter_mut().zip(block.row(i).iter()) {
+                *sum += to_f64(g);
+            }
+        }
+        // x = s·g + (1 − s)·mean(g)
+        let mean_weight = (1.0 - self.shrink) / self.n as f64;
+        offset.iter_mut().for_each(|sum| *sum *= mean_weight);
+        for i in 0..self.n {
+            for (g, &o) in block.row(i).iter_mut().zip(offset.iter()) {
+                *g = from_f64(self.shrink * to_f64(*g) + o);
+            }
+        }
+    }
+}

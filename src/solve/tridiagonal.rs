@@ -1,0 +1,83 @@
+//! Thomas sweeps for the symmetric tridiagonal `A = I + λL` (Neumann and Dirichlet boundaries).
+
+use num_traits::Float;
+
+use super::{combine, scale, BlockSolver, RowBlock};
+use crate::Boundary;
+
+/// `A` with diagonal `dᵢ` and off-diagonal `−λ`, factored as `A = U_λᵀ P U_λ` (Thomas without
+/// pivoting, stable because `A` is diagonally dominant).
+///
+/// With pivots `p₀ = d₀`, `pᵢ = dᵢ − λ²/pᵢ₋₁` and couplings `cᵢ = λ/pᵢ`, the sweeps are
+/// `yᵢ = gᵢ/pᵢ + cᵢ·yᵢ₋₁` forward and `xᵢ = yᵢ + cᵢ·xᵢ₊₁` backward.
+///
+/// ```
+/// use chandir::solve::{BlockSolver, RowBlock, SymmetricTridiagonal};
+/// use chandir::Boundary;
+///
+/// let solver = SymmetricTridiagonal::sobolev(3, 1.0, Boundary::Neumann);
+/// // A = [[2,-1,0],[-1,3,-1],[0,-1,2]]; A·[1,1,1] = [1,1,1]
+/// let mut g = [1.0_f32, 1.0, 1.0];
+/// BlockSolver::<f32>::solve(&solver, &mut RowBlock::new(&mut g, 3, 1, 1).unwrap(), &mut []);
+/// assert!(g.iter().all(|&v| (v - 1.0).abs() < 1e-7));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SymmetricTridiagonal {
+    inv_pivot: Vec<f64>,
+    coupling: Vec<f64>,
+}
+
+impl SymmetricTridiagonal {
+    /// The factors of `I + λL` for a fiber of length `n ≥ 1`, with the Neumann (diagonal of `L`
+    /// `1, 2, …, 2, 1`) or Dirichlet (all `2`) boundary.
+    ///
+    /// # Panics
+    /// For [`Boundary::Periodic`], which is not tridiagonal (use [`super::CyclicCholesky`]).
+    pub fn sobolev(n: usize, lambda: f64, boundary: Boundary) -> Self {
+        let diagonal = |i: usize| -> f64 {
+            let ends = usize::from(i == 0) + usize::from(i + 1 == n);
+            match boundary {
+                Boundary::Neumann => 1.0 + lambda * (2 - ends) as f64,
+                Boundary::Dirichlet => 1.0 + 2.0 * lambda,
+                Boundary::Periodic => panic!("the periodic operator is not tridiagonal"),
+            }
+        };
+        Self::factor(n, lambda, diagonal)
+    }
+
+    fn factor(n: usize, lambda: f64, diagonal: impl Fn(usize) -> f64) -> Self {
+        let mut inv_pivot = Vec::with_capacity(n);
+        let mut coupling = Vec::with_capacity(n);
+        let mut pivot = 0.0_f64;
+        for i in 0..n {
+            pivot = if i == 0 {
+                diagonal(0)
+            } else {
+                diagonal(i) - lambda * (lambda / pivot)
+            };
+            inv_pivot.push(1.0 / pivot);
+            coupling.push(lambda / pivot);
+        }
+        SymmetricTridiagonal { inv_pivot, coupling }
+    }
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for SymmetricTridiagonal {
+    fn len(&self) -> usize {
+        self.inv_pivot.len()
+    }
+
+    fn solve(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
+        let n = self.inv_pivot.len();
+        debug_assert_eq!(block.rows(), n);
+        scale(block.row(0), self.inv_pivot[0]);
+        for i in 1..n {
+            let (prev, row) = block.pair(i - 1, i);
+            combine(row, self.inv_pivot[i], prev, self.coupling[i]);
+        }
+        for i in (0..n.saturating_sub(1)).rev() {
+            let (next, row) = block.pair(i + 1, i);
+            combine(row, 1.0, next, self.coupling[i]);
+        }
+    }
+}

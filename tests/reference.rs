@@ -1,0 +1,103 @@
+//! Every case of `tests/reference/manifest.json` (outputs of independent dense float64 solves).
+
+mod common;
+
+use std::path::PathBuf;
+
+use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use ndarray::ArrayD;
+use ndarray_npy::read_npy;
+use serde_json::Value;
+
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
+}
+
+fn parse_case(case: &Value) -> ChannelDirected {
+    let lambda = case["lambda"].as_f64();
+    let metric = match case["metric"].as_str().unwrap() {
+        "h0" => Metric::H0,
+        "reweighted_h0" => Metric::ReweightedH0 { lambda: lambda.unwrap() },
+        "sobolev_h1" => Metric::SobolevH1 {
+            lambda: lambda.unwrap(),
+            boundary: match case["boundary"].as_str().unwrap() {
+                "neumann" => Boundary::Neumann,
+                "periodic" => Boundary::Periodic,
+                "dirichlet" => Boundary::Dirichlet,
+                other => panic!("unknown boundary {other}"),
+            },
+        },
+        other => panic!("unknown metric {other}"),
+    };
+    let direction = match case["direction"].as_str().unwrap() {
+        "output" => Direction::Output,
+        "input" => Direction::Input,
+        "flattened" => Direction::Flattened,
+        other => panic!("unknown direction {other}"),
+    };
+    ChannelDirected::new(metric, direction)
+}
+
+fn cases() -> Vec<Value> {
+    let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    manifest["cases"].as_array().unwrap().clone()
+}
+
+#[test]
+fn every_reference_case_matches() {
+    let dir = reference_dir();
+    let cases = cases();
+    assert!(cases.len() >= 200, "the manifest lists {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let cd = parse_case(case);
+        let lambda = cd.metric.lambda();
+        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let (error, scale, tolerance) = match case["dtype"].as_str().unwrap() {
+            "float64" => {
+                let mut grad: ArrayD<f64> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
+                let expected: ArrayD<f64> = read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+                assert_eq!(grad.shape(), &shape[..]);
+                cd.apply(&mut grad).unwrap();
+                let scale = common::max_abs(grad.iter().copied());
+                (common::max_abs_diff(&grad, &expected), scale, 1e-12 + 1e-15 * (1.0 + 4.0 * lambda))
+            }
+            "float32" => {
+                let mut grad: ArrayD<f32> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
+                let expected: ArrayD<f32> = read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+                assert_eq!(grad.shape(), &shape[..]);
+                let scale = common::max_abs(grad.iter().map(|&v| v as f64));
+                cd.apply(&mut grad).unwrap();
+                let error = grad.iter().zip(&expected).fold(0.0_f64, |m, (&x, &e)| m.max((x as f64 - e as f64).abs()));
+                (error, scale, 1e-5)
+            }
+            other => panic!("unknown dtype {other}"),
+        };
+        if error > tolerance * scale {
+            failures.push(format!("{name} ({case}): error {error:e} > {:e}", tolerance * scale));
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn dense_reference_agrees_with_the_manifest() {
+    // The test helper is itself checked against the independent outputs, so the property tests that
+    // compare against it stand on firm ground.
+    let dir = reference_dir();
+    for case in cases().iter().filter(|c| c["dtype"] == "float64") {
+        let name = case["name"].as_str().unwrap();
+        let cd = parse_case(case);
+        let grad: ArrayD<f64> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
+        if cd.direction == Direction::Flattened && grad.len() > 2048 {
+            continue; // a dense 9216² operator costs 680 MB; the smaller flattened cases cover the helper
+        }
+        let expected: ArrayD<f64> = read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+        let ours = common::reference_apply(&grad, &cd.metric, cd.direction);
+        let scale = common::max_abs(grad.iter().copied());
+        let err = common::max_abs_diff(&ours, &expected);
+        assert!(err <= 1e-9 * scale.max(1.0), "{name}: dense helper off by {err:e}");
+    }
+}
