@@ -22,6 +22,7 @@
 //! `n × w` block), [`layout`] says *where* (walking an axis of any view), [`optim`] holds the
 //! optimizers and the wrapper that preconditions before their step.
 
+pub mod analysis;
 pub mod error;
 pub mod layout;
 pub mod metric;
