@@ -35,16 +35,21 @@ pub(crate) fn solve_fibers<T: Float + Send + Sync>(
     }
 }
 
-fn solve_flattened<T: Float + Send + Sync>(mut grad: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
+fn solve_flattened<T: Float + Send + Sync>(
+    mut grad: ArrayViewMutD<'_, T>,
+    solver: &dyn BlockSolver<T>,
+) {
     let n = grad.len();
     let mut scratch = vec![0.0; solver.scratch_len(1)];
     if let Some(data) = grad.as_slice_mut() {
-        let mut block = RowBlock::new(data, n, 1, 1).expect("a slice of n values holds n rows of 1");
+        let mut block =
+            RowBlock::new(data, n, 1, 1).expect("a slice of n values holds n rows of 1");
         solver.solve(&mut block, &mut scratch);
     } else {
         // The one fiber is the whole tensor in logical order: pack it.
         let mut fiber: Vec<T> = grad.iter().copied().collect();
-        let mut block = RowBlock::new(&mut fiber, n, 1, 1).expect("a vec of n values holds n rows of 1");
+        let mut block =
+            RowBlock::new(&mut fiber, n, 1, 1).expect("a vec of n values holds n rows of 1");
         solver.solve(&mut block, &mut scratch);
         grad.iter_mut().zip(fiber).for_each(|(g, x)| *g = x);
     }
@@ -82,7 +87,11 @@ fn solve_along<T: Float + Send + Sync>(view: ArrayViewMutD<'_, T>, solver: &dyn 
         }
         split -= 1;
     }
-    let row_stride = if n == 1 { inner } else { view.strides()[0] as usize };
+    let row_stride = if n == 1 {
+        inner
+    } else {
+        view.strides()[0] as usize
+    };
     if (inner >= MIN_DIRECT_WIDTH || inner == fibers) && row_stride >= inner {
         solve_in_place(view, split, inner, row_stride, solver);
     } else {
@@ -106,7 +115,11 @@ fn solve_in_place<T: Float + Send + Sync>(
     let origin = view.as_mut_ptr();
     let mut index = vec![0usize; outer_shape.len()];
     loop {
-        let offset: isize = index.iter().zip(&outer_strides).map(|(&i, &s)| i as isize * s).sum();
+        let offset: isize = index
+            .iter()
+            .zip(&outer_strides)
+            .map(|(&i, &s)| i as isize * s)
+            .sum();
         // SAFETY: the rows of this block are `inner` consecutive elements of the view (the trailing
         // axes are one contiguous run) at distinct fiber indices, and `row_stride >= inner`, so
         // they are disjoint, valid, and borrowed uniquely through `view` for this call.
@@ -125,7 +138,10 @@ fn solve_in_place<T: Float + Send + Sync>(
 }
 
 /// Packs fibers `width` at a time as the columns of a scratch block, solves, unpacks.
-fn solve_packed<T: Float + Send + Sync>(mut view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
+fn solve_packed<T: Float + Send + Sync>(
+    mut view: ArrayViewMutD<'_, T>,
+    solver: &dyn BlockSolver<T>,
+) {
     let n = view.len_of(Axis(0));
     let width = block_width(n, std::mem::size_of::<T>()).min(view.len() / n);
     let mut packed = vec![T::zero(); n * width];

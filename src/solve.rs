@@ -62,7 +62,9 @@ pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn
     }
     match *metric {
         Metric::H0 => None,
-        Metric::ReweightedH0 { lambda } => (n > 1).then(|| Box::new(Reweighted::new(n, lambda)) as _),
+        Metric::ReweightedH0 { lambda } => {
+            (n > 1).then(|| Box::new(Reweighted::new(n, lambda)) as _)
+        }
         Metric::SobolevH1 { lambda, boundary } => match boundary {
             Boundary::Neumann if n == 1 => None,
             Boundary::Neumann | Boundary::Dirichlet => {
@@ -90,7 +92,11 @@ unsafe impl<T: Send> Send for RowBlock<'_, T> {}
 impl<'a, T> RowBlock<'a, T> {
     /// Rows of `data`, or `None` if `width > stride` or `data` is too short.
     pub fn new(data: &'a mut [T], rows: usize, stride: usize, width: usize) -> Option<Self> {
-        let needed = if rows == 0 { 0 } else { (rows - 1) * stride + width };
+        let needed = if rows == 0 {
+            0
+        } else {
+            (rows - 1) * stride + width
+        };
         (width <= stride && data.len() >= needed).then(|| RowBlock {
             ptr: data.as_mut_ptr(),
             rows,
@@ -103,7 +109,12 @@ impl<'a, T> RowBlock<'a, T> {
     /// # Safety
     /// For `'a`, the `rows` ranges `ptr + i·stride .. ptr + i·stride + width` must be valid, uniquely
     /// borrowed and pairwise disjoint.
-    pub(crate) unsafe fn from_raw_parts(ptr: *mut T, rows: usize, stride: usize, width: usize) -> Self {
+    pub(crate) unsafe fn from_raw_parts(
+        ptr: *mut T,
+        rows: usize,
+        stride: usize,
+        width: usize,
+    ) -> Self {
         RowBlock {
             ptr,
             rows,
@@ -127,11 +138,17 @@ impl<'a, T> RowBlock<'a, T> {
     pub fn columns(&mut self, start: usize, width: usize) -> RowBlock<'_, T> {
         assert!(start + width <= self.width, "column range out of the block");
         // SAFETY: a sub-range of every row of a block we borrow uniquely.
-        unsafe { RowBlock::from_raw_parts(self.ptr.wrapping_add(start), self.rows, self.stride, width) }
+        unsafe {
+            RowBlock::from_raw_parts(self.ptr.wrapping_add(start), self.rows, self.stride, width)
+        }
     }
 
     fn row_ptr(&self, i: usize) -> *mut T {
-        assert!(i < self.rows, "row {i} out of a block of {} rows", self.rows);
+        assert!(
+            i < self.rows,
+            "row {i} out of a block of {} rows",
+            self.rows
+        );
         self.ptr.wrapping_add(i * self.stride)
     }
 
@@ -155,7 +172,10 @@ impl<'a, T> RowBlock<'a, T> {
 
     /// Rows `a` and `b` to read and row `dst` to write; `dst` differs from both.
     pub fn triple(&mut self, a: usize, b: usize, dst: usize) -> (&[T], &[T], &mut [T]) {
-        assert!(a != dst && b != dst, "a row cannot be read and written at once");
+        assert!(
+            a != dst && b != dst,
+            "a row cannot be read and written at once"
+        );
         // SAFETY: dst is disjoint from a and b; a and b are only read.
         unsafe {
             (

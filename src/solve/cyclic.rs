@@ -63,7 +63,13 @@ impl CyclicCholesky {
         let inv_diag: Vec<f64> = g_diag.iter().map(|d| 1.0 / d).collect();
         let prev = (0..n).map(|i| -g_sub[i] * inv_diag[i]).collect();
         let next = (0..n)
-            .map(|i| if i + 2 < n { -g_sub[i + 1] * inv_diag[i] } else { 0.0 })
+            .map(|i| {
+                if i + 2 < n {
+                    -g_sub[i + 1] * inv_diag[i]
+                } else {
+                    0.0
+                }
+            })
             .collect();
         CyclicCholesky {
             inv_diag,

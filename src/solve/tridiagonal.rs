@@ -58,7 +58,10 @@ impl SymmetricTridiagonal {
             inv_pivot.push(1.0 / pivot);
             coupling.push(lambda / pivot);
         }
-        SymmetricTridiagonal { inv_pivot, coupling }
+        SymmetricTridiagonal {
+            inv_pivot,
+            coupling,
+        }
     }
 }
 

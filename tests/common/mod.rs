@@ -20,7 +20,8 @@ pub fn dense_operator(metric: &Metric, n: usize) -> Array2<f64> {
         }
         Metric::SobolevH1 { lambda, boundary } => {
             // L = DᵀD, D one row per difference x_{j} − x_{i}.
-            let mut differences: Vec<(usize, usize)> = (0..n.saturating_sub(1)).map(|i| (i, i + 1)).collect();
+            let mut differences: Vec<(usize, usize)> =
+                (0..n.saturating_sub(1)).map(|i| (i, i + 1)).collect();
             match boundary {
                 Boundary::Neumann => {}
                 Boundary::Periodic => {
@@ -45,37 +46,67 @@ pub fn dense_operator(metric: &Metric, n: usize) -> Array2<f64> {
     a
 }
 
-/// Solves `A x = b` by Gaussian elimination with partial pivoting.
-pub fn dense_solve(a: &Array2<f64>, b: &[f64]) -> Vec<f64> {
-    let n = b.len();
-    let mut m = a.clone();
-    let mut x = b.to_vec();
-    for k in 0..n {
-        let p = (k..n).max_by(|&i, &j| m[[i, k]].abs().total_cmp(&m[[j, k]].abs())).unwrap();
-        if p != k {
-            for j in 0..n {
-                m.swap([k, j], [p, j]);
+/// `A = PLU` by Gaussian elimination with partial pivoting, to solve many right-hand sides.
+pub struct DenseLu {
+    lu: Array2<f64>,
+    pivots: Vec<usize>,
+}
+
+impl DenseLu {
+    pub fn new(a: &Array2<f64>) -> Self {
+        let n = a.nrows();
+        let mut lu = a.clone();
+        let mut pivots = Vec::with_capacity(n);
+        for k in 0..n {
+            let p = (k..n)
+                .max_by(|&i, &j| lu[[i, k]].abs().total_cmp(&lu[[j, k]].abs()))
+                .unwrap();
+            pivots.push(p);
+            if p != k {
+                for j in 0..n {
+                    lu.swap([k, j], [p, j]);
+                }
             }
+            for i in k + 1..n {
+                let f = lu[[i, k]] / lu[[k, k]];
+                lu[[i, k]] = f;
+                if f != 0.0 {
+                    for j in k + 1..n {
+                        lu[[i, j]] -= f * lu[[k, j]];
+                    }
+                }
+            }
+        }
+        DenseLu { lu, pivots }
+    }
+
+    pub fn solve(&self, b: &[f64]) -> Vec<f64> {
+        let n = b.len();
+        let mut x = b.to_vec();
+        for (k, &p) in self.pivots.iter().enumerate() {
             x.swap(k, p);
         }
-        for i in k + 1..n {
-            let f = m[[i, k]] / m[[k, k]];
-            if f != 0.0 {
-                for j in k..n {
-                    m[[i, j]] -= f * m[[k, j]];
-                }
-                x[i] -= f * x[k];
+        for i in 0..n {
+            let mut s = x[i];
+            for j in 0..i {
+                s -= self.lu[[i, j]] * x[j];
             }
+            x[i] = s;
         }
-    }
-    for k in (0..n).rev() {
-        let mut s = x[k];
-        for j in k + 1..n {
-            s -= m[[k, j]] * x[j];
+        for i in (0..n).rev() {
+            let mut s = x[i];
+            for j in i + 1..n {
+                s -= self.lu[[i, j]] * x[j];
+            }
+            x[i] = s / self.lu[[i, i]];
         }
-        x[k] = s / m[[k, k]];
+        x
     }
-    x
+}
+
+/// Solves `A x = b` densely.
+pub fn dense_solve(a: &Array2<f64>, b: &[f64]) -> Vec<f64> {
+    DenseLu::new(a).solve(b)
 }
 
 /// The naive reference: each fiber along `direction` solved densely, one at a time.
@@ -96,11 +127,11 @@ pub fn reference_apply(grad: &ArrayD<f64>, metric: &Metric, direction: Direction
             };
             assert!(axis < ndim);
             let n = grad.len_of(Axis(axis));
-            let a = dense_operator(metric, n);
+            let lu = DenseLu::new(&dense_operator(metric, n));
             let mut out = grad.clone();
             for mut lane in out.lanes_mut(Axis(axis)) {
                 let g: Vec<f64> = lane.iter().copied().collect();
-                let x = dense_solve(&a, &g);
+                let x = lu.solve(&g);
                 lane.iter_mut().zip(x).for_each(|(l, v)| *l = v);
             }
             out
@@ -115,4 +146,12 @@ pub fn max_abs(a: impl IntoIterator<Item = f64>) -> f64 {
 pub fn max_abs_diff(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
     assert_eq!(a.shape(), b.shape());
     a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// `A x` for a dense `A`.
+pub fn dense_apply(a: &Array2<f64>, x: &[f64]) -> Vec<f64> {
+    a.rows()
+        .into_iter()
+        .map(|row| row.iter().zip(x).map(|(r, v)| r * v).sum())
+        .collect()
 }
