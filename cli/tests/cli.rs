@@ -1,0 +1,563 @@
+//! Runs the built `chandir` binary on files written here, into a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chandir::analysis::impulse_response;
+use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray_npy::{read_npy, write_npy, ReadNpyError};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use tempfile::TempDir;
+
+fn chandir(args: &[&str]) -> Output {
+    chandir_in(Path::new("."), args)
+}
+
+/// Runs in `dir`, so that file arguments can be plain names.
+fn chandir_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chandir"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}, stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// The command failed cleanly: non-zero exit, exactly one line on stderr, no panic.
+fn assert_one_line_error(output: &Output, expected_fragment: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "should fail; stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_ne!(
+        output.status.code(),
+        Some(101),
+        "exit code 101 is a panic: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr:?}"
+    );
+    assert!(stderr.starts_with("chandir: error: "), "{stderr}");
+    assert!(
+        stderr.contains(expected_fragment),
+        "{stderr:?} lacks {expected_fragment:?}"
+    );
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// SplitMix64 with Box–Muller: reproducible standard normal samples without a dependency.
+struct Normal(u64);
+
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    fn tensor(&mut self, shape: &[usize]) -> ArrayD<f64> {
+        ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+            let (u, v) = (self.uniform(), self.uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        })
+    }
+}
+
+/// Textbook two-pass Pearson correlation.
+fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    sxy / (sxx * syy).sqrt()
+}
+
+/// Mean correlation of the non-constant slice pairs at distance `d` along `axis`, or `None`.
+fn reference_mean(w: &ArrayD<f64>, axis: usize, d: usize) -> Option<f64> {
+    let slices: Vec<Vec<f64>> = w
+        .axis_iter(Axis(axis))
+        .map(|s| s.iter().copied().collect())
+        .collect();
+    let varies = |s: &Vec<f64>| s.iter().any(|&v| v != s[0]);
+    let values: Vec<f64> = (0..slices.len().saturating_sub(d))
+        .filter(|&i| varies(&slices[i]) && varies(&slices[i + d]))
+        .map(|i| pearson(&slices[i], &slices[i + d]))
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn le_bytes_f32(w: &ArrayD<f64>) -> Vec<u8> {
+    w.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect()
+}
+
+fn le_bytes_f64(w: &ArrayD<f64>) -> Vec<u8> {
+    w.iter().flat_map(|&v| v.to_le_bytes()).collect()
+}
+
+fn write_safetensors(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
+    let views: Vec<(&str, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            (
+                *name,
+                TensorView::new(*dtype, shape.clone(), bytes).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// The table row of `name`, split on whitespace.
+fn table_row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&name))
+        .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+}
+
+/// Checks a printed mean against the reference, to the 3 decimals printed.
+fn assert_cell(cell: &str, expected: Option<f64>, what: &str) {
+    match expected {
+        Some(value) => {
+            let printed: f64 = cell
+                .parse()
+                .unwrap_or_else(|_| panic!("{what}: {cell:?} is not a number"));
+            assert!(
+                (printed - value).abs() <= 5e-4 + 1e-9,
+                "{what}: printed {printed}, expected {value}"
+            );
+        }
+        None => assert_eq!(cell, "-", "{what}"),
+    }
+}
+
+struct Fixture {
+    _dir: TempDir,
+    path: PathBuf,
+    /// Float tensors of rank >= 3 in the file, in f64 exactly as stored (f32 values widened).
+    layers: Vec<(&'static str, ArrayD<f64>)>,
+}
+
+/// A checkpoint-like file: two conv weights of known structure (one f32, one f64 with a constant
+/// output channel), an f16 conv weight, a bias (rank 1) and an integer counter (rank 0).
+fn checkpoint() -> Fixture {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let mut rng = Normal(11);
+
+    // Every output channel an increasing linear function of one pattern: output correlation 1.
+    let base = rng.tensor(&[6, 3, 3]);
+    let conv1 = ArrayD::from_shape_fn(IxDyn(&[8, 6, 3, 3]), |ix| {
+        let o = ix[0];
+        (o + 1) as f64 * base[[ix[1], ix[2], ix[3]]] + o as f64
+    })
+    .mapv(|v| v as f32 as f64);
+
+    // Independent noise with output channel 1 constant.
+    let mut conv2 = rng.tensor(&[6, 5, 2, 2]);
+    conv2.index_axis_mut(Axis(0), 1).fill(0.25);
+
+    let conv3 = rng
+        .tensor(&[4, 4, 3, 3])
+        .mapv(|v| half::f16::from_f64(v).to_f64());
+    let conv3_bytes: Vec<u8> = conv3
+        .iter()
+        .flat_map(|&v| half::f16::from_f64(v).to_le_bytes())
+        .collect();
+
+    write_safetensors(
+        &path,
+        &[
+            (
+                "conv1.weight",
+                Dtype::F32,
+                vec![8, 6, 3, 3],
+                le_bytes_f32(&conv1),
+            ),
+            (
+                "conv1.bias",
+                Dtype::F32,
+                vec![8],
+                le_bytes_f32(&rng.tensor(&[8])),
+            ),
+            (
+                "conv2.weight",
+                Dtype::F64,
+                vec![6, 5, 2, 2],
+                le_bytes_f64(&conv2),
+            ),
+            ("conv3.weight", Dtype::F16, vec![4, 4, 3, 3], conv3_bytes),
+            (
+                "bn.num_batches_tracked",
+                Dtype::I64,
+                vec![],
+                7_i64.to_le_bytes().to_vec(),
+            ),
+        ],
+    );
+    Fixture {
+        _dir: dir,
+        path,
+        layers: vec![
+            ("conv1.weight", conv1),
+            ("conv2.weight", conv2),
+            ("conv3.weight", conv3),
+        ],
+    }
+}
+
+#[test]
+fn correlation_table_matches_a_reference_for_every_rank_3_tensor() {
+    let fixture = checkpoint();
+    let table = stdout_of(&chandir(&["correlation", path_str(&fixture.path)]));
+    assert!(
+        !table.contains("conv1.bias") && !table.contains("num_batches"),
+        "{table}"
+    );
+    for (name, w) in &fixture.layers {
+        let row = table_row(&table, name);
+        assert_eq!(row.len(), 10, "{row:?}");
+        let shape: Vec<String> = w.shape().iter().map(usize::to_string).collect();
+        assert_eq!(row[1], shape.join("x"));
+        for (column, d) in [(2, 1), (3, 2), (4, 4)] {
+            assert_cell(
+                row[column],
+                reference_mean(w, 0, d),
+                &format!("{name} out d={d}"),
+            );
+            assert_cell(
+                row[column + 4],
+                reference_mean(w, 1, d),
+                &format!("{name} in d={d}"),
+            );
+        }
+    }
+    // conv1: exact linear functions of each other along the output channels.
+    assert_eq!(&table_row(&table, "conv1.weight")[2..5], ["+1.000"; 3]);
+    // conv2: channel 1 is constant; with 6 channels and d up to 5 it pairs with each other channel once.
+    let conv2 = table_row(&table, "conv2.weight");
+    assert_eq!((conv2[5], conv2[9]), ("5", "0"));
+}
+
+#[test]
+fn named_tensors_are_the_only_ones_analysed_and_may_have_rank_2() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("linear.safetensors");
+    let w = Normal(12).tensor(&[10, 7]);
+    let conv = Normal(13).tensor(&[3, 3, 2, 2]);
+    write_safetensors(
+        &path,
+        &[
+            ("fc.weight", Dtype::F64, vec![10, 7], le_bytes_f64(&w)),
+            (
+                "conv.weight",
+                Dtype::F64,
+                vec![3, 3, 2, 2],
+                le_bytes_f64(&conv),
+            ),
+        ],
+    );
+    let table = stdout_of(&chandir(&[
+        "correlation",
+        path_str(&path),
+        "--tensor",
+        "fc.weight",
+        "--max-distance",
+        "2",
+    ]));
+    assert!(!table.contains("conv.weight"));
+    let row = table_row(&table, "fc.weight");
+    assert_cell(row[2], reference_mean(&w, 0, 1), "fc out d=1");
+    assert_cell(row[6], reference_mean(&w, 1, 1), "fc in d=1");
+}
+
+#[test]
+fn plots_are_written_as_svg() {
+    let fixture = checkpoint();
+    let dir = TempDir::new().unwrap();
+    let [plot, scatter, hist, kernel] =
+        ["plot", "scatter", "hist", "kernel"].map(|n| dir.path().join(format!("{n}.svg")));
+    stdout_of(&chandir(&[
+        "correlation",
+        path_str(&fixture.path),
+        "--plot",
+        path_str(&plot),
+        "--scatter",
+        path_str(&scatter),
+        "--hist",
+        path_str(&hist),
+    ]));
+    stdout_of(&chandir(&[
+        "kernel",
+        "--n",
+        "32",
+        "--plot",
+        path_str(&kernel),
+    ]));
+    for (path, must_name) in [
+        (&plot, "conv2.weight"),
+        (&scatter, "conv3.weight"),
+        (&hist, "input channels"),
+        (&kernel, "H1-periodic"),
+    ] {
+        let svg = std::fs::read_to_string(path).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{}",
+            path.display()
+        );
+        assert!(
+            svg.contains(must_name),
+            "{} lacks {must_name}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn smooth_matches_the_library_and_keeps_the_dtype() {
+    let dir = TempDir::new().unwrap();
+    let w = Normal(14).tensor(&[9, 4, 3, 2]);
+    let cases: [(&[&str], ChannelDirected); 5] = [
+        (
+            &["--metric", "h1", "--lambda", "1"],
+            ChannelDirected::sobolev(1.0),
+        ),
+        (
+            &[
+                "--metric",
+                "h1",
+                "--lambda",
+                "0.5",
+                "--boundary",
+                "periodic",
+                "--direction",
+                "input",
+            ],
+            ChannelDirected::new(
+                Metric::SobolevH1 {
+                    lambda: 0.5,
+                    boundary: Boundary::Periodic,
+                },
+                Direction::Input,
+            ),
+        ),
+        (
+            &[
+                "--metric",
+                "h1",
+                "--lambda",
+                "2",
+                "--boundary",
+                "dirichlet",
+                "--direction",
+                "3",
+            ],
+            ChannelDirected::new(
+                Metric::SobolevH1 {
+                    lambda: 2.0,
+                    boundary: Boundary::Dirichlet,
+                },
+                Direction::Axis(3),
+            ),
+        ),
+        (
+            &[
+                "--metric",
+                "reweighted-h0",
+                "--lambda",
+                "3",
+                "--direction",
+                "flattened",
+            ],
+            ChannelDirected::new(Metric::ReweightedH0 { lambda: 3.0 }, Direction::Flattened),
+        ),
+        (
+            &["--metric", "h0"],
+            ChannelDirected::new(Metric::H0, Direction::Output),
+        ),
+    ];
+    for (index, (flags, preconditioner)) in cases.iter().enumerate() {
+        let (input, output) = (
+            dir.path().join(format!("in{index}.npy")),
+            dir.path().join(format!("out{index}.npy")),
+        );
+        let mut args = vec!["smooth", path_str(&input), path_str(&output)];
+        args.extend_from_slice(flags);
+
+        let single = w.mapv(|v| v as f32);
+        write_npy(&input, &single).unwrap();
+        stdout_of(&chandir(&args));
+        let got: ArrayD<f32> = read_npy(&output).unwrap();
+        let mut expected = single.clone();
+        preconditioner.apply(&mut expected).unwrap();
+        assert_eq!(got, expected, "f32 {flags:?}");
+        // The f32 file must not read back as f64.
+        assert!(matches!(
+            read_npy::<_, ArrayD<f64>>(&output),
+            Err(ReadNpyError::WrongDescriptor(_))
+        ));
+
+        write_npy(&input, &w).unwrap();
+        stdout_of(&chandir(&args));
+        let got: ArrayD<f64> = read_npy(&output).unwrap();
+        let mut expected = w.clone();
+        preconditioner.apply(&mut expected).unwrap();
+        assert_eq!(got, expected, "f64 {flags:?}");
+    }
+}
+
+#[test]
+fn kernel_prints_the_impulse_responses_of_every_metric() {
+    let table = stdout_of(&chandir(&[
+        "kernel",
+        "--n",
+        "12",
+        "--lambda",
+        "0.7",
+        "--channel",
+        "3",
+    ]));
+    let metrics = [
+        Metric::H0,
+        Metric::ReweightedH0 { lambda: 0.7 },
+        Metric::SobolevH1 {
+            lambda: 0.7,
+            boundary: Boundary::Neumann,
+        },
+        Metric::SobolevH1 {
+            lambda: 0.7,
+            boundary: Boundary::Periodic,
+        },
+        Metric::SobolevH1 {
+            lambda: 0.7,
+            boundary: Boundary::Dirichlet,
+        },
+    ];
+    let columns: Vec<_> = metrics
+        .iter()
+        .map(|&m| impulse_response(m, 12, 3).unwrap())
+        .collect();
+    for k in 0..12 {
+        let row = table_row(&table, &k.to_string());
+        assert_eq!(row.len(), 1 + metrics.len());
+        for (cell, column) in row[1..].iter().zip(&columns) {
+            let printed: f64 = cell.parse().unwrap();
+            // Printed with 7 significant digits.
+            assert!(
+                (printed - column[k]).abs() <= 1e-6 * column[k].abs(),
+                "k {k}: {printed} vs {}",
+                column[k]
+            );
+        }
+    }
+    let sums = table_row(&table, "sum");
+    for cell in &sums[1..5] {
+        assert!(
+            (cell.parse::<f64>().unwrap() - 1.0).abs() < 1e-6,
+            "{sums:?}"
+        );
+    }
+    assert!(sums[5].parse::<f64>().unwrap() < 1.0);
+}
+
+#[test]
+fn bad_files_and_arguments_fail_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    let file = |name: &str| dir.path().join(name);
+
+    std::fs::write(
+        file("garbage.safetensors"),
+        b"this is not a tensor file at all, just some bytes",
+    )
+    .unwrap();
+    std::fs::write(file("garbage.npy"), b"\x93NUMPY but then nonsense").unwrap();
+    std::fs::write(file("empty.safetensors"), b"").unwrap();
+
+    let w = Normal(15).tensor(&[4, 3, 2]);
+    write_npy(file("whole.npy"), &w).unwrap();
+    let bytes = std::fs::read(file("whole.npy")).unwrap();
+    std::fs::write(file("truncated.npy"), &bytes[..bytes.len() - 12]).unwrap();
+
+    write_npy(file("vector.npy"), &ndarray::Array1::<f32>::zeros(5)).unwrap();
+    write_npy(
+        file("integers.npy"),
+        &ndarray::Array3::<i32>::zeros((4, 3, 2)),
+    )
+    .unwrap();
+    write_safetensors(
+        &file("integers.safetensors"),
+        &[
+            ("conv.weight", Dtype::I32, vec![2, 2, 2], vec![0; 32]),
+            ("fc.weight", Dtype::F32, vec![3], vec![0; 12]),
+        ],
+    );
+
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["correlation", "garbage.safetensors"],
+            "not a valid .safetensors",
+        ),
+        (&["correlation", "garbage.npy"], "not a readable .npy"),
+        (
+            &["correlation", "empty.safetensors"],
+            "not a valid .safetensors",
+        ),
+        (&["correlation", "missing.npy"], "cannot read"),
+        (&["correlation", "truncated.npy"], "not a readable .npy"),
+        (&["correlation", "vector.npy"], "rank >= 2"),
+        (
+            &["correlation", "vector.npy", "--tensor", "vector"],
+            "rank 1 is too low",
+        ),
+        (&["correlation", "integers.npy"], "unsupported element type"),
+        (
+            &["correlation", "integers.safetensors"],
+            "unsupported element type I32",
+        ),
+        (
+            &["correlation", "integers.safetensors", "--tensor", "nope"],
+            "no tensor named \"nope\"",
+        ),
+        (
+            &["smooth", "truncated.npy", "out.npy"],
+            "not a readable .npy",
+        ),
+        (
+            &["smooth", "whole.npy", "out.npy", "--direction", "5"],
+            "axis 5 is out of range",
+        ),
+        (&["kernel", "--n", "4", "--channel", "4"], "out of range"),
+    ];
+    for (args, fragment) in cases {
+        assert_one_line_error(&chandir_in(dir.path(), args), fragment);
+    }
+    assert!(
+        !file("out.npy").exists(),
+        "a failed smooth must not write its output"
+    );
+}
