@@ -502,6 +502,13 @@ fn bad_files_and_arguments_fail_with_one_line() {
     write_npy(file("whole.npy"), &w).unwrap();
     let bytes = std::fs::read(file("whole.npy")).unwrap();
     std::fs::write(file("truncated.npy"), &bytes[..bytes.len() - 12]).unwrap();
+    let conv = le_bytes_f32(&w);
+    write_safetensors(
+        &file("whole.safetensors"),
+        &[("conv.weight", Dtype::F32, vec![4, 3, 2], conv)],
+    );
+    let bytes = std::fs::read(file("whole.safetensors")).unwrap();
+    std::fs::write(file("truncated.safetensors"), &bytes[..bytes.len() - 12]).unwrap();
 
     write_npy(file("vector.npy"), &ndarray::Array1::<f32>::zeros(5)).unwrap();
     write_npy(
@@ -517,7 +524,7 @@ fn bad_files_and_arguments_fail_with_one_line() {
         ],
     );
 
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 14] = [
         (
             &["correlation", "garbage.safetensors"],
             "not a valid .safetensors",
@@ -538,6 +545,10 @@ fn bad_files_and_arguments_fail_with_one_line() {
         (
             &["correlation", "integers.safetensors"],
             "unsupported element type I32",
+        ),
+        (
+            &["correlation", "truncated.safetensors"],
+            "not a valid .safetensors",
         ),
         (
             &["correlation", "integers.safetensors", "--tensor", "nope"],
