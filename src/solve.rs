@@ -62,9 +62,8 @@ pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn
     }
     match *metric {
         Metric::H0 => None,
-        Metric::ReweightedH0 { lambda } => {
-            (n > 1).then(|| Box::new(Reweighted::new(n, lambda)) as _)
-        }
+        Metric::ReweightedH0 { .. } if n == 1 => None,
+        Metric::ReweightedH0 { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
         Metric::SobolevH1 { lambda, boundary } => match boundary {
             Boundary::Neumann if n == 1 => None,
             Boundary::Neumann | Boundary::Dirichlet => {

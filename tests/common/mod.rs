@@ -80,6 +80,7 @@ impl DenseLu {
         DenseLu { lu, pivots }
     }
 
+    #[allow(clippy::needless_range_loop)] // textbook index form, kept plain on purpose
     pub fn solve(&self, b: &[f64]) -> Vec<f64> {
         let n = b.len();
         let mut x = b.to_vec();
