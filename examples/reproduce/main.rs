@@ -15,7 +15,9 @@ mod plots;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chandir::optim::{AdamConfig, ChannelDirectedOptimizer, Optimizer, ParamStates, SgdConfig};
@@ -640,6 +642,30 @@ fn markdown_table(datasets: &[Dataset], summaries: &[Summary]) -> String {
     out
 }
 
+/// One line per training run: the raw numbers behind the table and the histograms.
+fn runs_csv(datasets: &[Dataset], grid: &[Config], per_config: &[Vec<RunResult>]) -> String {
+    let mut out = String::from(
+        "dataset,batch,method,lambda,lr,epochs,seed,test_accuracy,last_epoch_train_accuracy\n",
+    );
+    for (config, runs) in grid.iter().zip(per_config) {
+        for (seed, run) in runs.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{seed},{:.4},{:.4}",
+                datasets[config.dataset].name,
+                config.batch,
+                config.method.name,
+                config.lambda(),
+                config.lr,
+                config.epochs,
+                run.test_accuracy,
+                run.train_curve.last().copied().unwrap_or(f64::NAN),
+            );
+        }
+    }
+    out
+}
+
 fn save_checkpoint(
     path: &Path,
     params: &[(String, ArrayD<f32>)],
@@ -788,6 +814,9 @@ fn main() -> Result<(), BoxError> {
                 || c.method.preconditioner
                     == h1(DEFAULT_LAMBDA, Boundary::Neumann, Direction::Output))
     };
+    let stderr_is_terminal = std::io::stderr().is_terminal();
+    let finished = AtomicUsize::new(0);
+    let report_every = (jobs.len() / 20).max(1);
     // runs are independent and collected in job order, so the output does not depend on scheduling
     let results: Vec<RunResult> = jobs
         .par_iter()
@@ -800,6 +829,17 @@ fn main() -> Result<(), BoxError> {
                 keeps_params(config, seed),
             );
             progress.inc(1);
+            // indicatif draws nothing when stderr is not a terminal (nohup, CI): log every ~5 %
+            if !stderr_is_terminal {
+                let done = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                if done % report_every == 0 || done == jobs.len() {
+                    eprintln!(
+                        "{done}/{} runs, {:.0} s",
+                        jobs.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
             result
         })
         .collect::<Result<_, _>>()?;
@@ -842,6 +882,10 @@ fn main() -> Result<(), BoxError> {
             }
         }
     }
+    std::fs::write(
+        out_dir.join("runs.csv"),
+        runs_csv(&datasets, &grid, &per_config),
+    )?;
     let summaries: Vec<Summary> = grid
         .into_iter()
         .zip(&per_config)

@@ -273,6 +273,7 @@ fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxEr
     chart
         .configure_mesh()
         .x_desc("λ")
+        .x_label_formatter(&|v| tick_label(*v))
         .y_desc("test accuracy % (mean ± std over seeds)")
         .draw()?;
     if let Some(sgd) = baseline.first() {
@@ -337,6 +338,7 @@ fn lr_plot(path: &Path, title: &str, series: &[(&str, Vec<&Summary>)]) -> Result
     chart
         .configure_mesh()
         .x_desc("learning rate (SGD, momentum 0.9)")
+        .x_label_formatter(&|v| tick_label(*v))
         .y_desc("test accuracy % (mean ± std over seeds)")
         .draw()?;
     for (i, (name, points)) in series.iter().enumerate() {
@@ -356,6 +358,12 @@ fn lr_plot(path: &Path, title: &str, series: &[(&str, Vec<&Summary>)]) -> Result
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// A log-axis tick without float noise (0.30000000000000004 → 0.3).
+fn tick_label(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 type LogChart<'a, 'b> = ChartContext<
