@@ -39,18 +39,13 @@ fn solve_flattened<T: Float + Send + Sync>(
     mut grad: ArrayViewMutD<'_, T>,
     solver: &dyn BlockSolver<T>,
 ) {
-    let n = grad.len();
-    let mut scratch = vec![0.0; solver.scratch_len(1)];
+    let mut scratch = vec![0.0; solver.fiber_scratch_len()];
     if let Some(data) = grad.as_slice_mut() {
-        let mut block =
-            RowBlock::new(data, n, 1, 1).expect("a slice of n values holds n rows of 1");
-        solver.solve(&mut block, &mut scratch);
+        solver.solve_fiber(data, &mut scratch);
     } else {
         // The one fiber is the whole tensor in logical order: pack it.
         let mut fiber: Vec<T> = grad.iter().copied().collect();
-        let mut block =
-            RowBlock::new(&mut fiber, n, 1, 1).expect("a vec of n values holds n rows of 1");
-        solver.solve(&mut block, &mut scratch);
+        solver.solve_fiber(&mut fiber, &mut scratch);
         grad.iter_mut().zip(fiber).for_each(|(g, x)| *g = x);
     }
 }
@@ -71,7 +66,43 @@ fn fibers_first<T>(mut view: ArrayViewMutD<'_, T>, axis: usize) -> ArrayViewMutD
     view.permuted_axes(order)
 }
 
+/// Below this many elements a tensor is solved on the calling thread: splitting costs more than it saves.
+pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// Splits the fibers into about four pieces per thread of the current rayon pool (at least
+/// [`PARALLEL_MIN_ELEMENTS`] each) and solves the pieces in parallel. Inside a one-thread pool, or
+/// for a small tensor, everything runs on the calling thread.
 fn solve_along<T: Float + Send + Sync>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
+    let threads = rayon::current_num_threads();
+    let piece = (view.len() / (4 * threads)).max(PARALLEL_MIN_ELEMENTS);
+    split_and_solve(view, piece, threads > 1, solver);
+}
+
+fn split_and_solve<T: Float + Send + Sync>(
+    view: ArrayViewMutD<'_, T>,
+    piece: usize,
+    parallel: bool,
+    solver: &dyn BlockSolver<T>,
+) {
+    // Split the outermost non-trivial fiber-index axis, which keeps any trailing contiguous run whole.
+    let splittable = (1..view.ndim()).find(|&ax| view.len_of(Axis(ax)) > 1);
+    match splittable {
+        Some(ax) if parallel && view.len() > 2 * piece => {
+            let half = view.len_of(Axis(ax)) / 2;
+            let (left, right) = view.split_at(Axis(ax), half);
+            rayon::join(
+                || split_and_solve(left, piece, parallel, solver),
+                || split_and_solve(right, piece, parallel, solver),
+            );
+        }
+        _ => solve_sequential(view, solver),
+    }
+}
+
+fn solve_sequential<T: Float + Send + Sync>(
+    view: ArrayViewMutD<'_, T>,
+    solver: &dyn BlockSolver<T>,
+) {
     let n = view.len_of(Axis(0));
     let fibers = view.len() / n;
     // The trailing axes that form one contiguous run of memory.

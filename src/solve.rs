@@ -22,6 +22,7 @@
 //! ```
 
 mod cyclic;
+mod long_fiber;
 mod reweighted;
 mod tridiagonal;
 
@@ -51,6 +52,19 @@ pub trait BlockSolver<T>: Send + Sync {
     /// Overwrites each column `g` of `block` with `A⁻¹g`. `block.rows()` must equal [`BlockSolver::len`]
     /// and `scratch` must hold at least [`BlockSolver::scratch_len`] values.
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]);
+
+    /// How many `f64` of scratch [`BlockSolver::solve_fiber`] needs.
+    fn fiber_scratch_len(&self) -> usize {
+        self.scratch_len(1)
+    }
+
+    /// Overwrites one contiguous fiber `g` (of length [`BlockSolver::len`]) with `A⁻¹g`: the case of
+    /// [`crate::Direction::Flattened`], where a block would have a single column.
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        let n = fiber.len();
+        let mut block = RowBlock::new(fiber, n, 1, 1).expect("n values hold n rows of one");
+        self.solve(&mut block, scratch);
+    }
 }
 
 /// The kernel for `metric` on fibers of length `n`, or `None` where the operator is the identity

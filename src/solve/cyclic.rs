@@ -24,13 +24,13 @@ use super::{combine, combine3, scale, BlockSolver, RowBlock};
 #[derive(Debug, Clone)]
 pub struct CyclicCholesky {
     /// `1/Gᵢᵢ`.
-    inv_diag: Vec<f64>,
+    pub(crate) inv_diag: Vec<f64>,
     /// Forward: `−Gᵢ,ᵢ₋₁/Gᵢᵢ` (row 0: unused).
-    prev: Vec<f64>,
+    pub(crate) prev: Vec<f64>,
     /// Backward: `−Gᵢ₊₁,ᵢ/Gᵢᵢ`, zero where row `i + 1` is the last row.
-    next: Vec<f64>,
+    pub(crate) next: Vec<f64>,
     /// The last row of `G`: `G_{n−1, j}` for `j < n − 1`.
-    last: Vec<f64>,
+    pub(crate) last: Vec<f64>,
 }
 
 impl CyclicCholesky {
@@ -83,6 +83,10 @@ impl CyclicCholesky {
 impl<T: Float + Send + Sync> BlockSolver<T> for CyclicCholesky {
     fn len(&self) -> usize {
         self.inv_diag.len()
+    }
+
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        super::long_fiber::cyclic(self, fiber, scratch);
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {

@@ -17,8 +17,8 @@ use super::{from_f64, to_f64, BlockSolver, RowBlock};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Reweighted {
-    n: usize,
-    shrink: f64,
+    pub(crate) n: usize,
+    pub(crate) shrink: f64,
 }
 
 impl Reweighted {
@@ -38,6 +38,10 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
 
     fn scratch_len(&self, width: usize) -> usize {
         width
+    }
+
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        super::long_fiber::reweighted(self, fiber, scratch);
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {

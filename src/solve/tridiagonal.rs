@@ -23,8 +23,8 @@ use crate::Boundary;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SymmetricTridiagonal {
-    inv_pivot: Vec<f64>,
-    coupling: Vec<f64>,
+    pub(crate) inv_pivot: Vec<f64>,
+    pub(crate) coupling: Vec<f64>,
 }
 
 impl SymmetricTridiagonal {
@@ -68,6 +68,10 @@ impl SymmetricTridiagonal {
 impl<T: Float + Send + Sync> BlockSolver<T> for SymmetricTridiagonal {
     fn len(&self) -> usize {
         self.inv_pivot.len()
+    }
+
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        super::long_fiber::tridiagonal(self, fiber, scratch);
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
