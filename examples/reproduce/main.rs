@@ -865,19 +865,19 @@ fn main() -> Result<(), BoxError> {
                         "sgd_h1_output"
                     }
                 );
-                let info = HashMap::from([
-                    ("dataset".to_owned(), data.name.to_owned()),
-                    ("method".to_owned(), config.method.name.clone()),
-                    ("lambda".to_owned(), config.lambda().to_string()),
-                    ("lr".to_owned(), config.lr.to_string()),
-                    ("batch".to_owned(), config.batch.to_string()),
-                    ("epochs".to_owned(), config.epochs.to_string()),
-                    ("seed".to_owned(), seed.to_string()),
-                    (
-                        "test_accuracy".to_owned(),
-                        format!("{:.4}", run.test_accuracy),
-                    ),
-                ]);
+                // one metadata entry: safetensors writes a HashMap in random order, and the files
+                // should be byte-identical from run to run
+                let description = format!(
+                    "dataset={}; method={}; lambda={}; lr={}; batch={}; epochs={}; seed={seed}; test_accuracy={:.4}",
+                    data.name,
+                    config.method.name,
+                    config.lambda(),
+                    config.lr,
+                    config.batch,
+                    config.epochs,
+                    run.test_accuracy,
+                );
+                let info = HashMap::from([("chandir_study".to_owned(), description)]);
                 save_checkpoint(&out_dir.join(file), &params, info)?;
             }
         }
