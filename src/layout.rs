@@ -6,7 +6,7 @@
 //! (bounded by [`BLOCK_BYTES`]) and unpacked after the solve. Columns are cut into chunks whose
 //! `n` rows fit in L2, so both sweeps of a chunk run from cache.
 
-use ndarray::{ArrayViewMut1, ArrayViewMutD, Axis};
+use ndarray::{ArrayViewMutD, Axis};
 use num_traits::Float;
 
 use crate::solve::{BlockSolver, RowBlock};
@@ -14,8 +14,9 @@ use crate::solve::{BlockSolver, RowBlock};
 /// Target size of one block of `n` rows (the per-core L2 of common CPUs is 1–2 MiB).
 pub const BLOCK_BYTES: usize = 256 * 1024;
 
-/// A contiguous run shorter than this is packed rather than solved in place.
-const MIN_DIRECT_WIDTH: usize = 8;
+/// A contiguous run shorter than this is packed, several runs side by side, rather than solved in
+/// place: short rows leave the vector loops mostly in their remainders.
+const MIN_DIRECT_WIDTH: usize = 64;
 
 /// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least 8.
 pub fn block_width(n: usize, elem_bytes: usize) -> usize {
@@ -123,10 +124,10 @@ fn solve_sequential<T: Float + Send + Sync>(
     } else {
         view.strides()[0] as usize
     };
-    if (inner >= MIN_DIRECT_WIDTH || inner == fibers) && row_stride >= inner {
+    if inner >= MIN_DIRECT_WIDTH || inner == fibers {
         solve_in_place(view, split, inner, row_stride, solver);
     } else {
-        solve_packed(view, solver);
+        solve_packed(view, split, inner, row_stride, solver);
     }
 }
 
@@ -168,34 +169,50 @@ fn solve_in_place<T: Float + Send + Sync>(
     }
 }
 
-/// Packs fibers `width` at a time as the columns of a scratch block, solves, unpacks.
+/// Packs runs of `inner` contiguous values from several blocks (axes `1..split`) side by side into
+/// a scratch block of about [`block_width`] columns, solves, unpacks. With `inner = 1` the runs are
+/// single fibers' entries.
 fn solve_packed<T: Float + Send + Sync>(
     mut view: ArrayViewMutD<'_, T>,
+    split: usize,
+    inner: usize,
+    row_stride: usize,
     solver: &dyn BlockSolver<T>,
 ) {
     let n = view.len_of(Axis(0));
-    let width = block_width(n, std::mem::size_of::<T>()).min(view.len() / n);
-    let mut packed = vec![T::zero(); n * width];
-    let mut scratch = vec![0.0; solver.scratch_len(width)];
-    let mut lanes = view.lanes_mut(Axis(0)).into_iter();
-    let mut group: Vec<ArrayViewMut1<'_, T>> = Vec::with_capacity(width);
-    loop {
-        group.clear();
-        group.extend(lanes.by_ref().take(width));
-        let w = group.len();
-        if w == 0 {
-            break;
+    let outer_shape = view.shape()[1..split].to_vec();
+    let outer_strides = view.strides()[1..split].to_vec();
+    let blocks: usize = outer_shape.iter().product();
+    let runs_per_block = (block_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
+    let mut packed = vec![T::zero(); n * runs_per_block * inner];
+    let mut scratch = vec![0.0; solver.scratch_len(runs_per_block * inner)];
+    let mut bases: Vec<isize> = Vec::with_capacity(runs_per_block);
+    let origin = view.as_mut_ptr();
+    let mut index = vec![0usize; outer_shape.len()];
+    let mut more = true;
+    while more {
+        bases.clear();
+        while more && bases.len() < runs_per_block {
+            bases.push(index.iter().zip(&outer_strides).map(|(&i, &s)| i as isize * s).sum());
+            more = advance(&mut index, &outer_shape);
         }
-        for (j, lane) in group.iter().enumerate() {
-            for (i, &g) in lane.iter().enumerate() {
-                packed[i * w + j] = g;
+        let width = bases.len() * inner;
+        let packed = &mut packed[..n * width];
+        // SAFETY: every run `base + i·row_stride .. + inner` holds elements of the view, which we
+        // borrow uniquely, and the packed block is our own; nothing else aliases them here.
+        let run = |base: isize, i: usize| unsafe { origin.offset(base + (i * row_stride) as isize) };
+        for i in 0..n {
+            for (g, &base) in bases.iter().enumerate() {
+                let src = unsafe { std::slice::from_raw_parts(run(base, i), inner) };
+                packed[i * width + g * inner..][..inner].copy_from_slice(src);
             }
         }
-        let mut block = RowBlock::new(&mut packed, n, w, w).expect("scratch holds n rows of w");
+        let mut block = RowBlock::new(&mut *packed, n, width, width).expect("scratch holds n rows");
         solver.solve(&mut block, &mut scratch);
-        for (j, lane) in group.iter_mut().enumerate() {
-            for (i, x) in lane.iter_mut().enumerate() {
-                *x = packed[i * w + j];
+        for i in 0..n {
+            for (g, &base) in bases.iter().enumerate() {
+                let dst = unsafe { std::slice::from_raw_parts_mut(run(base, i), inner) };
+                dst.copy_from_slice(&packed[i * width + g * inner..][..inner]);
             }
         }
     }

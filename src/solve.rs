@@ -200,6 +200,45 @@ impl<'a, T> RowBlock<'a, T> {
     }
 }
 
+/// Whether the kernels can run their AVX2 build: the row loops, inlined into a function compiled
+/// for AVX2, work on four `f64` at a time instead of SSE2's two. Results are bitwise the same
+/// either way (Rust never contracts to FMA), so this only changes speed.
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `$wide`, an AVX2 build of the `#[inline(always)]` method `$sweep`, and `$dispatch`, which
+/// calls it where the CPU supports AVX2 and `$sweep` otherwise.
+macro_rules! wide_vector_build {
+    ($sweep:ident, $wide:ident, $dispatch:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $wide<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+            self.$sweep(block, scratch)
+        }
+
+        fn $dispatch<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if super::has_avx2() {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { self.$wide(block, scratch) };
+                }
+            }
+            self.$sweep(block, scratch)
+        }
+    };
+}
+pub(crate) use wide_vector_build;
+
 #[inline(always)]
 pub(crate) fn to_f64<T: Float>(x: T) -> f64 {
     x.to_f64().unwrap_or(f64::NAN)
@@ -211,7 +250,7 @@ pub(crate) fn from_f64<T: Float>(x: f64) -> T {
 }
 
 /// `dst ← a·dst`.
-#[inline]
+#[inline(always)]
 fn scale<T: Float>(dst: &mut [T], a: f64) {
     for d in dst {
         *d = from_f64(a * to_f64(*d));
@@ -219,7 +258,7 @@ fn scale<T: Float>(dst: &mut [T], a: f64) {
 }
 
 /// `dst ← a·dst + b·src`.
-#[inline]
+#[inline(always)]
 fn combine<T: Float>(dst: &mut [T], a: f64, src: &[T], b: f64) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = from_f64(a * to_f64(*d) + b * to_f64(s));
@@ -227,7 +266,7 @@ fn combine<T: Float>(dst: &mut [T], a: f64, src: &[T], b: f64) {
 }
 
 /// `dst ← a·dst + b·x + c·y`.
-#[inline]
+#[inline(always)]
 fn combine3<T: Float>(dst: &mut [T], a: f64, x: &[T], b: f64, y: &[T], c: f64) {
     for ((d, &x), &y) in dst.iter_mut().zip(x).zip(y) {
         *d = from_f64(a * to_f64(*d) + b * to_f64(x) + c * to_f64(y));

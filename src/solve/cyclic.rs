@@ -2,7 +2,7 @@
 
 use num_traits::Float;
 
-use super::{combine, combine3, scale, BlockSolver, RowBlock};
+use super::{combine, combine3, scale, wide_vector_build, BlockSolver, RowBlock};
 
 /// The Cholesky factor `A = GGᵀ` of the symmetric positive definite cyclic tridiagonal matrix:
 /// `G` is lower bidiagonal except for its last row, which is full.
@@ -80,16 +80,9 @@ impl CyclicCholesky {
     }
 }
 
-impl<T: Float + Send + Sync> BlockSolver<T> for CyclicCholesky {
-    fn len(&self) -> usize {
-        self.inv_diag.len()
-    }
-
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
-        super::long_fiber::cyclic(self, fiber, scratch);
-    }
-
-    fn solve(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
+impl CyclicCholesky {
+    #[inline(always)]
+    fn sweep<T: Float>(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
         let n = self.inv_diag.len();
         let end = n - 1;
         debug_assert_eq!(block.rows(), n);
@@ -118,5 +111,21 @@ impl<T: Float + Send + Sync> BlockSolver<T> for CyclicCholesky {
                 -self.last[i] * self.inv_diag[i],
             );
         }
+    }
+
+    wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for CyclicCholesky {
+    fn len(&self) -> usize {
+        self.inv_diag.len()
+    }
+
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        super::long_fiber::cyclic(self, fiber, scratch);
+    }
+
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        self.sweep_dispatch(block, scratch);
     }
 }

@@ -2,7 +2,7 @@
 
 use num_traits::Float;
 
-use super::{from_f64, to_f64, BlockSolver, RowBlock};
+use super::{from_f64, to_f64, wide_vector_build, BlockSolver, RowBlock};
 
 /// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
 ///
@@ -31,20 +31,9 @@ impl Reweighted {
     }
 }
 
-impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
-    fn len(&self) -> usize {
-        self.n
-    }
-
-    fn scratch_len(&self, width: usize) -> usize {
-        width
-    }
-
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
-        super::long_fiber::reweighted(self, fiber, scratch);
-    }
-
-    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+impl Reweighted {
+    #[inline(always)]
+    fn sweep<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
         debug_assert_eq!(block.rows(), self.n);
         let offset = &mut scratch[..block.width()];
         offset.fill(0.0);
@@ -61,5 +50,25 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
                 *g = from_f64(self.shrink * to_f64(*g) + o);
             }
         }
+    }
+
+    wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn scratch_len(&self, width: usize) -> usize {
+        width
+    }
+
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        super::long_fiber::reweighted(self, fiber, scratch);
+    }
+
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        self.sweep_dispatch(block, scratch);
     }
 }

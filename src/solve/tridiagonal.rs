@@ -2,7 +2,7 @@
 
 use num_traits::Float;
 
-use super::{combine, scale, BlockSolver, RowBlock};
+use super::{combine, scale, wide_vector_build, BlockSolver, RowBlock};
 use crate::Boundary;
 
 /// `A` with diagonal `dᵢ` and off-diagonal `−λ`, factored as `A = U_λᵀ P U_λ` (Thomas without
@@ -65,16 +65,9 @@ impl SymmetricTridiagonal {
     }
 }
 
-impl<T: Float + Send + Sync> BlockSolver<T> for SymmetricTridiagonal {
-    fn len(&self) -> usize {
-        self.inv_pivot.len()
-    }
-
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
-        super::long_fiber::tridiagonal(self, fiber, scratch);
-    }
-
-    fn solve(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
+impl SymmetricTridiagonal {
+    #[inline(always)]
+    fn sweep<T: Float>(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
         let n = self.inv_pivot.len();
         debug_assert_eq!(block.rows(), n);
         scale(block.row(0), self.inv_pivot[0]);
@@ -86,5 +79,21 @@ impl<T: Float + Send + Sync> BlockSolver<T> for SymmetricTridiagonal {
             let (next, row) = block.pair(i + 1, i);
             combine(row, 1.0, next, self.coupling[i]);
         }
+    }
+
+    wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for SymmetricTridiagonal {
+    fn len(&self) -> usize {
+        self.inv_pivot.len()
+    }
+
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        super::long_fiber::tridiagonal(self, fiber, scratch);
+    }
+
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        self.sweep_dispatch(block, scratch);
     }
 }
