@@ -6,10 +6,13 @@
 //! (bounded by [`BLOCK_BYTES`]) and unpacked after the solve. Columns are cut into chunks whose
 //! `n` rows fit in L2, so both sweeps of a chunk run from cache.
 
+use std::cell::Cell;
+
 use ndarray::{ArrayViewMutD, Axis};
 use num_traits::Float;
 
 use crate::solve::{BlockSolver, RowBlock};
+use crate::Threading;
 
 /// Target size of one block of `n` rows (the per-core L2 of common CPUs is 1–2 MiB).
 pub const BLOCK_BYTES: usize = 256 * 1024;
@@ -29,11 +32,41 @@ pub(crate) fn solve_fibers<T: Float + Send + Sync>(
     grad: ArrayViewMutD<'_, T>,
     axis: Option<usize>,
     solver: &dyn BlockSolver<T>,
+    threading: Threading,
 ) {
+    let _single = (threading == Threading::Single).then(SingleThreaded::enter);
     match axis {
         None => solve_flattened(grad, solver),
         Some(axis) => solve_along(fibers_first(grad, axis), solver),
     }
+}
+
+thread_local! {
+    static SINGLE_THREADED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as asked to stay single-threaded until dropped.
+struct SingleThreaded {
+    was: bool,
+}
+
+impl SingleThreaded {
+    fn enter() -> Self {
+        SingleThreaded {
+            was: SINGLE_THREADED.with(|s| s.replace(true)),
+        }
+    }
+}
+
+impl Drop for SingleThreaded {
+    fn drop(&mut self) {
+        SINGLE_THREADED.with(|s| s.set(self.was));
+    }
+}
+
+/// Whether the kernel running on this thread may split its work over the current rayon pool.
+pub(crate) fn parallel_allowed() -> bool {
+    rayon::current_num_threads() > 1 && !SINGLE_THREADED.with(Cell::get)
 }
 
 fn solve_flattened<T: Float + Send + Sync>(
@@ -76,7 +109,7 @@ pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 fn solve_along<T: Float + Send + Sync>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
     let threads = rayon::current_num_threads();
     let piece = (view.len() / (4 * threads)).max(PARALLEL_MIN_ELEMENTS);
-    split_and_solve(view, piece, threads > 1, solver);
+    split_and_solve(view, piece, parallel_allowed(), solver);
 }
 
 fn split_and_solve<T: Float + Send + Sync>(
@@ -193,14 +226,21 @@ fn solve_packed<T: Float + Send + Sync>(
     while more {
         bases.clear();
         while more && bases.len() < runs_per_block {
-            bases.push(index.iter().zip(&outer_strides).map(|(&i, &s)| i as isize * s).sum());
+            bases.push(
+                index
+                    .iter()
+                    .zip(&outer_strides)
+                    .map(|(&i, &s)| i as isize * s)
+                    .sum(),
+            );
             more = advance(&mut index, &outer_shape);
         }
         let width = bases.len() * inner;
         let packed = &mut packed[..n * width];
         // SAFETY: every run `base + i·row_stride .. + inner` holds elements of the view, which we
         // borrow uniquely, and the packed block is our own; nothing else aliases them here.
-        let run = |base: isize, i: usize| unsafe { origin.offset(base + (i * row_stride) as isize) };
+        let run =
+            |base: isize, i: usize| unsafe { origin.offset(base + (i * row_stride) as isize) };
         for i in 0..n {
             for (g, &base) in bases.iter().enumerate() {
                 let src = unsafe { std::slice::from_raw_parts(run(base, i), inner) };

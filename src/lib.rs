@@ -24,13 +24,15 @@
 
 pub mod analysis;
 pub mod error;
+#[cfg(any(feature = "burn", feature = "candle"))]
+pub mod integrations;
 pub mod layout;
 pub mod metric;
 pub mod optim;
 pub mod solve;
 
 pub use error::Error;
-pub use metric::{Boundary, ChannelDirected, Direction, Metric, Preconditioner};
+pub use metric::{Boundary, ChannelDirected, Direction, Metric, Preconditioner, Threading};
 
 use ndarray::{ArrayBase, DataMut, Dimension};
 use num_traits::Float;

@@ -168,12 +168,49 @@ pub struct ChannelDirected {
     pub metric: Metric,
     /// The fibers `A` acts on.
     pub direction: Direction,
+    /// Whether one call may use several threads.
+    #[serde(default)]
+    pub threading: Threading,
+}
+
+/// Whether one call may spread its work over threads. Results do not depend on it.
+///
+/// ```
+/// use chandir::{ChannelDirected, Threading};
+/// use ndarray::Array4;
+///
+/// let mut g = Array4::<f32>::ones((256, 256, 3, 3));
+/// // Inside a data-parallel loop that already keeps every core busy:
+/// ChannelDirected::sobolev(1.0).with_threading(Threading::Single).apply(&mut g)?;
+/// // Or cap the threads with a rayon pool of your own:
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+/// pool.install(|| chandir::precondition(&mut g, 1.0))?;
+/// # Ok::<(), chandir::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Threading {
+    /// Tensors of at least [`crate::layout::PARALLEL_MIN_ELEMENTS`] values are split over the threads
+    /// of the current rayon pool: the global pool, or the one the call runs in through
+    /// `ThreadPool::install`. Smaller tensors stay on the calling thread.
+    #[default]
+    Auto,
+    /// Everything on the calling thread.
+    Single,
 }
 
 impl ChannelDirected {
     /// A preconditioner with the given metric and direction.
     pub fn new(metric: Metric, direction: Direction) -> Self {
-        ChannelDirected { metric, direction }
+        ChannelDirected {
+            metric,
+            direction,
+            threading: Threading::Auto,
+        }
+    }
+
+    /// The same preconditioner with the given [`Threading`].
+    pub fn with_threading(self, threading: Threading) -> Self {
+        ChannelDirected { threading, ..self }
     }
 
     /// Sobolev H1 with the Neumann boundary along the output channels: the paper's default.
@@ -243,7 +280,7 @@ impl ChannelDirected {
         match solve::plan::<A>(&self.metric, n) {
             None => Ok(()),
             Some(solver) => {
-                layout::solve_fibers(grad, axis, &*solver);
+                layout::solve_fibers(grad, axis, &*solver, self.threading);
                 Ok(())
             }
         }

@@ -387,3 +387,48 @@ fn fibers_longer_than_a_block_has_room_for() {
         }
     }
 }
+
+#[test]
+fn threads_do_not_change_the_result() {
+    // Large enough to be split (> 2·2¹⁶ values), in the in-place, packed and permuted paths.
+    let cases: [(&[usize], Direction); 4] = [
+        (&[256, 64, 3, 3], Direction::Output),
+        (&[256, 64, 3, 3], Direction::Input),
+        (&[300, 501], Direction::Input),
+        (&[5, 7, 48, 96], Direction::Axis(2)),
+    ];
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 4]
+        .iter()
+        .map(|&t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for (shape, direction) in cases {
+        let g = pseudo_random(shape, 11);
+        for metric in [
+            sobolev(1.0, Boundary::Neumann),
+            sobolev(1.0, Boundary::Periodic),
+            Metric::ReweightedH0 { lambda: 1.0 },
+        ] {
+            let cd = ChannelDirected::new(metric, direction);
+            let mut single = g.clone();
+            cd.with_threading(chandir::Threading::Single)
+                .apply(&mut single)
+                .unwrap();
+            assert!(max_abs_diff(&single, &reference_apply(&g, &metric, direction)) <= 1e-13);
+            for pool in &pools {
+                let mut x = g.clone();
+                pool.install(|| cd.apply(&mut x)).unwrap();
+                assert_eq!(
+                    x,
+                    single,
+                    "{shape:?} {metric:?} with {} threads",
+                    pool.current_num_threads()
+                );
+            }
+        }
+    }
+}
