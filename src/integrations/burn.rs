@@ -1,0 +1,306 @@
+//! [burn](https://burn.dev) 0.22: an [`Optimizer`] wrapper that smooths gradients before the inner
+//! optimizer's step (feature `burn`).
+//!
+//! burn 0.22 optimizers implement `burn::optim::Optimizer` (per-parameter step, state passed in),
+//! and [`ModuleOptimizer`] drives one over a whole module. [`ChannelDirectedOptimizer`] implements
+//! the same trait around any inner optimizer (Sgd, Adam, AdamW, …), so it works everywhere an
+//! optimizer does: [`ModuleOptimizer::step`], parameter groups, learning-rate schedulers, records.
+//!
+//! ```
+//! use burn::nn::conv::Conv2dConfig;
+//! use burn::optim::{AdamConfig, GradientsParams};
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use chandir::integrations::burn::ChannelDirectedConfig;
+//!
+//! let device = Device::default().autodiff();
+//! let mut conv = Conv2dConfig::new([3, 8], [3, 3]).init(&device);
+//! let mut optim = ChannelDirectedConfig::new().init(AdamConfig::new().build())?;
+//!
+//! for _ in 0..2 {
+//!     let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
+//!     let loss = conv.forward(x).powi_scalar(2).mean();
+//!     let grads = GradientsParams::from_grads(loss.backward(), &conv);
+//!     conv = optim.step(1e-3, conv, grads); // the weight gradient [8, 3, 3, 3] is smoothed over its 8 outputs
+//! }
+//! # Ok::<(), chandir::Error>(())
+//! ```
+//!
+//! Which parameters are smoothed, by rank:
+//!
+//! | rank | burn layer | default |
+//! |---|---|---|
+//! | 0, 1 | biases, norms | never |
+//! | 2 | `Linear` weight `[d_input, d_output]` | off; [`ChannelDirectedConfig::with_linear`] smooths along `d_output` (axis 1) |
+//! | ≥ 3 | `Conv{1,2,3}d` weight `[out, in/groups, k..]` | along [`ChannelDirectedConfig::direction`], axis 0 by default |
+//!
+//! A transposed convolution's weight is `[in, out/groups, k..]`: give its parameters their own
+//! wrapper with `Direction::Axis(1)` in a group, see [`ChannelDirectedConfig::build`].
+//!
+//! Copies: the gradient is read into host memory ([`Tensor::into_data`]), smoothed in place there,
+//! and handed back ([`Tensor::from_data`]). On the pure-Rust `flex` CPU backend both moves reuse
+//! the buffer when the gradient is contiguous and not shared (the usual case), so no data is
+//! copied; on GPU backends it is one download and one upload per smoothed gradient.
+
+use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::tensor::{DType, Element, Tensor, TensorData};
+use ndarray::{ArrayViewMut, IxDyn};
+use num_traits::Float;
+
+use super::RankPolicy;
+use crate::{ChannelDirected, Direction, Error, Metric};
+
+/// How gradients are smoothed before the inner optimizer's step: metric, and direction per rank.
+///
+/// Mirrors burn's `*Config` builders; [`init`](Self::init) gives a [`ModuleOptimizer`] ready for
+/// `optim.step(lr, model, grads)`, [`build`](Self::build) the bare optimizer.
+///
+/// ```
+/// use chandir::integrations::burn::ChannelDirectedConfig;
+/// use chandir::{Boundary, Direction, Metric};
+///
+/// let config = ChannelDirectedConfig::new()
+///     .with_metric(Metric::SobolevH1 { lambda: 0.5, boundary: Boundary::Periodic })
+///     .with_direction(Direction::Output)
+///     .with_linear(true);
+/// assert_eq!(config.linear_direction, Some(Direction::Axis(1)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelDirectedConfig {
+    /// The operator; Sobolev H1 with λ = 1 and the Neumann boundary by default.
+    pub metric: Metric,
+    /// The fibers of every rank ≥ 3 gradient; [`Direction::Output`] (axis 0) by default.
+    pub direction: Direction,
+    /// The fibers of rank-2 gradients, or `None` (the default) to leave them unsmoothed.
+    pub linear_direction: Option<Direction>,
+}
+
+impl Default for ChannelDirectedConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChannelDirectedConfig {
+    /// The paper's default: Sobolev H1 (λ = 1, Neumann) along the output channels of conv weights;
+    /// linear weights and biases are left alone.
+    pub fn new() -> Self {
+        let policy = RankPolicy::new();
+        ChannelDirectedConfig {
+            metric: policy.metric,
+            direction: policy.direction,
+            linear_direction: policy.linear_direction,
+        }
+    }
+
+    /// Sets the metric (and with it λ).
+    pub fn with_metric(mut self, metric: Metric) -> Self {
+        self.metric = metric;
+        self
+    }
+
+    /// Sets the fibers of rank ≥ 3 gradients, e.g. `Direction::Axis(1)` for transposed convs.
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Smooths rank-2 gradients too (`true`), along the output features of burn's `Linear`
+    /// weight `[d_input, d_output]`, i.e. `Direction::Axis(1)`; `false` leaves them alone.
+    pub fn with_linear(mut self, smooth: bool) -> Self {
+        self.linear_direction = smooth.then_some(Direction::Axis(1));
+        self
+    }
+
+    /// Sets the fibers of rank-2 gradients explicitly (`None`: leave them alone).
+    pub fn with_linear_direction(mut self, direction: Option<Direction>) -> Self {
+        self.linear_direction = direction;
+        self
+    }
+
+    /// The preconditioner a parameter of rank `rank` gets, or `None` if it is left alone.
+    ///
+    /// ```
+    /// use chandir::integrations::burn::ChannelDirectedConfig;
+    /// let config = ChannelDirectedConfig::new();
+    /// assert!(config.preconditioner_for_rank(1).is_none());
+    /// assert!(config.preconditioner_for_rank(2).is_none());
+    /// assert!(config.preconditioner_for_rank(4).is_some());
+    /// ```
+    pub fn preconditioner_for_rank(&self, rank: usize) -> Option<ChannelDirected> {
+        self.policy().for_rank(rank)
+    }
+
+    /// Wraps `inner` (e.g. `SgdConfig::new().build()`): the bare optimizer, for
+    /// [`ModuleOptimizer::with_group`] or your own loop.
+    ///
+    /// Returns [`Error::InvalidLambda`] for a bad λ, [`Error::AxisOutOfRange`] for a rank-2
+    /// direction beyond axis 1. A rank ≥ 3 direction the parameter lacks (e.g. `Axis(3)` on a
+    /// Conv1d weight) makes the step panic with the parameter's shape.
+    ///
+    /// Transposed convs (`[in, out/groups, k..]`) get their own wrapper along axis 1:
+    ///
+    /// ```
+    ///     /// use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    /// use burn::optim::SgdConfig;
+    /// use burn::tensor::Device;
+    /// use chandir::integrations::burn::ChannelDirectedConfig;
+    /// use chandir::Direction;
+    ///
+    /// let device = Device::default().autodiff();
+    /// let encoder = Conv2dConfig::new([3, 8], [3, 3]).init(&device);
+    /// let decoder = ConvTranspose2dConfig::new([8, 3], [3, 3]).init(&device);
+    ///
+    /// let config = ChannelDirectedConfig::new();
+    /// let sgd = SgdConfig::new().build();
+    /// let optim = config.init(sgd.clone())?.with_group(
+    ///     ParamGroup::ids_from_module(decoder.clone()),
+    ///     config.with_direction(Direction::Axis(1)).build(sgd)?,
+    ///     None,
+    /// );
+    /// # let _ = (optim, encoder);
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    pub fn build<O: Optimizer>(self, inner: O) -> Result<ChannelDirectedOptimizer<O>, Error> {
+        self.policy().validate()?;
+        Ok(ChannelDirectedOptimizer {
+            inner,
+            config: self,
+        })
+    }
+
+    /// Wraps `inner` and returns the [`ModuleOptimizer`] that steps whole modules, like burn's
+    /// `SgdConfig::init`. Gradient clipping configured in the inner config is not carried over
+    /// (burn's `build` drops it): add it with [`ModuleOptimizer::with_grad_clipping`]. Errors as
+    /// [`build`](Self::build).
+    pub fn init<O: Optimizer>(self, inner: O) -> Result<ModuleOptimizer, Error> {
+        Ok(self.build(inner)?.into())
+    }
+
+    fn policy(&self) -> RankPolicy {
+        RankPolicy {
+            metric: self.metric,
+            direction: self.direction,
+            linear_direction: self.linear_direction,
+        }
+    }
+}
+
+/// A burn [`Optimizer`] that smooths each gradient with a [`ChannelDirected`] preconditioner
+/// (chosen by rank, see [`ChannelDirectedConfig`]) and then lets the inner optimizer step.
+///
+/// Its per-parameter state *is* the inner optimizer's state, so records
+/// ([`ModuleOptimizer::to_record`], `into_bytes`/`from_bytes`) checkpoint it exactly as they would
+/// the inner optimizer, and a record saved by one loads into the other.
+#[derive(Debug, Clone)]
+pub struct ChannelDirectedOptimizer<O> {
+    inner: O,
+    config: ChannelDirectedConfig,
+}
+
+impl<O: Optimizer> ChannelDirectedOptimizer<O> {
+    /// The wrapped optimizer.
+    pub fn inner(&self) -> &O {
+        &self.inner
+    }
+
+    /// How gradients are smoothed.
+    pub fn config(&self) -> &ChannelDirectedConfig {
+        &self.config
+    }
+
+    /// The gradient the inner optimizer will see: `grad` smoothed, or unchanged for ranks that are
+    /// left alone.
+    ///
+    /// # Panics
+    ///
+    /// If the configured direction names an axis the gradient does not have.
+    pub fn precondition<const D: usize>(&self, grad: Tensor<D>) -> Tensor<D> {
+        match self.config.preconditioner_for_rank(D) {
+            None => grad,
+            Some(preconditioner) => {
+                let shape = grad.dims();
+                precondition_tensor(grad, &preconditioner).unwrap_or_else(|err| {
+                    panic!("channel-directed gradient of a parameter of shape {shape:?}: {err}")
+                })
+            }
+        }
+    }
+}
+
+impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
+    type State<const D: usize> = O::State<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        self.inner.step(lr, tensor, self.precondition(grad), state)
+    }
+
+    fn to_device<const D: usize>(
+        state: Self::State<D>,
+        device: &burn::tensor::Device,
+    ) -> Self::State<D> {
+        O::to_device(state, device)
+    }
+}
+
+/// Smooths a gradient tensor on any backend: `grad` is read into host memory, smoothed there in
+/// place and moved back to its device with its dtype.
+///
+/// f32 and f64 are smoothed as they are; other float dtypes (f16, bf16, flex32) through an f32
+/// copy. On the `flex` CPU backend a contiguous, unshared `grad` is not copied at all.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use chandir::integrations::burn::precondition_tensor;
+/// use chandir::ChannelDirected;
+///
+/// let grad = Tensor::<2>::from_data([[1.0_f32], [0.0], [0.0]], &Device::default());
+/// let smoothed = precondition_tensor(grad, &ChannelDirected::sobolev(1.0))?;
+/// let values = smoothed.into_data().try_to_vec::<f32>().unwrap();
+/// assert!((values[0] - 5.0 / 8.0).abs() < 1e-6); // (I + L)⁻¹ e₀ for n = 3
+/// # Ok::<(), chandir::Error>(())
+/// ```
+///
+/// Returns the [`Error`] of [`ChannelDirected::apply`] (bad λ, missing axis), before any data moves.
+pub fn precondition_tensor<const D: usize>(
+    grad: Tensor<D>,
+    preconditioner: &ChannelDirected,
+) -> Result<Tensor<D>, Error> {
+    preconditioner.validate(D)?;
+    let device = grad.device();
+    let dtype = grad.dtype();
+    let shape = grad.dims();
+    let mut data = grad.into_data();
+    match dtype {
+        DType::F64 => apply_to_data::<f64>(&mut data, &shape, preconditioner)?,
+        DType::F32 => apply_to_data::<f32>(&mut data, &shape, preconditioner)?,
+        _ => {
+            let mut widened = data.convert::<f32>();
+            apply_to_data::<f32>(&mut widened, &shape, preconditioner)?;
+            data = widened.convert_dtype(dtype);
+        }
+    }
+    Ok(Tensor::from_data(data, (&device, dtype)))
+}
+
+/// Smooths host data in place through a row-major ndarray view of its buffer.
+fn apply_to_data<E>(
+    data: &mut TensorData,
+    shape: &[usize],
+    preconditioner: &ChannelDirected,
+) -> Result<(), Error>
+where
+    E: Element + Float + Send + Sync,
+{
+    let values = data
+        .as_mut_slice::<E>()
+        .expect("the data has the dtype it was matched on");
+    let mut view = ArrayViewMut::from_shape(IxDyn(shape), values)
+        .expect("TensorData is contiguous and row-major with the tensor's shape");
+    preconditioner.apply(&mut view)
+}
