@@ -110,7 +110,10 @@ impl<'a, T> RowBlock<'a, T> {
         } else {
             (rows - 1) * stride + width
         };
-        (width <= stride && data.len() >= needed).then(|| RowBlock {
+        if width > stride || data.len() < needed {
+            return None;
+        }
+        Some(RowBlock {
             ptr: data.as_mut_ptr(),
             rows,
             stride,
