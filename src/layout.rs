@@ -14,17 +14,22 @@ use num_traits::Float;
 use crate::solve::{BlockSolver, RowBlock};
 use crate::Threading;
 
-/// Target size of one block of `n` rows (the per-core L2 of common CPUs is 1–2 MiB).
-pub const BLOCK_BYTES: usize = 256 * 1024;
+/// Target size of one block of `n` rows: half of a common per-core L2 (1–2 MiB), so both sweeps of
+/// a block run from cache while long fibers still get rows of at least [`MIN_BLOCK_COLUMNS`].
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// Fewest columns per block: a row chunk of 64 values spans whole cache lines for f32 and f64.
+pub const MIN_BLOCK_COLUMNS: usize = 64;
 
 /// A contiguous run shorter than this is packed, several runs side by side, rather than solved in
 /// place: short rows leave the vector loops mostly in their remainders.
 const MIN_DIRECT_WIDTH: usize = 64;
 
-/// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least 8.
+/// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least
+/// [`MIN_BLOCK_COLUMNS`].
 pub fn block_width(n: usize, elem_bytes: usize) -> usize {
     let columns = BLOCK_BYTES / (n.max(1) * elem_bytes.max(1));
-    (columns / 8 * 8).max(8)
+    (columns / 8 * 8).max(MIN_BLOCK_COLUMNS)
 }
 
 /// Solves every fiber of `grad` along `axis` (or the whole tensor as one fiber when `axis` is `None`).
@@ -241,18 +246,36 @@ fn solve_packed<T: Float + Send + Sync>(
         // borrow uniquely, and the packed block is our own; nothing else aliases them here.
         let run =
             |base: isize, i: usize| unsafe { origin.offset(base + (i * row_stride) as isize) };
-        for i in 0..n {
+        if inner == 1 {
+            // Single values: walk each fiber in turn, which reads memory in order when the fiber
+            // axis is the contiguous one (the input axis of a 1×1 convolution or a linear layer).
             for (g, &base) in bases.iter().enumerate() {
-                let src = unsafe { std::slice::from_raw_parts(run(base, i), inner) };
-                packed[i * width + g * inner..][..inner].copy_from_slice(src);
+                for (i, x) in packed.iter_mut().skip(g).step_by(width).enumerate() {
+                    *x = unsafe { *run(base, i) };
+                }
+            }
+        } else {
+            for i in 0..n {
+                for (g, &base) in bases.iter().enumerate() {
+                    let src = unsafe { std::slice::from_raw_parts(run(base, i), inner) };
+                    packed[i * width + g * inner..][..inner].copy_from_slice(src);
+                }
             }
         }
         let mut block = RowBlock::new(&mut *packed, n, width, width).expect("scratch holds n rows");
         solver.solve(&mut block, &mut scratch);
-        for i in 0..n {
+        if inner == 1 {
             for (g, &base) in bases.iter().enumerate() {
-                let dst = unsafe { std::slice::from_raw_parts_mut(run(base, i), inner) };
-                dst.copy_from_slice(&packed[i * width + g * inner..][..inner]);
+                for (i, x) in packed.iter().skip(g).step_by(width).enumerate() {
+                    unsafe { *run(base, i) = *x };
+                }
+            }
+        } else {
+            for i in 0..n {
+                for (g, &base) in bases.iter().enumerate() {
+                    let dst = unsafe { std::slice::from_raw_parts_mut(run(base, i), inner) };
+                    dst.copy_from_slice(&packed[i * width + g * inner..][..inner]);
+                }
             }
         }
     }

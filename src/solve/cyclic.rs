@@ -56,6 +56,10 @@ impl CyclicCholesky {
             g_diag[i] = (diagonal - g_sub[i] * g_sub[i]).sqrt();
             let carried = if i > 0 { last[i - 1] * g_sub[i] } else { 0.0 };
             last[i] = (last_row_entry(i) - carried) / g_diag[i];
+            if last[i].abs() < f64::MIN_POSITIVE {
+                // Subnormal: negligible next to any normal entry, and slow to multiply by.
+                last[i] = 0.0;
+            }
             last_norm += last[i] * last[i];
         }
         g_diag[n - 1] = (diagonal - last_norm).sqrt();
@@ -94,22 +98,23 @@ impl CyclicCholesky {
                 let (prev, row) = block.pair(i - 1, i);
                 combine(row, self.inv_diag[i], prev, self.prev[i]);
             }
-            let (row, last) = block.pair(i, end);
-            combine(last, 1.0, row, -self.last[i]);
+            // The last row of G decays geometrically from both ends: skip its zeros in between.
+            if self.last[i] != 0.0 {
+                let (row, last) = block.pair(i, end);
+                combine(last, 1.0, row, -self.last[i]);
+            }
         }
         // Gᵀ x = y, from the last row back.
         scale(block.row(end), self.inv_diag[end] * self.inv_diag[end]);
         for i in (0..end).rev() {
             // For i = n − 2 the next row is the last row and `self.next[i]` is zero.
             let (next_row, last, row) = block.triple(i + 1, end, i);
-            combine3(
-                row,
-                self.inv_diag[i],
-                next_row,
-                self.next[i],
-                last,
-                -self.last[i] * self.inv_diag[i],
-            );
+            if self.last[i] == 0.0 {
+                combine(row, self.inv_diag[i], next_row, self.next[i]);
+            } else {
+                let to_last = -self.last[i] * self.inv_diag[i];
+                combine3(row, self.inv_diag[i], next_row, self.next[i], last, to_last);
+            }
         }
     }
 
