@@ -3,7 +3,8 @@
 //!
 //! Every number is a ratio of two medians measured in this run on the same tensor: a kernel's
 //! time over a plain copy of the tensor (the memory floor), or a baseline's time over the kernel's.
-//! `--quick` measures only the small shapes, for a smoke run.
+//! `--quick` measures only the small shapes, for a smoke run; `--only TEXT` keeps the shapes whose
+//! printed form contains TEXT.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -13,7 +14,9 @@ use std::time::{Duration, Instant};
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::ArrayD;
 use num_traits::Float;
-use support::{copy_into, gradient, naive_neumann, resnet50_convs, FftPeriodic, RESNET50, RESNET56};
+use support::{
+    copy_into, gradient, naive_neumann, resnet50_convs, FftPeriodic, RESNET50, RESNET56,
+};
 
 /// Median seconds per call of `f`, over at least 5 calls and about `budget` of time.
 fn median_secs(mut f: impl FnMut(), budget: Duration) -> f64 {
@@ -30,7 +33,13 @@ fn median_secs(mut f: impl FnMut(), budget: Duration) -> f64 {
 }
 
 fn h1(boundary: Boundary, direction: Direction) -> ChannelDirected {
-    ChannelDirected::new(Metric::SobolevH1 { lambda: 1.0, boundary }, direction)
+    ChannelDirected::new(
+        Metric::SobolevH1 {
+            lambda: 1.0,
+            boundary,
+        },
+        direction,
+    )
 }
 
 struct Row {
@@ -43,7 +52,11 @@ fn ratio(x: f64) -> String {
     format!("{x:.2}")
 }
 
-fn measure<T: Float + Send + Sync>(shape: &[usize], single: &rayon::ThreadPool, budget: Duration) -> Row {
+fn measure<T: Float + Send + Sync>(
+    shape: &[usize],
+    single: &rayon::ThreadPool,
+    budget: Duration,
+) -> Row {
     let grad: ArrayD<T> = gradient(shape, 7);
     let mut work = grad.clone();
     let one = |f: &mut (dyn FnMut() + Send)| single.install(|| median_secs(f, budget));
@@ -55,10 +68,18 @@ fn measure<T: Float + Send + Sync>(shape: &[usize], single: &rayon::ThreadPool, 
     let periodic = one(&mut || apply(h1(Boundary::Periodic, Direction::Output), &mut work));
     let mut fft = FftPeriodic::new(shape[0], 1.0);
     let fft_time = one(&mut || fft.apply(&mut work.view_mut(), Some(0)));
-    let reweighted = one(&mut || apply(ChannelDirected::new(Metric::ReweightedH0 { lambda: 1.0 }, Direction::Output), &mut work));
+    let reweighted = one(&mut || {
+        apply(
+            ChannelDirected::new(Metric::ReweightedH0 { lambda: 1.0 }, Direction::Output),
+            &mut work,
+        )
+    });
     let input = one(&mut || apply(h1(Boundary::Neumann, Direction::Input), &mut work));
     let flattened = one(&mut || apply(h1(Boundary::Neumann, Direction::Flattened), &mut work));
-    let threaded = median_secs(|| apply(h1(Boundary::Neumann, Direction::Output), &mut work), budget);
+    let threaded = median_secs(
+        || apply(h1(Boundary::Neumann, Direction::Output), &mut work),
+        budget,
+    );
     Row {
         shape: format!("{shape:?}"),
         copy_us: copy * 1e6,
@@ -80,16 +101,37 @@ fn print_rows(title: &str, rows: &[Row]) {
     println!("| shape | copy (µs) | H1 out / copy | naive / H1 out | periodic out / copy | FFT / periodic | rH0 out / copy | H1 in / copy | H1 flat / copy | 1 thread / all |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        println!("| {} | {:.1} | {} |", r.shape, r.copy_us, r.cells.join(" | "));
+        println!(
+            "| {} | {:.1} | {} |",
+            r.shape,
+            r.copy_us,
+            r.cells.join(" | ")
+        );
     }
 }
 
-fn whole_set<T: Float + Send + Sync>(shapes: &[[usize; 4]], single: &rayon::ThreadPool, budget: Duration) -> (f64, f64, f64) {
-    let grads: Vec<ArrayD<T>> = shapes.iter().enumerate().map(|(i, s)| gradient(s, i as u64)).collect();
+fn whole_set<T: Float + Send + Sync>(
+    shapes: &[[usize; 4]],
+    single: &rayon::ThreadPool,
+    budget: Duration,
+) -> (f64, f64, f64) {
+    let grads: Vec<ArrayD<T>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| gradient(s, i as u64))
+        .collect();
     let mut work = grads.clone();
     let cd = ChannelDirected::sobolev(1.0);
     let copy = single.install(|| {
-        median_secs(|| grads.iter().zip(work.iter_mut()).for_each(|(g, w)| copy_into(g, w)), budget)
+        median_secs(
+            || {
+                grads
+                    .iter()
+                    .zip(work.iter_mut())
+                    .for_each(|(g, w)| copy_into(g, w))
+            },
+            budget,
+        )
     });
     let mut run = || work.iter_mut().for_each(|w| cd.apply(w).unwrap());
     let one = single.install(|| median_secs(&mut run, budget));
@@ -100,27 +142,67 @@ fn whole_set<T: Float + Send + Sync>(shapes: &[[usize; 4]], single: &rayon::Thre
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let budget = Duration::from_millis(if quick { 50 } else { 400 });
-    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let single = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut shapes: Vec<Vec<usize>> = RESNET56.iter().map(|s| s.to_vec()).collect();
     if !quick {
         shapes.extend(RESNET50.iter().map(|s| s.to_vec()));
         shapes.push(vec![4096, 4096]);
     }
+    // `--only 2048` keeps the shapes whose printed form contains "2048".
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(filter) = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+    {
+        shapes.retain(|s| format!("{s:?}").contains(filter.as_str()));
+    }
     println!("Ratios of medians in one run; 1 thread unless the column says otherwise; all threads = {}.", rayon::current_num_threads());
     for (name, f64_too) in [("f32", false), ("f64", true)] {
         let rows: Vec<Row> = shapes
             .iter()
-            .map(|s| if f64_too { measure::<f64>(s, &single, budget) } else { measure::<f32>(s, &single, budget) })
+            .map(|s| {
+                if f64_too {
+                    measure::<f64>(s, &single, budget)
+                } else {
+                    measure::<f32>(s, &single, budget)
+                }
+            })
             .collect();
         print_rows(name, &rows);
     }
-    let set = if quick { resnet50_convs()[..5].to_vec() } else { resnet50_convs() };
+    let set = if quick {
+        resnet50_convs()[..5].to_vec()
+    } else {
+        resnet50_convs()
+    };
     let total: usize = set.iter().map(|s| s.iter().product::<usize>()).sum();
-    println!("\n### Whole ResNet-50 conv set ({} tensors, {:.1} M values), H1 Neumann output\n", set.len(), total as f64 / 1e6);
-    println!("| type | copy (ms) | H1 / copy, 1 thread | H1 / copy, all threads | 1 thread / all |");
+    println!(
+        "\n### Whole ResNet-50 conv set ({} tensors, {:.1} M values), H1 Neumann output\n",
+        set.len(),
+        total as f64 / 1e6
+    );
+    println!(
+        "| type | copy (ms) | H1 / copy, 1 thread | H1 / copy, all threads | 1 thread / all |"
+    );
     println!("|---|---:|---:|---:|---:|");
     let (c, o, a) = whole_set::<f32>(&set, &single, budget);
-    println!("| f32 | {:.2} | {:.2} | {:.2} | {:.2} |", c * 1e3, o / c, a / c, o / a);
+    println!(
+        "| f32 | {:.2} | {:.2} | {:.2} | {:.2} |",
+        c * 1e3,
+        o / c,
+        a / c,
+        o / a
+    );
     let (c, o, a) = whole_set::<f64>(&set, &single, budget);
-    println!("| f64 | {:.2} | {:.2} | {:.2} | {:.2} |", c * 1e3, o / c, a / c, o / a);
+    println!(
+        "| f64 | {:.2} | {:.2} | {:.2} | {:.2} |",
+        c * 1e3,
+        o / c,
+        a / c,
+        o / a
+    );
 }

@@ -247,11 +247,14 @@ fn solve_packed<T: Float + Send + Sync>(
         let run =
             |base: isize, i: usize| unsafe { origin.offset(base + (i * row_stride) as isize) };
         if inner == 1 {
-            // Single values: walk each fiber in turn, which reads memory in order when the fiber
-            // axis is the contiguous one (the input axis of a 1×1 convolution or a linear layer).
-            for (g, &base) in bases.iter().enumerate() {
-                for (i, x) in packed.iter_mut().skip(g).step_by(width).enumerate() {
-                    *x = unsafe { *run(base, i) };
+            // Single values: walk a tile of fibers side by side, which reads a few streams in order
+            // when the fiber axis is the contiguous one (input axis of a 1×1 conv or linear layer).
+            for (tile, tile_bases) in bases.chunks(TRANSPOSE_TILE).enumerate() {
+                for (i, row) in packed.chunks_exact_mut(width).enumerate() {
+                    let row = &mut row[tile * TRANSPOSE_TILE..][..tile_bases.len()];
+                    for (x, &base) in row.iter_mut().zip(tile_bases) {
+                        *x = unsafe { *run(base, i) };
+                    }
                 }
             }
         } else {
@@ -265,9 +268,12 @@ fn solve_packed<T: Float + Send + Sync>(
         let mut block = RowBlock::new(&mut *packed, n, width, width).expect("scratch holds n rows");
         solver.solve(&mut block, &mut scratch);
         if inner == 1 {
-            for (g, &base) in bases.iter().enumerate() {
-                for (i, x) in packed.iter().skip(g).step_by(width).enumerate() {
-                    unsafe { *run(base, i) = *x };
+            for (tile, tile_bases) in bases.chunks(TRANSPOSE_TILE).enumerate() {
+                for (i, row) in packed.chunks_exact(width).enumerate() {
+                    let row = &row[tile * TRANSPOSE_TILE..][..tile_bases.len()];
+                    for (&x, &base) in row.iter().zip(tile_bases) {
+                        unsafe { *run(base, i) = x };
+                    }
                 }
             }
         } else {
@@ -280,6 +286,9 @@ fn solve_packed<T: Float + Send + Sync>(
         }
     }
 }
+
+/// Fibers packed side by side at once when their entries are single values: a few cache lines.
+const TRANSPOSE_TILE: usize = 16;
 
 /// Steps a row-major multi-index; `false` once it has wrapped around.
 fn advance(index: &mut [usize], shape: &[usize]) -> bool {
