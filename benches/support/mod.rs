@@ -13,7 +13,13 @@ use rustfft::{Fft, FftPlanner};
 pub const RESNET56: [[usize; 4]; 3] = [[16, 16, 3, 3], [32, 32, 3, 3], [64, 64, 3, 3]];
 
 /// Single ResNet-50 convolutions named in the benchmark plan.
-pub const RESNET50: [[usize; 4]; 5] = [[64, 64, 1, 1], [64, 64, 3, 3], [256, 64, 1, 1], [512, 512, 3, 3], [2048, 512, 1, 1]];
+pub const RESNET50: [[usize; 4]; 5] = [
+    [64, 64, 1, 1],
+    [64, 64, 3, 3],
+    [256, 64, 1, 1],
+    [512, 512, 3, 3],
+    [2048, 512, 1, 1],
+];
 
 /// Every convolution weight of torchvision's ResNet-50, in order (53 tensors, 23.5 M values).
 pub fn resnet50_convs() -> Vec<[usize; 4]> {
@@ -46,7 +52,9 @@ pub fn gradient<T: Float>(shape: &[usize], seed: u64) -> ArrayD<T> {
 
 /// The memory floor: copying the tensor into a preallocated buffer.
 pub fn copy_into<T: Copy>(src: &ArrayD<T>, dst: &mut ArrayD<T>) {
-    dst.as_slice_mut().unwrap().copy_from_slice(src.as_slice().unwrap());
+    dst.as_slice_mut()
+        .unwrap()
+        .copy_from_slice(src.as_slice().unwrap());
 }
 
 /// The straightforward implementation: one Thomas solve per fiber over `lanes_mut`, factoring the
@@ -56,7 +64,16 @@ pub fn naive_neumann<T: Float>(grad: &mut ArrayViewMutD<'_, T>, axis: usize, lam
     let mut c = vec![0.0_f64; n];
     let mut y = vec![0.0_f64; n];
     for mut lane in grad.lanes_mut(Axis(axis)) {
-        let diagonal = |i: usize| 1.0 + lambda * if n == 1 { 0.0 } else if i == 0 || i == n - 1 { 1.0 } else { 2.0 };
+        let diagonal = |i: usize| {
+            1.0 + lambda
+                * if n == 1 {
+                    0.0
+                } else if i == 0 || i == n - 1 {
+                    1.0
+                } else {
+                    2.0
+                }
+        };
         let mut pivot = diagonal(0);
         c[0] = -lambda / pivot;
         y[0] = lane[0].to_f64().unwrap() / pivot;
@@ -95,7 +112,9 @@ impl FftPeriodic {
                 1.0 / ((1.0 + lambda * (2.0 - 2.0 * theta.cos())) * n as f64)
             })
             .collect();
-        let scratch_len = forward.get_inplace_scratch_len().max(inverse.get_inplace_scratch_len());
+        let scratch_len = forward
+            .get_inplace_scratch_len()
+            .max(inverse.get_inplace_scratch_len());
         FftPeriodic {
             forward,
             inverse,
@@ -124,11 +143,13 @@ impl FftPeriodic {
         for (b, g) in self.buffer.iter_mut().zip(fiber) {
             *b = Complex::new(g, 0.0);
         }
-        self.forward.process_with_scratch(&mut self.buffer, &mut self.scratch);
+        self.forward
+            .process_with_scratch(&mut self.buffer, &mut self.scratch);
         for (b, &s) in self.buffer.iter_mut().zip(&self.inverse_eigenvalues) {
             *b *= s;
         }
-        self.inverse.process_with_scratch(&mut self.buffer, &mut self.scratch);
+        self.inverse
+            .process_with_scratch(&mut self.buffer, &mut self.scratch);
     }
 
     fn store<'a, T: Float + 'a>(&self, fiber: impl Iterator<Item = &'a mut T>) {
