@@ -63,3 +63,8 @@ where
 {
     ChannelDirected::sobolev(lambda).apply(grad)
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
