@@ -9,6 +9,7 @@
 //! the end of the fiber (very large λ), keep the single-column kernel.
 
 mod segmented;
+mod tiles;
 
 use num_traits::Float;
 use rayon::prelude::*;

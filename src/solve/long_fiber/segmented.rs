@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::solve::{from_f64, to_f64};
 
 /// Segments swept together: enough independent chains to hide the latency of a step.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 /// Shortest segment: the carry pass and the corrections stay small next to the sweeps.
 const MIN_SEGMENT: usize = 256;
 /// Shortest part given to a thread.
@@ -169,8 +169,29 @@ fn warm_up<T: Float>(plan: &Plan, g: &[T], b: usize, y_left: f64, x_right: f64) 
     (y_before, x)
 }
 
-/// One part: full groups, then a shorter group, then fewer than `LANES` values done one by one.
+/// One part, with 256-bit vectors where the CPU has them.
 fn solve_part<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { solve_part_avx2(plan, part, y_in, x_out) };
+    }
+    solve_part_any(plan, part, y_in, x_out)
+}
+
+/// [`solve_part_any`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn solve_part_avx2<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
+    solve_part_any(plan, part, y_in, x_out)
+}
+
+/// One part: full groups, then a shorter group, then fewer than `LANES` values done one by one.
+#[inline(always)]
+fn solve_part_any<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
     let n = part.len();
     let full = LANES * plan.segment;
     let groups_full = n / full;
@@ -218,6 +239,7 @@ fn solve_part<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
 
 /// Both sweeps one value at a time over fewer than `LANES` values; returns `x` at the first one
 /// (`x_out` when there is none).
+#[inline(always)]
 fn scalar<T: Float>(plan: &Plan, values: &mut [T], y_in: f64, x_out: f64) -> f64 {
     let Recurrence { a1, c1, a2, c2 } = plan.r;
     let mut ys = [0.0_f64; LANES];
@@ -237,11 +259,13 @@ fn scalar<T: Float>(plan: &Plan, values: &mut [T], y_in: f64, x_out: f64) -> f64
 
 /// Forward sweep of a group of `LANES` segments of `s` values into `block` (row `t` holds value
 /// `t` of every segment), made exact with the carry `y_in`; returns the exact `y` at the end.
+#[inline(always)]
 fn forward<T: Float>(plan: &Plan, g: &[T], s: usize, block: &mut [f64], y_in: f64) -> f64 {
     let Recurrence { a1, c1, .. } = plan.r;
     assert!(g.len() == LANES * s && block.len() == LANES * s);
     let mut y = [0.0_f64; LANES];
-    for (t, row) in block.chunks_exact_mut(LANES).enumerate() {
+    let done = super::tiles::forward(g, s, block, a1, c1, &mut y);
+    for (t, row) in block.chunks_exact_mut(LANES).enumerate().skip(done) {
         for (l, (y, dst)) in y.iter_mut().zip(row.iter_mut()).enumerate() {
             // SAFETY: l < LANES and t < s, so l·s + t < LANES·s = g.len().
             let v = to_f64(unsafe { *g.get_unchecked(l * s + t) });
@@ -268,6 +292,7 @@ fn forward<T: Float>(plan: &Plan, g: &[T], s: usize, block: &mut [f64], y_in: f6
 
 /// Backward sweep of a group in `block`, made exact with `x_next` (the `x` right after the group);
 /// returns the exact `x` at the group's first value.
+#[inline(always)]
 fn backward(plan: &Plan, block: &mut [f64], s: usize, x_next: f64) -> f64 {
     let Recurrence { a2, c2, .. } = plan.r;
     let mut x = [0.0_f64; LANES];
@@ -297,9 +322,14 @@ fn backward(plan: &Plan, block: &mut [f64], s: usize, x_next: f64) -> f64 {
 }
 
 /// Segment `l` of `block` into `out[l·s..(l+1)·s]`.
+#[inline(always)]
 fn write<T: Float>(block: &[f64], s: usize, out: &mut [T]) {
+    let done = super::tiles::write(block, s, out);
     for (l, lane) in out.chunks_exact_mut(s).enumerate() {
-        for (dst, row) in lane.iter_mut().zip(block.chunks_exact(LANES)) {
+        for (dst, row) in lane[done..]
+            .iter_mut()
+            .zip(block.chunks_exact(LANES).skip(done))
+        {
             *dst = from_f64(row[l]);
         }
     }

@@ -1,0 +1,164 @@
+//! The two transposes of a group (segments in memory ↔ rows of the block), four values of four
+//! segments at a time with AVX2 shuffles. Each returns how many rows it did (a multiple of 4, or
+//! 0 without AVX2 or for element types other than `f32`/`f64`); the caller does the rest.
+
+use super::segmented::LANES;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    F32,
+    F64,
+    Other,
+}
+
+fn kind<T>() -> Kind {
+    // `type_name` of a primitive is its bare name, which no other type can have.
+    match std::any::type_name::<T>() {
+        "f32" => Kind::F32,
+        "f64" => Kind::F64,
+        _ => Kind::Other,
+    }
+}
+
+/// Zero-start forward sweep `y ← a·g + c·y` of the `LANES` segments of `g` (`s` values each) into
+/// the rows of `block`, for the first rows (a multiple of 4); returns how many rows it did.
+pub(super) fn forward<T>(
+    g: &[T],
+    s: usize,
+    block: &mut [f64],
+    a: f64,
+    c: f64,
+    y: &mut [f64; LANES],
+) -> usize {
+    assert!(g.len() == LANES * s && block.len() == LANES * s);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let rows = s / 4 * 4;
+        // SAFETY: AVX2 is present; the kind says what `T` is, and the lengths were checked.
+        unsafe {
+            match kind::<T>() {
+                Kind::F32 => avx2::forward_f32(g.as_ptr().cast(), s, rows, block, a, c, y),
+                Kind::F64 => avx2::forward_f64(g.as_ptr().cast(), s, rows, block, a, c, y),
+                Kind::Other => return 0,
+            }
+        }
+        return rows;
+    }
+    let _ = (a, c, y);
+    0
+}
+
+/// Row `t` of `block` into value `t` of every segment of `out`, for the first rows (a multiple
+/// of 4); returns how many rows it did.
+pub(super) fn write<T>(block: &[f64], s: usize, out: &mut [T]) -> usize {
+    assert!(out.len() == LANES * s && block.len() == LANES * s);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        let rows = s / 4 * 4;
+        // SAFETY: AVX2 is present; the kind says what `T` is, and the lengths were checked.
+        unsafe {
+            match kind::<T>() {
+                Kind::F32 => avx2::write_f32(block, s, rows, out.as_mut_ptr().cast()),
+                Kind::F64 => avx2::write_f64(block, s, rows, out.as_mut_ptr().cast()),
+                Kind::Other => return 0,
+            }
+        }
+        return rows;
+    }
+    0
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::LANES;
+
+    /// Rows of a 4 × 4 tile into columns.
+    #[inline(always)]
+    unsafe fn transpose(r: [__m256d; 4]) -> [__m256d; 4] {
+        let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+        let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+        let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+        let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+        [
+            _mm256_permute2f128_pd(t0, t2, 0x20),
+            _mm256_permute2f128_pd(t1, t3, 0x20),
+            _mm256_permute2f128_pd(t0, t2, 0x31),
+            _mm256_permute2f128_pd(t1, t3, 0x31),
+        ]
+    }
+
+    macro_rules! kernels {
+        ($forward:ident, $write:ident, $t:ty, $load:expr, $store:expr) => {
+            /// # Safety
+            /// AVX2; `g` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
+            #[target_feature(enable = "avx2")]
+            pub(super) unsafe fn $forward(
+                g: *const $t,
+                s: usize,
+                rows: usize,
+                block: &mut [f64],
+                a: f64,
+                c: f64,
+                y: &mut [f64; LANES],
+            ) {
+                let (va, vc) = (_mm256_set1_pd(a), _mm256_set1_pd(c));
+                let mut acc = [_mm256_setzero_pd(); LANES / 4];
+                for (q, v) in acc.iter_mut().enumerate() {
+                    *v = _mm256_loadu_pd(y.as_ptr().add(4 * q));
+                }
+                let out = block.as_mut_ptr();
+                for t in (0..rows).step_by(4) {
+                    for (q, yq) in acc.iter_mut().enumerate() {
+                        let lane = |j: usize| g.add((4 * q + j) * s + t);
+                        let cols = transpose([
+                            $load(lane(0)),
+                            $load(lane(1)),
+                            $load(lane(2)),
+                            $load(lane(3)),
+                        ]);
+                        for (k, &col) in cols.iter().enumerate() {
+                            *yq = _mm256_add_pd(_mm256_mul_pd(va, col), _mm256_mul_pd(vc, *yq));
+                            _mm256_storeu_pd(out.add((t + k) * LANES + 4 * q), *yq);
+                        }
+                    }
+                }
+                for (q, v) in acc.iter().enumerate() {
+                    _mm256_storeu_pd(y.as_mut_ptr().add(4 * q), *v);
+                }
+            }
+
+            /// # Safety
+            /// AVX2; `out` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
+            #[target_feature(enable = "avx2")]
+            pub(super) unsafe fn $write(block: &[f64], s: usize, rows: usize, out: *mut $t) {
+                let src = block.as_ptr();
+                for t in (0..rows).step_by(4) {
+                    for q in 0..LANES / 4 {
+                        let row = |k: usize| _mm256_loadu_pd(src.add((t + k) * LANES + 4 * q));
+                        let lanes = transpose([row(0), row(1), row(2), row(3)]);
+                        for (j, &v) in lanes.iter().enumerate() {
+                            $store(out.add((4 * q + j) * s + t), v);
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    kernels!(
+        forward_f32,
+        write_f32,
+        f32,
+        |p: *const f32| _mm256_cvtps_pd(_mm_loadu_ps(p)),
+        |p: *mut f32, v: __m256d| _mm_storeu_ps(p, _mm256_cvtpd_ps(v))
+    );
+    kernels!(
+        forward_f64,
+        write_f64,
+        f64,
+        |p: *const f64| _mm256_loadu_pd(p),
+        |p: *mut f64, v: __m256d| _mm256_storeu_pd(p, v)
+    );
+}
