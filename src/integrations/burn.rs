@@ -140,7 +140,8 @@ impl ChannelDirectedConfig {
     /// Transposed convs (`[in, out/groups, k..]`) get their own wrapper along axis 1:
     ///
     /// ```
-    ///     /// use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    /// use burn::module::ParamGroup;
+    /// use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
     /// use burn::optim::SgdConfig;
     /// use burn::tensor::Device;
     /// use chandir::integrations::burn::ChannelDirectedConfig;

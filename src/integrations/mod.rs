@@ -2,8 +2,8 @@
 //!
 //! | feature | module | wraps |
 //! |---|---|---|
-//! | `burn` | [`burn`](self::burn) | any `burn::optim::Optimizer` (Sgd, Adam, AdamW, …) |
-//! | `candle` | [`candle`](self::candle) | any `candle_nn::Optimizer` (SGD, AdamW, …) |
+//! | `burn` | [`burn`] | any `burn::optim::Optimizer` (Sgd, Adam, AdamW, …) |
+//! | `candle` | [`candle`] | any `candle_nn::Optimizer` (SGD, AdamW, …) |
 //!
 //! Both smooth the gradient of every parameter of rank ≥ 3 (convolution weights) before the
 //! wrapped optimizer sees it, leave rank-2 (linear) weights alone unless asked to, and never touch
