@@ -218,19 +218,25 @@ fn solve_part_any<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) 
         } else {
             0.0
         };
-        let x_start = backward(plan, block, s, x_next);
+        let x_start = backward_write(plan, block, s, x_next, &mut part[start..start + len]);
         if let Some((at, lt)) = pending.take() {
             for (j, (dst, &v)) in part[at..at + lt].iter_mut().zip(&tail[..lt]).enumerate() {
                 *dst = from_f64(v + plan.pow2(lt - j) * x_start);
             }
         }
-        write(block, s, &mut part[start..start + len]);
         if !last {
-            // Values this close to the group's end still feel the next group's first value.
+            // Values this close to the group's end still feel the next group's first value:
+            // keep them zero-start, in f64, until it is known.
             let lt = plan.reach.min(len);
-            for (j, v) in tail[..lt].iter_mut().enumerate() {
-                let q = len - lt + j;
-                *v = block[(q % s) * LANES + q / s];
+            let (mut x, mut lane, mut t) = (0.0, LANES - 1, s - 1);
+            for v in tail[..lt].iter_mut().rev() {
+                x = plan.r.a2 * block[t * LANES + lane] + plan.r.c2 * x;
+                *v = x;
+                if t == 0 {
+                    (lane, t) = (lane.wrapping_sub(1), s - 1);
+                } else {
+                    t -= 1;
+                }
             }
             pending = Some((start + len - lt, lt));
         }
@@ -290,47 +296,42 @@ fn forward<T: Float>(plan: &Plan, g: &[T], s: usize, block: &mut [f64], y_in: f6
     y_end
 }
 
-/// Backward sweep of a group in `block`, made exact with `x_next` (the `x` right after the group);
-/// returns the exact `x` at the group's first value.
+/// Backward sweep of a group whose forward result is in `block`, written to `out` (segment `l`
+/// at `out[l·s..(l+1)·s]`), exact given `x_next` (the `x` right after the group); returns the
+/// exact `x` at the group's first value.
 #[inline(always)]
-fn backward(plan: &Plan, block: &mut [f64], s: usize, x_next: f64) -> f64 {
+fn backward_write<T: Float>(
+    plan: &Plan,
+    block: &[f64],
+    s: usize,
+    x_next: f64,
+    out: &mut [T],
+) -> f64 {
     let Recurrence { a2, c2, .. } = plan.r;
-    let mut x = [0.0_f64; LANES];
-    for row in block.chunks_exact_mut(LANES).rev() {
-        for (x, v) in x.iter_mut().zip(row.iter_mut()) {
-            *x = a2 * *v + c2 * *x;
-            *v = *x;
+    assert!(block.len() == LANES * s && out.len() == LANES * s);
+    // Each segment's zero-start x at its first value only needs its first `reach` values.
+    let rows = s.min(plan.reach);
+    let mut head = [0.0_f64; LANES];
+    for row in block.chunks_exact(LANES).take(rows).rev() {
+        for (x, &v) in head.iter_mut().zip(row) {
+            *x = a2 * v + c2 * *x;
         }
     }
-    // carry[l]: the exact x just after segment l.
+    // x[l]: the exact x just after segment l, where its sweep starts.
     let cs = plan.pow2(s);
-    let mut carry = [0.0_f64; LANES];
-    carry[LANES - 1] = x_next;
+    let mut x = [0.0_f64; LANES];
+    x[LANES - 1] = x_next;
     for l in (0..LANES - 1).rev() {
-        carry[l] = x[l + 1] + cs * carry[l + 1];
+        x[l] = head[l + 1] + cs * x[l + 1];
     }
-    let x_start = x[0] + cs * carry[0];
-    let rows = s.min(plan.reach);
-    let first = s - rows;
-    for (k, row) in block.chunks_exact_mut(LANES).skip(first).enumerate() {
-        let p = plan.pow2[rows - 1 - k];
-        for (v, &c) in row.iter_mut().zip(&carry) {
-            *v += p * c;
+    let x_start = head[0] + cs * x[0];
+    let done = super::tiles::backward_write(block, s, a2, c2, &mut x, out);
+    for t in (0..s - done).rev() {
+        let row = &block[t * LANES..(t + 1) * LANES];
+        for (l, (x, &v)) in x.iter_mut().zip(row).enumerate() {
+            *x = a2 * v + c2 * *x;
+            out[l * s + t] = from_f64(*x);
         }
     }
     x_start
-}
-
-/// Segment `l` of `block` into `out[l·s..(l+1)·s]`.
-#[inline(always)]
-fn write<T: Float>(block: &[f64], s: usize, out: &mut [T]) {
-    let done = super::tiles::write(block, s, out);
-    for (l, lane) in out.chunks_exact_mut(s).enumerate() {
-        for (dst, row) in lane[done..]
-            .iter_mut()
-            .zip(block.chunks_exact(LANES).skip(done))
-        {
-            *dst = from_f64(row[l]);
-        }
-    }
 }

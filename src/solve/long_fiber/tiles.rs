@@ -1,6 +1,7 @@
-//! The two transposes of a group (segments in memory ↔ rows of the block), four values of four
-//! segments at a time with AVX2 shuffles. Each returns how many rows it did (a multiple of 4, or
-//! 0 without AVX2 or for element types other than `f32`/`f64`); the caller does the rest.
+//! The two transposes of a group (segments in memory ↔ rows of the block), fused with the sweeps,
+//! four values of four segments at a time with AVX2 shuffles. Each returns how many rows it did
+//! (a multiple of 4, or 0 without AVX2 or for element types other than `f32`/`f64`); the caller
+//! does the rest.
 
 use super::segmented::LANES;
 
@@ -48,9 +49,16 @@ pub(super) fn forward<T>(
     0
 }
 
-/// Row `t` of `block` into value `t` of every segment of `out`, for the first rows (a multiple
-/// of 4); returns how many rows it did.
-pub(super) fn write<T>(block: &[f64], s: usize, out: &mut [T]) -> usize {
+/// Backward sweep `x ← a·row + c·x` from the last row of `block` up, each row written to value
+/// `t` of every segment of `out`, for the last rows (a multiple of 4); returns how many rows it did.
+pub(super) fn backward_write<T>(
+    block: &[f64],
+    s: usize,
+    a: f64,
+    c: f64,
+    x: &mut [f64; LANES],
+    out: &mut [T],
+) -> usize {
     assert!(out.len() == LANES * s && block.len() == LANES * s);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -58,13 +66,14 @@ pub(super) fn write<T>(block: &[f64], s: usize, out: &mut [T]) -> usize {
         // SAFETY: AVX2 is present; the kind says what `T` is, and the lengths were checked.
         unsafe {
             match kind::<T>() {
-                Kind::F32 => avx2::write_f32(block, s, rows, out.as_mut_ptr().cast()),
-                Kind::F64 => avx2::write_f64(block, s, rows, out.as_mut_ptr().cast()),
+                Kind::F32 => avx2::backward_f32(block, s, rows, a, c, x, out.as_mut_ptr().cast()),
+                Kind::F64 => avx2::backward_f64(block, s, rows, a, c, x, out.as_mut_ptr().cast()),
                 Kind::Other => return 0,
             }
         }
         return rows;
     }
+    let _ = (a, c, x);
     0
 }
 
@@ -90,7 +99,43 @@ mod avx2 {
     }
 
     macro_rules! kernels {
-        ($forward:ident, $write:ident, $t:ty, $load:expr, $store:expr) => {
+        ($forward:ident, $backward:ident, $t:ty, $load:expr, $store:expr) => {
+            /// # Safety
+            /// AVX2; `out` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
+            #[target_feature(enable = "avx2")]
+            pub(super) unsafe fn $backward(
+                block: &[f64],
+                s: usize,
+                rows: usize,
+                a: f64,
+                c: f64,
+                x: &mut [f64; LANES],
+                out: *mut $t,
+            ) {
+                let (va, vc) = (_mm256_set1_pd(a), _mm256_set1_pd(c));
+                let mut acc = [_mm256_setzero_pd(); LANES / 4];
+                for (q, v) in acc.iter_mut().enumerate() {
+                    *v = _mm256_loadu_pd(x.as_ptr().add(4 * q));
+                }
+                let src = block.as_ptr();
+                for t in (s - rows..s).step_by(4).rev() {
+                    for (q, xq) in acc.iter_mut().enumerate() {
+                        let mut cols = [_mm256_setzero_pd(); 4];
+                        for k in (0..4).rev() {
+                            let row = _mm256_loadu_pd(src.add((t + k) * LANES + 4 * q));
+                            *xq = _mm256_add_pd(_mm256_mul_pd(va, row), _mm256_mul_pd(vc, *xq));
+                            cols[k] = *xq;
+                        }
+                        for (j, &v) in transpose(cols).iter().enumerate() {
+                            $store(out.add((4 * q + j) * s + t), v);
+                        }
+                    }
+                }
+                for (q, v) in acc.iter().enumerate() {
+                    _mm256_storeu_pd(x.as_mut_ptr().add(4 * q), *v);
+                }
+            }
+
             /// # Safety
             /// AVX2; `g` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
             #[target_feature(enable = "avx2")]
@@ -128,35 +173,19 @@ mod avx2 {
                     _mm256_storeu_pd(y.as_mut_ptr().add(4 * q), *v);
                 }
             }
-
-            /// # Safety
-            /// AVX2; `out` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
-            #[target_feature(enable = "avx2")]
-            pub(super) unsafe fn $write(block: &[f64], s: usize, rows: usize, out: *mut $t) {
-                let src = block.as_ptr();
-                for t in (0..rows).step_by(4) {
-                    for q in 0..LANES / 4 {
-                        let row = |k: usize| _mm256_loadu_pd(src.add((t + k) * LANES + 4 * q));
-                        let lanes = transpose([row(0), row(1), row(2), row(3)]);
-                        for (j, &v) in lanes.iter().enumerate() {
-                            $store(out.add((4 * q + j) * s + t), v);
-                        }
-                    }
-                }
-            }
         };
     }
 
     kernels!(
         forward_f32,
-        write_f32,
+        backward_f32,
         f32,
         |p: *const f32| _mm256_cvtps_pd(_mm_loadu_ps(p)),
         |p: *mut f32, v: __m256d| _mm_storeu_ps(p, _mm256_cvtpd_ps(v))
     );
     kernels!(
         forward_f64,
-        write_f64,
+        backward_f64,
         f64,
         |p: *const f64| _mm256_loadu_pd(p),
         |p: *mut f64, v: __m256d| _mm256_storeu_pd(p, v)
