@@ -21,6 +21,8 @@ use crate::solve::{from_f64, to_f64};
 pub(super) const LANES: usize = 16;
 /// Shortest segment: the carry pass and the corrections stay small next to the sweeps.
 const MIN_SEGMENT: usize = 256;
+/// Longest segment chosen for a long reach (a block of 512 KiB).
+const MAX_SEGMENT: usize = 4096;
 /// Shortest part given to a thread.
 const MIN_PART: usize = 1 << 16;
 /// `ln 2⁶⁰`: contributions below `2⁻⁶⁰` of a carry are dropped.
@@ -101,7 +103,11 @@ pub(super) fn solve<T: Float + Send + Sync>(
         return;
     }
     let reach = r.reach().expect("a contracting recurrence").min(n);
-    let segment = MIN_SEGMENT.max(reach.div_ceil(LANES));
+    // A group must span the reach; longer segments (up to a 512 KiB block) make the per-group
+    // corrections a smaller share when the reach is long.
+    let segment = MIN_SEGMENT
+        .max(reach.div_ceil(LANES))
+        .max((reach / 2).min(MAX_SEGMENT));
     let plan = Plan {
         r: *r,
         reach,
@@ -202,7 +208,6 @@ fn solve_part_any<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) 
         return;
     }
     let mut block = vec![0.0_f64; full];
-    let mut tail = vec![0.0_f64; plan.reach.min(full)];
     // The deferred tail of the previous group: its start in `part` and its length.
     let mut pending: Option<(usize, usize)> = None;
     let mut y = y_in;
@@ -220,24 +225,14 @@ fn solve_part_any<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) 
         };
         let x_start = backward_write(plan, block, s, x_next, &mut part[start..start + len]);
         if let Some((at, lt)) = pending.take() {
-            for (j, (dst, &v)) in part[at..at + lt].iter_mut().zip(&tail[..lt]).enumerate() {
-                *dst = from_f64(v + plan.pow2(lt - j) * x_start);
+            // x = x̃ + c₂^{distance to the next group}·x_start; for f32 this rounds twice (≤ 1 ulp).
+            for (j, v) in part[at..at + lt].iter_mut().enumerate() {
+                *v = from_f64(to_f64(*v) + plan.pow2[lt - 1 - j] * x_start);
             }
         }
         if !last {
-            // Values this close to the group's end still feel the next group's first value:
-            // keep them zero-start, in f64, until it is known.
+            // Values this close to the group's end still feel the next group's first value.
             let lt = plan.reach.min(len);
-            let (mut x, mut lane, mut t) = (0.0, LANES - 1, s - 1);
-            for v in tail[..lt].iter_mut().rev() {
-                x = plan.r.a2 * block[t * LANES + lane] + plan.r.c2 * x;
-                *v = x;
-                if t == 0 {
-                    (lane, t) = (lane.wrapping_sub(1), s - 1);
-                } else {
-                    t -= 1;
-                }
-            }
             pending = Some((start + len - lt, lt));
         }
     }

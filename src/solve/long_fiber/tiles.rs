@@ -1,6 +1,6 @@
 //! The two transposes of a group (segments in memory ↔ rows of the block), fused with the sweeps,
-//! four values of four segments at a time with AVX2 shuffles. Each returns how many rows it did
-//! (a multiple of 4, or 0 without AVX2 or for element types other than `f32`/`f64`); the caller
+//! four values of four segments at a time with AVX2 shuffles and FMA. Each returns how many rows it did
+//! (a multiple of 4, or 0 without AVX2/FMA or for element types other than `f32`/`f64`); the caller
 //! does the rest.
 
 use super::segmented::LANES;
@@ -33,9 +33,9 @@ pub(super) fn forward<T>(
 ) -> usize {
     assert!(g.len() == LANES * s && block.len() == LANES * s);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         let rows = s / 4 * 4;
-        // SAFETY: AVX2 is present; the kind says what `T` is, and the lengths were checked.
+        // SAFETY: AVX2 and FMA are present; the kind says what `T` is, and the lengths were checked.
         unsafe {
             match kind::<T>() {
                 Kind::F32 => avx2::forward_f32(g.as_ptr().cast(), s, rows, block, a, c, y),
@@ -61,9 +61,9 @@ pub(super) fn backward_write<T>(
 ) -> usize {
     assert!(out.len() == LANES * s && block.len() == LANES * s);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         let rows = s / 4 * 4;
-        // SAFETY: AVX2 is present; the kind says what `T` is, and the lengths were checked.
+        // SAFETY: AVX2 and FMA are present; the kind says what `T` is, and the lengths were checked.
         unsafe {
             match kind::<T>() {
                 Kind::F32 => avx2::backward_f32(block, s, rows, a, c, x, out.as_mut_ptr().cast()),
@@ -101,8 +101,8 @@ mod avx2 {
     macro_rules! kernels {
         ($forward:ident, $backward:ident, $t:ty, $load:expr, $store:expr) => {
             /// # Safety
-            /// AVX2; `out` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
-            #[target_feature(enable = "avx2")]
+            /// AVX2 and FMA; `out` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
+            #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn $backward(
                 block: &[f64],
                 s: usize,
@@ -123,7 +123,7 @@ mod avx2 {
                         let mut cols = [_mm256_setzero_pd(); 4];
                         for k in (0..4).rev() {
                             let row = _mm256_loadu_pd(src.add((t + k) * LANES + 4 * q));
-                            *xq = _mm256_add_pd(_mm256_mul_pd(va, row), _mm256_mul_pd(vc, *xq));
+                            *xq = _mm256_fmadd_pd(va, row, _mm256_mul_pd(vc, *xq));
                             cols[k] = *xq;
                         }
                         for (j, &v) in transpose(cols).iter().enumerate() {
@@ -137,8 +137,8 @@ mod avx2 {
             }
 
             /// # Safety
-            /// AVX2; `g` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
-            #[target_feature(enable = "avx2")]
+            /// AVX2 and FMA; `g` holds `LANES·s` values, `rows ≤ s`, `block` holds `LANES·s`.
+            #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn $forward(
                 g: *const $t,
                 s: usize,
@@ -164,7 +164,7 @@ mod avx2 {
                             $load(lane(3)),
                         ]);
                         for (k, &col) in cols.iter().enumerate() {
-                            *yq = _mm256_add_pd(_mm256_mul_pd(va, col), _mm256_mul_pd(vc, *yq));
+                            *yq = _mm256_fmadd_pd(va, col, _mm256_mul_pd(vc, *yq));
                             _mm256_storeu_pd(out.add((t + k) * LANES + 4 * q), *yq);
                         }
                     }
