@@ -1,12 +1,14 @@
 //! Constant-coefficient sweeps over a long body: `yᵢ = a₁gᵢ + c₁yᵢ₋₁` forward, then
 //! `xᵢ = a₂yᵢ + c₂xᵢ₊₁` backward, solved in independent pieces.
 //!
-//! A group of `LANES·s` values is cut into `LANES` segments of `s` values, swept together from a
-//! zero start (one row of a scratch block per step, vectorized over the segments); a carry pass
-//! over the segment ends and a correction `c^{t+1}·carry` of the first `reach` rows make the result
-//! exact. Groups follow each other with exact forward carries; a group's backward sweep starts
-//! from zero and its last `reach` values are corrected once the next group has its first value.
-//! `reach` is where `c^reach ≤ 2⁻⁶⁰`, so what lies beyond it is below rounding.
+//! A group of `LANES·s` values is cut into `LANES` segments of `s` values, swept together (one row
+//! of a scratch block per step, vectorized over the segments). Forward: from a zero start, then a
+//! carry pass over the segment ends and a correction `c₁^{t+1}·carry` of the first `reach` rows.
+//! Backward: each segment's zero-start value at its first row needs only its first `reach` rows, so
+//! the exact value after every segment is known first and the sweep writes final values straight
+//! to the fiber. Groups follow each other with exact forward carries; a group's backward sweep
+//! starts from zero and its last `reach` values are corrected once the next group has its first
+//! value. `reach` is where `c^reach ≤ 2⁻⁶⁰`, so what lies beyond it is below rounding.
 //!
 //! The body is cut into parts at positions that depend only on its length, so the result is the
 //! same whatever the number of threads. Each part gets its boundary values from short warm-up
