@@ -16,7 +16,10 @@ fn main() -> Result<(), chandir::Error> {
         trend + ((noise >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
     });
 
-    let metric = Metric::SobolevH1 { lambda: 1.0, boundary: Boundary::Neumann };
+    let metric = Metric::SobolevH1 {
+        lambda: 1.0,
+        boundary: Boundary::Neumann,
+    };
     let mut smoothed = grad.clone();
     ChannelDirected::new(metric, Direction::Output).apply(&mut smoothed)?; // or chandir::precondition(&mut g, 1.0)
 
@@ -27,7 +30,11 @@ fn main() -> Result<(), chandir::Error> {
         println!("{c:>8} {g:>10.4} {x:>10.4}");
     }
 
-    let inner: f64 = grad.iter().zip(&smoothed).map(|(&g, &x)| g as f64 * x as f64).sum();
+    let inner: f64 = grad
+        .iter()
+        .zip(&smoothed)
+        .map(|(&g, &x)| g as f64 * x as f64)
+        .sum();
     let norm = |a: &Array4<f32>| a.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
     let roughness = |a: &Array4<f32>| {
         let d = &a.slice(s![1.., .., .., ..]) - &a.slice(s![..-1, .., .., ..]);
@@ -35,8 +42,16 @@ fn main() -> Result<(), chandir::Error> {
     };
     println!();
     println!("<g, Pg>                 = {inner:.6}  (> 0: still a descent direction)");
-    println!("|g|, |Pg|               = {:.4}, {:.4}  (A >= I, so |Pg| <= |g|)", norm(&grad), norm(&smoothed));
-    println!("|Dg|, |DPg| (channels)  = {:.4}, {:.4}  (smoother along the output channels)", roughness(&grad), roughness(&smoothed));
+    println!(
+        "|g|, |Pg|               = {:.4}, {:.4}  (A >= I, so |Pg| <= |g|)",
+        norm(&grad),
+        norm(&smoothed)
+    );
+    println!(
+        "|Dg|, |DPg| (channels)  = {:.4}, {:.4}  (smoother along the output channels)",
+        roughness(&grad),
+        roughness(&smoothed)
+    );
     let mean_shift = (grad.mean_axis(Axis(0)).unwrap() - smoothed.mean_axis(Axis(0)).unwrap())
         .iter()
         .fold(0.0_f32, |m, v| m.max(v.abs()));
