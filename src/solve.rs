@@ -89,6 +89,41 @@ pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn
     }
 }
 
+/// Per-row factors of a constant-coefficient operator: rows `0..head.len()` stored, then one steady
+/// value repeated up to the special last rows in `tail`. The factors of `I + λL` converge to a
+/// fixed point after a short head, so storing them costs `O(head)`, not `O(n)`, for long fibers.
+#[derive(Debug, Clone)]
+pub(crate) struct RowFactors {
+    pub(crate) head: Vec<f64>,
+    pub(crate) steady: f64,
+    pub(crate) tail: Vec<f64>,
+    pub(crate) len: usize,
+}
+
+impl RowFactors {
+    /// Every row stored.
+    pub(crate) fn full(values: Vec<f64>) -> Self {
+        RowFactors {
+            len: values.len(),
+            head: values,
+            steady: 0.0,
+            tail: Vec::new(),
+        }
+    }
+
+    /// The factor of row `i`.
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> f64 {
+        if i < self.head.len() {
+            self.head[i]
+        } else if i + self.tail.len() >= self.len {
+            self.tail[i + self.tail.len() - self.len]
+        } else {
+            self.steady
+        }
+    }
+}
+
 /// `rows` rows of `width` values each, row `i` starting `i·stride` values after row 0, borrowed
 /// mutably. Rows never overlap (`width ≤ stride`), so a kernel may hold several at once.
 pub struct RowBlock<'a, T> {

@@ -17,7 +17,8 @@ use rayon::prelude::*;
 use segmented::Recurrence;
 
 use super::{
-    from_f64, to_f64, BlockSolver, CyclicCholesky, Reweighted, RowBlock, SymmetricTridiagonal,
+    from_f64, to_f64, BlockSolver, CyclicCholesky, Reweighted, RowBlock, RowFactors,
+    SymmetricTridiagonal,
 };
 
 /// Shorter fibers keep the single-column kernel.
@@ -39,6 +40,16 @@ fn as_block<T>(fiber: &mut [T]) -> RowBlock<'_, T> {
 fn constant_from(values: &[f64], end: usize) -> usize {
     let last = values[end - 1];
     values[..end].partition_point(|&v| v != last)
+}
+
+/// The first row of `0..end` from which the factors are one steady value: where the stored head
+/// ends, or (all rows stored) the start of the constant suffix.
+fn steady_from(factors: &RowFactors, end: usize) -> usize {
+    if factors.head.len() < end {
+        factors.head.len()
+    } else {
+        constant_from(&factors.head, end)
+    }
 }
 
 /// Whether the body `[start, end)` is long enough next to the reach of its carries.
@@ -72,12 +83,12 @@ pub(crate) fn tridiagonal<T: Float + Send + Sync>(
     let (a, c) = (&f.inv_pivot, &f.coupling);
     // Rows 0..n−1 follow one recurrence; the last row (Neumann) has its own pivot.
     let m = n - 1;
-    let start = constant_from(a, m).max(constant_from(c, m)).max(1);
+    let start = steady_from(a, m).max(steady_from(c, m)).max(1);
     let r = Recurrence {
-        a1: a[m - 1],
-        c1: c[m - 1],
+        a1: a.get(m - 1),
+        c1: c.get(m - 1),
         a2: 1.0,
-        c2: c[m - 1],
+        c2: c.get(m - 1),
     };
     if !worth_it(&r, start, m) {
         return f.solve(&mut as_block(fiber), scratch);
@@ -86,18 +97,18 @@ pub(crate) fn tridiagonal<T: Float + Send + Sync>(
     let mut head = Vec::with_capacity(start);
     let mut y = 0.0;
     for i in 0..start {
-        y = a[i] * to_f64(fiber[i]) + c[i] * y;
+        y = a.get(i) * to_f64(fiber[i]) + c.get(i) * y;
         head.push(y);
     }
     // The last row needs the y just before it.
     let y_before_last = warm_y(&r, fiber, start, m - 1, y);
-    let x_last = a[m] * to_f64(fiber[m]) + c[m] * y_before_last;
+    let x_last = a.get(m) * to_f64(fiber[m]) + c.get(m) * y_before_last;
     segmented::solve(&r, &mut fiber[start..m], y, x_last);
     fiber[m] = from_f64(x_last);
     // Head, backward.
     let mut x = to_f64(fiber[start]);
     for i in (0..start).rev() {
-        x = head[i] + c[i] * x;
+        x = head[i] + c.get(i) * x;
         fiber[i] = from_f64(x);
     }
 }
@@ -116,24 +127,25 @@ pub(crate) fn cyclic<T: Float + Send + Sync>(
     let end = n - 1;
     // Rows 0..n−2 follow one recurrence; row n−2 has no `next` (its successor is the last row).
     let m = n - 2;
-    let start = constant_from(d, m)
-        .max(constant_from(prev, m))
-        .max(constant_from(next, m))
+    let start = steady_from(d, m)
+        .max(steady_from(prev, m))
+        .max(steady_from(next, m))
         .max(1);
     let r = Recurrence {
-        a1: d[m - 1],
-        c1: prev[m - 1],
-        a2: d[m - 1],
-        c2: next[m - 1],
+        a1: d.get(m - 1),
+        c1: prev.get(m - 1),
+        a2: d.get(m - 1),
+        c2: next.get(m - 1),
     };
-    if d[m] != r.a1 || prev[m] != r.c1 {
+    if d.get(m) != r.a1 || prev.get(m) != r.c1 {
         return f.solve(&mut as_block(fiber), scratch);
     }
     // The last row of G decays geometrically from its first entry; entries below 2⁻⁶⁰ of it
     // (scaled by the sum of the geometric tail) are dropped from the body.
     let coupling = r.c1.abs().max(r.c2.abs());
-    let threshold = last[0].abs() * (1.0 - coupling).max(0.0) * 2f64.powi(-60);
-    let decayed = 1 + last[1..m].partition_point(|&v| v.abs() > threshold);
+    let threshold = last.get(0).abs() * (1.0 - coupling).max(0.0) * 2f64.powi(-60);
+    let stored = &last.head[1..last.head.len().min(m)];
+    let decayed = 1 + stored.partition_point(|&v| v.abs() > threshold);
     let start = start.max(decayed);
     if !worth_it(&r, start, m) {
         return f.solve(&mut as_block(fiber), scratch);
@@ -143,24 +155,24 @@ pub(crate) fn cyclic<T: Float + Send + Sync>(
     let mut y = 0.0;
     let mut dot = 0.0;
     for i in 0..start {
-        y = d[i] * to_f64(fiber[i]) + prev[i] * y;
-        dot += last[i] * y;
+        y = d.get(i) * to_f64(fiber[i]) + prev.get(i) * y;
+        dot += last.get(i) * y;
         head.push(y);
     }
     let y_at_m = {
         let before = warm_y(&r, fiber, start, m - 1, y);
-        d[m] * to_f64(fiber[m]) + prev[m] * before
+        d.get(m) * to_f64(fiber[m]) + prev.get(m) * before
     };
-    dot += last[m] * y_at_m;
-    let x_end = (to_f64(fiber[end]) - dot) * d[end] * d[end];
-    let x_at_m = d[m] * y_at_m + next[m] * x_end - last[m] * d[m] * x_end;
+    dot += last.get(m) * y_at_m;
+    let x_end = (to_f64(fiber[end]) - dot) * d.get(end) * d.get(end);
+    let x_at_m = d.get(m) * y_at_m + next.get(m) * x_end - last.get(m) * d.get(m) * x_end;
     segmented::solve(&r, &mut fiber[start..m], y, x_at_m);
     fiber[m] = from_f64(x_at_m);
     fiber[end] = from_f64(x_end);
     // Head, backward.
     let mut x = to_f64(fiber[start]);
     for i in (0..start).rev() {
-        x = d[i] * head[i] + next[i] * x - last[i] * d[i] * x_end;
+        x = d.get(i) * head[i] + next.get(i) * x - last.get(i) * d.get(i) * x_end;
         fiber[i] = from_f64(x);
     }
 }
@@ -185,7 +197,7 @@ pub(crate) fn reweighted<T: Float + Send + Sync>(
     _scratch: &mut [f64],
 ) {
     let n = fiber.len();
-    let parallel = n >= PARALLEL_MIN && rayon::current_num_threads() > 1;
+    let parallel = n >= PARALLEL_MIN && crate::layout::parallel_allowed();
     let sums: Vec<f64> = if parallel {
         fiber.par_chunks(SUM_CHUNK).map(chunk_sum).collect()
     } else {

@@ -2,7 +2,7 @@
 
 use num_traits::Float;
 
-use super::{combine, scale, wide_vector_build, BlockSolver, RowBlock};
+use super::{combine, scale, wide_vector_build, BlockSolver, RowBlock, RowFactors};
 use crate::Boundary;
 
 /// `A` with diagonal `dᵢ` and off-diagonal `−λ`, factored as `A = U_λᵀ P U_λ` (Thomas without
@@ -23,8 +23,8 @@ use crate::Boundary;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SymmetricTridiagonal {
-    pub(crate) inv_pivot: Vec<f64>,
-    pub(crate) coupling: Vec<f64>,
+    pub(crate) inv_pivot: RowFactors,
+    pub(crate) coupling: RowFactors,
 }
 
 impl SymmetricTridiagonal {
@@ -46,21 +46,31 @@ impl SymmetricTridiagonal {
     }
 
     fn factor(n: usize, lambda: f64, diagonal: impl Fn(usize) -> f64) -> Self {
-        let mut inv_pivot = Vec::with_capacity(n);
-        let mut coupling = Vec::with_capacity(n);
-        let mut pivot = 0.0_f64;
+        let mut pivots: Vec<f64> = Vec::new();
         for i in 0..n {
-            pivot = if i == 0 {
-                diagonal(0)
-            } else {
-                diagonal(i) - lambda * (lambda / pivot)
+            let pivot = match pivots.last() {
+                None => diagonal(0),
+                Some(&prev) => diagonal(i) - lambda * (lambda / prev),
             };
-            inv_pivot.push(1.0 / pivot);
-            coupling.push(lambda / pivot);
+            // Interior rows repeat one map, so once an interior pivot repeats, all up to row n − 2 do.
+            if i >= 1 && i + 1 < n && pivots.last() == Some(&pivot) {
+                let last = diagonal(n - 1) - lambda * (lambda / pivot);
+                let compress = |f: fn(f64, f64) -> f64| RowFactors {
+                    head: pivots.iter().map(|&p| f(p, lambda)).collect(),
+                    steady: f(pivot, lambda),
+                    tail: vec![f(last, lambda)],
+                    len: n,
+                };
+                return SymmetricTridiagonal {
+                    inv_pivot: compress(|p, _| 1.0 / p),
+                    coupling: compress(|p, lambda| lambda / p),
+                };
+            }
+            pivots.push(pivot);
         }
         SymmetricTridiagonal {
-            inv_pivot,
-            coupling,
+            inv_pivot: RowFactors::full(pivots.iter().map(|p| 1.0 / p).collect()),
+            coupling: RowFactors::full(pivots.iter().map(|p| lambda / p).collect()),
         }
     }
 }
@@ -68,16 +78,16 @@ impl SymmetricTridiagonal {
 impl SymmetricTridiagonal {
     #[inline(always)]
     fn sweep<T: Float>(&self, block: &mut RowBlock<'_, T>, _scratch: &mut [f64]) {
-        let n = self.inv_pivot.len();
+        let n = self.inv_pivot.len;
         debug_assert_eq!(block.rows(), n);
-        scale(block.row(0), self.inv_pivot[0]);
+        scale(block.row(0), self.inv_pivot.get(0));
         for i in 1..n {
             let (prev, row) = block.pair(i - 1, i);
-            combine(row, self.inv_pivot[i], prev, self.coupling[i]);
+            combine(row, self.inv_pivot.get(i), prev, self.coupling.get(i));
         }
         for i in (0..n.saturating_sub(1)).rev() {
             let (next, row) = block.pair(i + 1, i);
-            combine(row, 1.0, next, self.coupling[i]);
+            combine(row, 1.0, next, self.coupling.get(i));
         }
     }
 
@@ -86,7 +96,7 @@ impl SymmetricTridiagonal {
 
 impl<T: Float + Send + Sync> BlockSolver<T> for SymmetricTridiagonal {
     fn len(&self) -> usize {
-        self.inv_pivot.len()
+        self.inv_pivot.len
     }
 
     fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {

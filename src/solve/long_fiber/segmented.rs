@@ -123,7 +123,7 @@ pub(super) fn solve<T: Float + Send + Sync>(
 
     // Boundary values of every part, read from `g` before any part is overwritten.
     let boundary = |k: usize| warm_up(&plan, body, k * part_len, y_left, x_right);
-    let inner: Vec<(f64, f64)> = if parts > 2 && rayon::current_num_threads() > 1 {
+    let inner: Vec<(f64, f64)> = if parts > 2 && crate::layout::parallel_allowed() {
         (1..parts).into_par_iter().map(boundary).collect()
     } else {
         (1..parts).map(boundary).collect()
@@ -141,7 +141,7 @@ pub(super) fn solve<T: Float + Send + Sync>(
         pieces.push((piece, y_in, x_out));
         rest = tail;
     }
-    if parts > 1 && rayon::current_num_threads() > 1 {
+    if parts > 1 && crate::layout::parallel_allowed() {
         pieces
             .into_par_iter()
             .for_each(|(piece, y_in, x_out)| solve_part(&plan, piece, y_in, x_out));
