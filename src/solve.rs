@@ -4,8 +4,8 @@
 //! one row operation (`row_i ← a·row_i + b·row_{i−1}`) that vectorizes over the columns. The factors
 //! of the constant-coefficient operator are computed once per call, in `f64`, in `O(n)`; applying
 //! them costs `O(n·w)` per block. Arithmetic runs in `f64` whatever the storage type: with `f32`
-//! arithmetic, rounding the factors breaks `A·1 = 1` by about `λ·2⁻²⁴`, which at λ = 10⁶ moves every
-//! fiber mean by several percent.
+//! arithmetic, rounding the factors would break `A·1 = 1` by about `λ·2⁻²⁴`: at λ = 10⁶, several
+//! percent of every fiber mean.
 //!
 //! [`plan`] picks the kernel for a metric, rustfft-style; each kernel lives in its own file.
 //!
