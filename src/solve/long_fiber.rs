@@ -96,8 +96,8 @@ pub(crate) fn tridiagonal<T: Float + Send + Sync>(
     // Head, forward.
     let mut head = Vec::with_capacity(start);
     let mut y = 0.0;
-    for i in 0..start {
-        y = a.get(i) * to_f64(fiber[i]) + c.get(i) * y;
+    for (i, &g) in fiber[..start].iter().enumerate() {
+        y = a.get(i) * to_f64(g) + c.get(i) * y;
         head.push(y);
     }
     // The last row needs the y just before it.
@@ -154,8 +154,8 @@ pub(crate) fn cyclic<T: Float + Send + Sync>(
     let mut head = Vec::with_capacity(start);
     let mut y = 0.0;
     let mut dot = 0.0;
-    for i in 0..start {
-        y = d.get(i) * to_f64(fiber[i]) + prev.get(i) * y;
+    for (i, &g) in fiber[..start].iter().enumerate() {
+        y = d.get(i) * to_f64(g) + prev.get(i) * y;
         dot += last.get(i) * y;
         head.push(y);
     }
