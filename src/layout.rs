@@ -180,16 +180,8 @@ fn solve_in_place<T: Float + Send + Sync>(
     let n = view.len_of(Axis(0));
     let width = block_width(n, std::mem::size_of::<T>()).min(inner);
     let mut scratch = vec![0.0; solver.scratch_len(width)];
-    let outer_shape = view.shape()[1..split].to_vec();
-    let outer_strides = view.strides()[1..split].to_vec();
     let origin = view.as_mut_ptr();
-    let mut index = vec![0usize; outer_shape.len()];
-    loop {
-        let offset: isize = index
-            .iter()
-            .zip(&outer_strides)
-            .map(|(&i, &s)| i as isize * s)
-            .sum();
+    for offset in block_offsets(&view.shape()[1..split], &view.strides()[1..split]) {
         // SAFETY: the rows of this block are `inner` consecutive elements of the view (the trailing
         // axes are one contiguous run) at distinct fiber indices, and `row_stride >= inner`, so
         // they are disjoint, valid, and borrowed uniquely through `view` for this call.
@@ -200,9 +192,6 @@ fn solve_in_place<T: Float + Send + Sync>(
             let w = width.min(inner - start);
             solver.solve(&mut block.columns(start, w), &mut scratch);
             start += w;
-        }
-        if !advance(&mut index, &outer_shape) {
-            break;
         }
     }
 }
@@ -218,27 +207,18 @@ fn solve_packed<T: Float + Send + Sync>(
     solver: &dyn BlockSolver<T>,
 ) {
     let n = view.len_of(Axis(0));
-    let outer_shape = view.shape()[1..split].to_vec();
-    let outer_strides = view.strides()[1..split].to_vec();
-    let blocks: usize = outer_shape.iter().product();
+    let blocks: usize = view.shape()[1..split].iter().product();
     let runs_per_block = (block_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
     let mut packed = vec![T::zero(); n * runs_per_block * inner];
     let mut scratch = vec![0.0; solver.scratch_len(runs_per_block * inner)];
     let mut bases: Vec<isize> = Vec::with_capacity(runs_per_block);
     let origin = view.as_mut_ptr();
-    let mut index = vec![0usize; outer_shape.len()];
-    let mut more = true;
-    while more {
+    let mut offsets = block_offsets(&view.shape()[1..split], &view.strides()[1..split]);
+    loop {
         bases.clear();
-        while more && bases.len() < runs_per_block {
-            bases.push(
-                index
-                    .iter()
-                    .zip(&outer_strides)
-                    .map(|(&i, &s)| i as isize * s)
-                    .sum(),
-            );
-            more = advance(&mut index, &outer_shape);
+        bases.extend(offsets.by_ref().take(runs_per_block));
+        if bases.is_empty() {
+            break;
         }
         let width = bases.len() * inner;
         let packed = &mut packed[..n * width];
@@ -290,14 +270,30 @@ fn solve_packed<T: Float + Send + Sync>(
 /// Fibers packed side by side at once when their entries are single values: a few cache lines.
 const TRANSPOSE_TILE: usize = 16;
 
-/// Steps a row-major multi-index; `false` once it has wrapped around.
-fn advance(index: &mut [usize], shape: &[usize]) -> bool {
-    for (i, &len) in index.iter_mut().zip(shape).rev() {
-        *i += 1;
-        if *i < len {
-            return true;
+/// The memory offsets of every index of `shape` (with `strides`), in row-major order.
+fn block_offsets(shape: &[usize], strides: &[isize]) -> impl Iterator<Item = isize> {
+    let (shape, strides) = (shape.to_vec(), strides.to_vec());
+    let mut index = vec![0usize; shape.len()];
+    let mut done = shape.contains(&0);
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-        *i = 0;
-    }
-    false
+        let offset = index
+            .iter()
+            .zip(&strides)
+            .map(|(&i, &s)| i as isize * s)
+            .sum();
+        // Step the multi-index; once it wraps around, every index has been visited.
+        done = true;
+        for (i, &len) in index.iter_mut().zip(&shape).rev() {
+            *i += 1;
+            if *i < len {
+                done = false;
+                break;
+            }
+            *i = 0;
+        }
+        Some(offset)
+    })
 }
