@@ -242,10 +242,7 @@ where
     S: Data<Elem = A>,
     D: Dimension,
 {
-    let ndim = weights.ndim();
-    if axis >= ndim {
-        return Err(Error::AxisOutOfRange { axis, ndim });
-    }
+    Direction::Axis(axis).axis(weights.ndim())?;
     let slices = weights.len_of(Axis(axis));
     let slice_len = weights.len().checked_div(slices).unwrap_or(0);
 
@@ -338,10 +335,7 @@ where
     S: Data<Elem = A>,
     D: Dimension,
 {
-    let ndim = weights.ndim();
-    if ndim < 2 {
-        return Err(Error::AxisOutOfRange { axis: 1, ndim });
-    }
+    Direction::Input.axis(weights.ndim())?;
     Ok(LayerCorrelation {
         output: axis_correlation(weights, 0, max_distance)?,
         input: axis_correlation(weights, 1, max_distance)?,
@@ -373,10 +367,7 @@ where
     S: Data<Elem = A>,
     D: Dimension,
 {
-    let ndim = weights.ndim();
-    if axis >= ndim {
-        return Err(Error::AxisOutOfRange { axis, ndim });
-    }
+    Direction::Axis(axis).axis(weights.ndim())?;
     Ok(weights
         .view()
         .into_dyn()
