@@ -24,6 +24,7 @@
 
 pub mod analysis;
 pub mod error;
+pub mod gpu;
 #[cfg(any(feature = "burn", feature = "candle"))]
 pub mod integrations;
 pub mod layout;

@@ -46,7 +46,13 @@ use burn::tensor::{DType, Element, Tensor, TensorData};
 use ndarray::{ArrayViewMut, IxDyn};
 use num_traits::Float;
 
+#[cfg(feature = "burn-cube")]
+mod cube;
+
 use super::RankPolicy;
+use crate::gpu::Arithmetic;
+#[cfg(feature = "burn-cube")]
+use crate::gpu::Method;
 use crate::{ChannelDirected, Direction, Error, Metric};
 
 /// How gradients are smoothed before the inner optimizer's step: metric, and direction per rank.
@@ -249,11 +255,73 @@ impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
     }
 }
 
-/// Smooths a gradient tensor on any backend: `grad` is read into host memory, smoothed there in
-/// place and moved back to its device with its dtype.
+/// Where [`precondition_tensor`] smooths a gradient.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use chandir::integrations::burn::{route, Route};
+/// use chandir::ChannelDirected;
+///
+/// let grad = Tensor::<4>::ones([8, 3, 3, 3], &Device::flex());
+/// assert_eq!(route(&grad, &ChannelDirected::sobolev(1.0))?, Route::Host);
+/// assert_eq!(route(&grad, &ChannelDirected::sobolev(0.0))?, Route::Identity);
+/// # Ok::<(), chandir::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Nothing to do: the operator is the identity (λ = 0, `H0`, fibers of length 1) or the
+    /// tensor is empty. The gradient is returned as it is.
+    Identity,
+    /// On the host: read into host memory, smoothed there in f64 arithmetic, moved back. Free of
+    /// copies on `flex`; a download and an upload on a GPU.
+    Host,
+    /// On the device, as a CubeCL kernel with this arithmetic (see [`crate::gpu`]).
+    Device(Arithmetic),
+}
+
+/// Where [`precondition_tensor`] would smooth `grad`: on the device where it lives on a CubeCL
+/// backend that this build runs kernels on (features `burn-wgpu`, `burn-vulkan`, `burn-cuda`)
+/// and that has the arithmetic [`crate::gpu::arithmetic`] asks for; on the host otherwise.
+///
+/// Returns the [`Error`] of [`ChannelDirected::validate`].
+pub fn route<const D: usize>(
+    grad: &Tensor<D>,
+    preconditioner: &ChannelDirected,
+) -> Result<Route, Error> {
+    preconditioner.validate(D)?;
+    let shape = grad.dims();
+    let n = match preconditioner.direction.axis(D)? {
+        Some(axis) => shape[axis],
+        None => shape.iter().product(),
+    };
+    if shape.contains(&0) || crate::solve::plan::<f64>(&preconditioner.metric, n).is_none() {
+        return Ok(Route::Identity);
+    }
+    #[cfg(feature = "burn-cube")]
+    if cube::on_cube_device(grad) {
+        if let Some(plan) = cube::plan(grad, preconditioner, None, Method::Auto)? {
+            if cube::can_run(grad, &plan) {
+                return Ok(Route::Device(plan.arithmetic));
+            }
+        }
+    }
+    Ok(Route::Host)
+}
+
+/// Smooths a gradient tensor on any backend, where it lives when that is a CubeCL device that can
+/// run the kernel ([`route`]), in host memory otherwise.
+///
+/// - **CubeCL backends** (burn's `wgpu`, `vulkan`, `cuda`, `rocm`, `metal`, `cpu`, with or without
+///   `Fusion`, in a build with `burn-wgpu`, `burn-vulkan` or `burn-cuda`): a kernel on the device,
+///   about one read and one write of the gradient; nothing is downloaded. f16/bf16 gradients go
+///   through an f32 copy on the device.
+/// - **Everything else** (`flex`, `ndarray`, `tch`), and λ that need f64 on a device without it
+///   (WGSL): the gradient is read into host memory, smoothed there in place, and moved back with its
+///   dtype. On `flex` a contiguous, unshared `grad` is not copied at all; on a GPU that is a
+///   device synchronisation, a download and an upload.
 ///
 /// f32 and f64 are smoothed as they are; other float dtypes (f16, bf16, flex32) through an f32
-/// copy. On the `flex` CPU backend a contiguous, unshared `grad` is not copied at all.
+/// copy.
 ///
 /// ```
 /// use burn::tensor::{Device, Tensor};
@@ -269,6 +337,61 @@ impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
 ///
 /// Returns the [`Error`] of [`ChannelDirected::apply`] (bad λ, missing axis), before any data moves.
 pub fn precondition_tensor<const D: usize>(
+    grad: Tensor<D>,
+    preconditioner: &ChannelDirected,
+) -> Result<Tensor<D>, Error> {
+    match route(&grad, preconditioner)? {
+        Route::Identity => Ok(grad),
+        Route::Host => precondition_on_host(grad, preconditioner),
+        #[cfg(feature = "burn-cube")]
+        Route::Device(_) => {
+            let plan = cube::plan(&grad, preconditioner, None, Method::Auto)?
+                .expect("route found a plan");
+            Ok(cube::smooth(grad, plan))
+        }
+        #[cfg(not(feature = "burn-cube"))]
+        Route::Device(_) => unreachable!("no device route without the burn-cube feature"),
+    }
+}
+
+/// [`precondition_tensor`] on the device with the arithmetic and method given, for tests and
+/// benchmarks: `None` arithmetic follows [`crate::gpu::arithmetic`]. Returns `Ok(None)` where
+/// the device cannot run it (not a CubeCL device, f64 missing) and the gradient unchanged for
+/// the identity.
+#[doc(hidden)]
+#[cfg(feature = "burn-cube")]
+pub fn precondition_on_device<const D: usize>(
+    grad: Tensor<D>,
+    preconditioner: &ChannelDirected,
+    arithmetic: Option<Arithmetic>,
+    method: Method,
+) -> Result<Option<Tensor<D>>, Error> {
+    preconditioner.validate(D)?;
+    if !cube::on_cube_device(&grad) {
+        return Ok(None);
+    }
+    match cube::plan(&grad, preconditioner, arithmetic, method)? {
+        None => Ok(Some(grad)),
+        Some(plan) if cube::can_run(&grad, &plan) => Ok(Some(cube::smooth(grad, plan))),
+        Some(_) => Ok(None),
+    }
+}
+
+/// [`precondition_tensor`]'s host path, whatever the device: download, CPU solve, upload.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use chandir::integrations::burn::precondition_on_host;
+/// use chandir::ChannelDirected;
+///
+/// let grad = Tensor::<2>::from_data([[1.0_f32], [0.0], [0.0]], &Device::default());
+/// let smoothed = precondition_on_host(grad, &ChannelDirected::sobolev(1.0))?;
+/// assert!((smoothed.into_data().to_vec::<f32>().unwrap()[0] - 5.0 / 8.0).abs() < 1e-6);
+/// # Ok::<(), chandir::Error>(())
+/// ```
+///
+/// Returns the [`Error`] of [`ChannelDirected::apply`], before any data moves.
+pub fn precondition_on_host<const D: usize>(
     grad: Tensor<D>,
     preconditioner: &ChannelDirected,
 ) -> Result<Tensor<D>, Error> {

@@ -1,0 +1,431 @@
+//! The CubeCL kernels. `F` is the storage type (the tensor's), `A` the arithmetic type.
+//!
+//! A contiguous tensor is viewed as `[outer, n, inner]` with the fibers along the middle axis:
+//! fiber `(o, j)` (its *column*, `col = o·inner + j`) has entry `i` at `o·n·inner + i·inner + j`.
+//! Consecutive invocations take consecutive columns, so for axis 0 (`outer = 1`) a warp reads 32
+//! neighbouring values per row: coalesced.
+//!
+//! Two methods:
+//! - **columns**: one invocation per column sweeps all `n` rows (forward writes `z` into the
+//!   output, backward reads it back). Enough when there are many columns.
+//! - **segments**: the forward rows are cut into `S` segments of `L` rows, one invocation per
+//!   (segment, column). Each sweep is a first-order linear recurrence, so a segment is an affine
+//!   map of its carry-in: [`h1_segment_maps`] computes the maps (reading `g` once, writing
+//!   nothing else), [`h1_segment_scan`] composes them per column (one cube per column) into every
+//!   segment's carry-in of both sweeps, and [`h1_segment_apply`] re-runs each segment with its exact
+//!   carries. No truncation: the result is the sequential one up to rounding.
+
+use cubecl::prelude::*;
+
+/// Values per segment map: `z_end`, `Πc`, `Σκz`, `Σκ·P`, `β·Σ P̄z`, `β·Σ P̄·P`, `Σ P̄μ`.
+pub(crate) const MAP_VALUES: usize = 7;
+
+/// Threads of the per-column scan cube (see [`crate::gpu::SCAN_THREADS`]).
+const SCAN: usize = crate::gpu::SCAN_THREADS;
+
+/// Offset of entry `row` of column `col`.
+#[cube]
+fn offset(col: usize, row: usize, n: usize, inner: usize) -> usize {
+    let outer = col / inner;
+    let j = col % inner;
+    outer * n * inner + row * inner + j
+}
+
+/// H1, one invocation per column. `scalars = [beta, gamma, out_scale]`.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn h1_columns<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    alpha: &[A],
+    coupling: &[A],
+    kappa: &[A],
+    mu: &[A],
+    scalars: &[A],
+    n: usize,
+    m: usize,
+    inner: usize,
+    cols: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let col = ABSOLUTE_POS;
+    if col >= cols {
+        terminate!();
+    }
+    let beta = scalars[0];
+    let gamma = scalars[1];
+    let out_scale = scalars[2];
+    let mut z = A::new(0.0);
+    let mut acc = A::new(0.0);
+    for i in 0..m {
+        let at = offset(col, i, n, inner);
+        z = alpha[i] * A::cast_from(input[at]) + coupling[i] * z;
+        acc += kappa[i] * z;
+        output[at] = F::cast_from(z);
+    }
+    let mut last = A::new(0.0);
+    if m < n {
+        let at = offset(col, n - 1, n, inner);
+        last = gamma * A::cast_from(input[at]) + acc;
+        output[at] = F::cast_from(out_scale * last);
+    }
+    let mut next = last;
+    for k in 0..m {
+        let i = m - 1 - k;
+        let at = offset(col, i, n, inner);
+        next = beta * A::cast_from(output[at]) + coupling[i] * next + mu[i] * last;
+        output[at] = F::cast_from(out_scale * next);
+    }
+}
+
+/// H1, segments: the affine map of every (segment, column) from its zero-carry sweep.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn h1_segment_maps<F: Float, A: Float>(
+    input: &[F],
+    maps: &mut [A],
+    alpha: &[A],
+    coupling: &[A],
+    kappa: &[A],
+    mu: &[A],
+    scalars: &[A],
+    n: usize,
+    m: usize,
+    inner: usize,
+    cols: usize,
+    segments: usize,
+    segment_rows: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let col = ABSOLUTE_POS % cols;
+    let segment = ABSOLUTE_POS / cols;
+    if segment >= segments {
+        terminate!();
+    }
+    let start = segment * segment_rows;
+    let mut end = start + segment_rows;
+    if end > m {
+        end = m;
+    }
+    let mut z = A::new(0.0);
+    let mut inclusive = A::new(1.0); // P_i = Π_{start..=i} c
+    let mut exclusive = A::new(1.0); // P̄_i = Π_{start..i} c
+    let mut kz = A::new(0.0);
+    let mut kp = A::new(0.0);
+    let mut dz = A::new(0.0);
+    let mut dp = A::new(0.0);
+    let mut dm = A::new(0.0);
+    for i in start..end {
+        let c = coupling[i];
+        z = alpha[i] * A::cast_from(input[offset(col, i, n, inner)]) + c * z;
+        inclusive *= c;
+        kz += kappa[i] * z;
+        kp += kappa[i] * inclusive;
+        dz += exclusive * z;
+        dp += exclusive * inclusive;
+        dm += exclusive * mu[i];
+        exclusive *= c;
+    }
+    let beta = scalars[0];
+    let base = (segment * cols + col) * 7;
+    maps[base] = z;
+    maps[base + 1] = inclusive;
+    maps[base + 2] = kz;
+    maps[base + 3] = kp;
+    maps[base + 4] = beta * dz;
+    maps[base + 5] = beta * dp;
+    maps[base + 6] = dm;
+}
+
+/// H1, segments: one cube of [`SCAN`] invocations per column composes the segment maps into the
+/// carry-in of every segment (`carries[2·(s·cols + col)]` forward, `+ 1` backward) and the last
+/// row, written to `last[col]` (scaled, `xt`) and to the output (`x`).
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn h1_segment_scan<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    maps: &[A],
+    carries: &mut [A],
+    last: &mut [A],
+    scalars: &[A],
+    n: usize,
+    m: usize,
+    inner: usize,
+    cols: usize,
+    segments: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    // Launched with exactly `cols` cubes: no bounds check, so every barrier is reached by all.
+    let col = CUBE_POS;
+    let unit = UNIT_POS as usize;
+    let per_unit = (segments + SCAN - 1) / SCAN;
+    let first = min(unit * per_unit, segments);
+    let stop = min(first + per_unit, segments);
+    // Per unit: the composite forward map (b, c, k, q), its carry-in, the backward map (d, e).
+    let mut shared = Shared::<[A]>::new_slice(SCAN * 7 + 1);
+
+    let mut b = A::new(0.0);
+    let mut c = A::new(1.0);
+    let mut k = A::new(0.0);
+    let mut q = A::new(0.0);
+    for s in first..stop {
+        let at = (s * cols + col) * 7;
+        let sb = maps[at];
+        let sc = maps[at + 1];
+        let sk = maps[at + 2];
+        let sq = maps[at + 3];
+        // (this segment) ∘ (units so far): carry b + c·x, sum k + q·x.
+        k = k + sk + sq * b;
+        q = q + sq * c;
+        b = sb + sc * b;
+        c = sc * c;
+    }
+    shared[unit * 7] = b;
+    shared[unit * 7 + 1] = c;
+    shared[unit * 7 + 2] = k;
+    shared[unit * 7 + 3] = q;
+    sync_cube();
+
+    if unit == 0 {
+        let mut carry = A::new(0.0);
+        let mut acc = A::new(0.0);
+        for t in 0..SCAN {
+            shared[t * 7 + 4] = carry;
+            acc += shared[t * 7 + 2] + shared[t * 7 + 3] * carry;
+            carry = shared[t * 7] + shared[t * 7 + 1] * carry;
+        }
+        let mut xt_last = A::new(0.0);
+        if m < n {
+            let at = offset(col, n - 1, n, inner);
+            xt_last = scalars[1] * A::cast_from(input[at]) + acc;
+            output[at] = F::cast_from(scalars[2] * xt_last);
+        }
+        shared[SCAN * 7] = xt_last;
+        last[col] = xt_last;
+    }
+    sync_cube();
+
+    let xt_last = shared[SCAN * 7];
+    let mut carry = shared[unit * 7 + 4];
+    let mut d = A::new(0.0);
+    let mut e = A::new(1.0);
+    for s in first..stop {
+        let at = (s * cols + col) * 7;
+        carries[2 * (s * cols + col)] = carry;
+        carry = maps[at] + maps[at + 1] * carry;
+    }
+    // Backward composite of this unit's segments, right to left: start = d + e·(carry from the right).
+    for r in first..stop {
+        let s = stop - 1 - (r - first);
+        let at = (s * cols + col) * 7;
+        let carry_in = carries[2 * (s * cols + col)];
+        let own = maps[at + 4] + carry_in * maps[at + 5] + xt_last * maps[at + 6];
+        d = own + maps[at + 1] * d;
+        e = maps[at + 1] * e;
+    }
+    shared[unit * 7 + 5] = d;
+    shared[unit * 7 + 6] = e;
+    sync_cube();
+
+    if unit == 0 {
+        let mut from_right = xt_last; // xt_m: the last row when m < n, zero otherwise
+        if m >= n {
+            from_right = A::new(0.0);
+        }
+        for r in 0..SCAN {
+            let t = SCAN - 1 - r;
+            let d_t = shared[t * 7 + 5];
+            let e_t = shared[t * 7 + 6];
+            shared[t * 7 + 4] = from_right;
+            from_right = d_t + e_t * from_right;
+        }
+    }
+    sync_cube();
+
+    let mut from_right = shared[unit * 7 + 4];
+    for r in first..stop {
+        let s = stop - 1 - (r - first);
+        let at = (s * cols + col) * 7;
+        let carry_in = carries[2 * (s * cols + col)];
+        carries[2 * (s * cols + col) + 1] = from_right;
+        let own = maps[at + 4] + carry_in * maps[at + 5] + xt_last * maps[at + 6];
+        from_right = own + maps[at + 1] * from_right;
+    }
+}
+
+/// H1, segments: each (segment, column) re-runs both sweeps with its exact carries; `z` goes
+/// through the output between them.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn h1_segment_apply<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    carries: &[A],
+    last: &[A],
+    alpha: &[A],
+    coupling: &[A],
+    mu: &[A],
+    scalars: &[A],
+    n: usize,
+    m: usize,
+    inner: usize,
+    cols: usize,
+    segments: usize,
+    segment_rows: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let col = ABSOLUTE_POS % cols;
+    let segment = ABSOLUTE_POS / cols;
+    if segment >= segments {
+        terminate!();
+    }
+    let start = segment * segment_rows;
+    let end = min(start + segment_rows, m);
+    let slot = 2 * (segment * cols + col);
+    let mut z = carries[slot];
+    for i in start..end {
+        let at = offset(col, i, n, inner);
+        z = alpha[i] * A::cast_from(input[at]) + coupling[i] * z;
+        output[at] = F::cast_from(z);
+    }
+    let beta = scalars[0];
+    let out_scale = scalars[2];
+    let xt_last = last[col];
+    let mut next = carries[slot + 1];
+    for r in start..end {
+        let i = end - 1 - (r - start);
+        let at = offset(col, i, n, inner);
+        next = beta * A::cast_from(output[at]) + coupling[i] * next + mu[i] * xt_last;
+        output[at] = F::cast_from(out_scale * next);
+    }
+}
+
+/// Re-weighted H0, one invocation per column: `x = shrink·g + weight·Σg` with
+/// `scalars = [shrink, weight]`, `weight = (1 − shrink)/n`; sums of `segment_rows` rows at a time.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reweighted_columns<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    scalars: &[A],
+    n: usize,
+    inner: usize,
+    cols: usize,
+    segment_rows: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let col = ABSOLUTE_POS;
+    if col >= cols {
+        terminate!();
+    }
+    let mut total = A::new(0.0);
+    let mut partial = A::new(0.0);
+    let mut in_segment = 0usize;
+    for i in 0..n {
+        partial += A::cast_from(input[offset(col, i, n, inner)]);
+        in_segment += 1;
+        if in_segment == segment_rows {
+            total += partial;
+            partial = A::new(0.0);
+            in_segment = 0;
+        }
+    }
+    total += partial;
+    let shift = scalars[1] * total;
+    for i in 0..n {
+        let at = offset(col, i, n, inner);
+        output[at] = F::cast_from(scalars[0] * A::cast_from(input[at]) + shift);
+    }
+}
+
+/// Re-weighted H0, segments: the sum of every (segment, column).
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reweighted_segment_sums<F: Float, A: Float>(
+    input: &[F],
+    sums: &mut [A],
+    n: usize,
+    inner: usize,
+    cols: usize,
+    segments: usize,
+    segment_rows: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let col = ABSOLUTE_POS % cols;
+    let segment = ABSOLUTE_POS / cols;
+    if segment >= segments {
+        terminate!();
+    }
+    let start = segment * segment_rows;
+    let end = min(start + segment_rows, n);
+    let mut sum = A::new(0.0);
+    for i in start..end {
+        sum += A::cast_from(input[offset(col, i, n, inner)]);
+    }
+    sums[segment * cols + col] = sum;
+}
+
+/// Re-weighted H0, segments: one cube per column adds the segment sums into `shifts[col]`
+/// (`weight·Σg`, `scalars = [shrink, weight]`).
+#[cube(launch_unchecked)]
+pub(crate) fn reweighted_segment_total<A: Float>(
+    sums: &[A],
+    shifts: &mut [A],
+    scalars: &[A],
+    cols: usize,
+    segments: usize,
+    #[define(A)] _dtype: ElemType,
+) {
+    let col = CUBE_POS;
+    if col >= cols {
+        terminate!();
+    }
+    let unit = UNIT_POS as usize;
+    let per_unit = (segments + SCAN - 1) / SCAN;
+    let first = min(unit * per_unit, segments);
+    let stop = min(first + per_unit, segments);
+    let mut shared = Shared::<[A]>::new_slice(SCAN);
+    let mut sum = A::new(0.0);
+    for s in first..stop {
+        sum += sums[s * cols + col];
+    }
+    shared[unit] = sum;
+    sync_cube();
+    if unit == 0 {
+        let mut total = A::new(0.0);
+        for t in 0..SCAN {
+            total += shared[t];
+        }
+        shifts[col] = scalars[1] * total;
+    }
+}
+
+/// Re-weighted H0, segments: `x = shrink·g + shift` for every (segment, column).
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reweighted_segment_apply<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    shifts: &[A],
+    scalars: &[A],
+    n: usize,
+    inner: usize,
+    cols: usize,
+    segments: usize,
+    segment_rows: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let col = ABSOLUTE_POS % cols;
+    let segment = ABSOLUTE_POS / cols;
+    if segment >= segments {
+        terminate!();
+    }
+    let start = segment * segment_rows;
+    let end = min(start + segment_rows, n);
+    let shift = shifts[col];
+    for i in start..end {
+        let at = offset(col, i, n, inner);
+        output[at] = F::cast_from(scalars[0] * A::cast_from(input[at]) + shift);
+    }
+}

@@ -1,0 +1,131 @@
+//! On the device: the plan a GPU kernel follows, and the rule that picks its arithmetic.
+//!
+//! The kernels themselves are CubeCL code (one source for CUDA, HIP, Metal, SPIR-V/Vulkan and
+//! WGSL) run by [`crate::integrations::burn`] inside burn's CubeCL backends (features
+//! `burn-wgpu`, `burn-vulkan`, `burn-cuda`). This module is the host side, built in every
+//! configuration: the coefficients, computed in f64 in `O(n)`, and the arithmetic rule.
+//!
+//! # Arithmetic
+//!
+//! A kernel stores the tensor's own type (f32) and does its arithmetic in f32 or f64:
+//! - **f32** where [`f32_error_bound`] is at most [`F32_ARITHMETIC_BUDGET`] (half of the f32
+//!   tolerance [`F32_TOLERANCE`] that every reference case is held to, the other half left to the
+//!   rounding of the reference itself and to the second-order terms a first-order bound omits);
+//! - **f64** otherwise, where the device has f64 arithmetic (CUDA, HIP, Vulkan through SPIR-V on
+//!   most drivers);
+//! - otherwise the gradient takes the host path (download, CPU solve in f64, upload): WGSL has no
+//!   f64, so burn's `wgpu` backend smooths large λ on the CPU.
+//!
+//! f64 gradients always use f64 arithmetic. For Sobolev H1 with the Neumann boundary at
+//! `n = 64`, f32 arithmetic covers λ up to a few hundred; see [`arithmetic`].
+//!
+//! ```
+//! use chandir::gpu::{arithmetic, f32_error_bound, Arithmetic, F32_ARITHMETIC_BUDGET};
+//! use chandir::Metric;
+//!
+//! let h1 = Metric::default(); // λ = 1, Neumann
+//! assert!(f32_error_bound(&h1, 512) <= F32_ARITHMETIC_BUDGET);
+//! assert_eq!(arithmetic(&h1, 512), Arithmetic::F32);
+//! let stiff = Metric::SobolevH1 { lambda: 1e6, boundary: chandir::Boundary::Neumann };
+//! assert_eq!(arithmetic(&stiff, 512), Arithmetic::F64);
+//! ```
+
+#[cfg(feature = "burn-cube")]
+pub(crate) mod kernels;
+#[cfg(feature = "burn-cube")]
+pub(crate) mod launch;
+mod sweep_coefficients_standin;
+
+pub use sweep_coefficients_standin::{ExpandedCoefficients, SweepCoefficients};
+
+use crate::Metric;
+
+/// The tolerance every f32 result is held to, relative to `max|g|` (as on the CPU path).
+pub const F32_TOLERANCE: f64 = 1e-5;
+
+/// The largest [`f32_error_bound`] for which a kernel does its arithmetic in f32.
+pub const F32_ARITHMETIC_BUDGET: f64 = 0.5 * F32_TOLERANCE;
+
+/// Unit roundoff of f32.
+const F32_UNIT: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// Rows each invocation of the re-weighted H0 kernels sums before handing its partial sum on; the
+/// f32 rounding bound of the mean grows with it, see [`f32_error_bound`].
+pub const REWEIGHTED_SEGMENT_ROWS: usize = 32;
+
+/// Invocations that reduce one column's partial sums (each adds its share, then one adds theirs).
+pub const SCAN_THREADS: usize = 64;
+
+/// The arithmetic of a device kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arithmetic {
+    /// Single precision: carries, coefficients and sums in f32.
+    F32,
+    /// Double precision: carries, coefficients and sums in f64 (storage stays the tensor's type).
+    F64,
+}
+
+/// A first-order bound on `max|x̂ − x| / max|g|` for the device kernels in f32 arithmetic on fibers
+/// of length `n` (0 where the operator is the identity).
+///
+/// Sobolev H1: [`SweepCoefficients::f32_error_bound`]. Re-weighted H0: the mean is a sum of
+/// `S = ⌈n/L⌉` partial sums of `L =` [`REWEIGHTED_SEGMENT_ROWS`] rows each, added with at most
+/// `S + 1` roundings in a row, so `((1 − s)(L + S + 3) + 2s + 3)·u` with `s = 1/(1 + λ)` and
+/// `u = 2⁻²⁴` (f32 up to `n ≈ 1500` whatever λ).
+///
+/// ```
+/// use chandir::gpu::f32_error_bound;
+/// use chandir::Metric;
+/// assert_eq!(f32_error_bound(&Metric::H0, 64), 0.0);
+/// assert!(f32_error_bound(&Metric::ReweightedH0 { lambda: 1.0 }, 512) < 5e-6);
+/// ```
+pub fn f32_error_bound(metric: &Metric, n: usize) -> f64 {
+    match *metric {
+        Metric::SobolevH1 { .. } => {
+            SweepCoefficients::new(metric, n).map_or(0.0, |c| c.f32_error_bound())
+        }
+        Metric::ReweightedH0 { lambda } if lambda > 0.0 && n > 1 => {
+            let shrink = 1.0 / (1.0 + lambda);
+            let segments = n.div_ceil(REWEIGHTED_SEGMENT_ROWS);
+            let terms = (REWEIGHTED_SEGMENT_ROWS + segments + 3) as f64;
+            ((1.0 - shrink) * terms + 2.0 * shrink + 3.0) * F32_UNIT
+        }
+        _ => 0.0,
+    }
+}
+
+/// The arithmetic a device kernel uses for an f32 (or narrower) gradient: f32 where
+/// [`f32_error_bound`] ≤ [`F32_ARITHMETIC_BUDGET`], f64 otherwise. `metric` must be valid.
+///
+/// ```
+/// use chandir::gpu::{arithmetic, Arithmetic};
+/// use chandir::{Boundary, Metric};
+/// let periodic = |lambda| Metric::SobolevH1 { lambda, boundary: Boundary::Periodic };
+/// assert_eq!(arithmetic(&periodic(0.5), 256), Arithmetic::F32);
+/// assert_eq!(arithmetic(&periodic(1e5), 256), Arithmetic::F64);
+/// ```
+pub fn arithmetic(metric: &Metric, n: usize) -> Arithmetic {
+    if f32_error_bound(metric, n) <= F32_ARITHMETIC_BUDGET {
+        Arithmetic::F32
+    } else {
+        Arithmetic::F64
+    }
+}
+
+/// How a device kernel spreads the fibers over invocations. Results do not depend on it beyond
+/// rounding.
+///
+/// ```
+/// assert_eq!(chandir::gpu::Method::default(), chandir::gpu::Method::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Method {
+    /// One invocation per fiber when there are enough fibers to fill the device, segments otherwise.
+    #[default]
+    Auto,
+    /// One invocation per fiber, sweeping all its rows.
+    Columns,
+    /// Fibers cut into segments of this many rows (re-weighted H0: always
+    /// [`REWEIGHTED_SEGMENT_ROWS`]), one invocation per segment, composed exactly by a scan.
+    Segments(usize),
+}

@@ -1,0 +1,110 @@
+//! The device path: a burn backend extension whose CubeCL implementation runs
+//! [`crate::gpu`]'s kernels, lazily inside burn's `Fusion` wrapper.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, DispatchDevice, Dispatch};
+use burn::tensor::{DType, Tensor};
+use burn_cubecl::CubeBackend;
+
+use crate::gpu::launch::{host_coefficients, DevicePlan, Operator};
+use crate::gpu::{arithmetic, Arithmetic, Method};
+use crate::{ChannelDirected, Error, Metric};
+
+/// Smoothing as a backend operation: the CubeCL backend runs the kernels; `Fusion` records the
+/// operation (same shape and dtype out) and runs it in stream order.
+#[backend_extension(Cube: cfg(feature = "burn-cube"), Fusion: cfg(feature = "burn-cube"))]
+pub trait ChannelDirectedBackend: Backend {
+    /// `grad` smoothed as `plan` says.
+    #[fusion(dtype = grad, shape = grad)]
+    fn channel_directed_smooth(grad: FloatTensor<Self>, plan: DevicePlan) -> FloatTensor<Self>;
+}
+
+impl ChannelDirectedBackend for CubeBackend {
+    fn channel_directed_smooth(grad: FloatTensor<Self>, plan: DevicePlan) -> FloatTensor<Self> {
+        crate::gpu::launch::smooth(grad, &plan)
+    }
+}
+
+/// Whether `grad` lives on a CubeCL device (possibly behind autodiff).
+pub(super) fn on_cube_device<const D: usize>(grad: &Tensor<D>) -> bool {
+    matches!(grad.device().inner().as_dispatch(), DispatchDevice::Cube(_))
+}
+
+/// The plan for `grad` on its CubeCL device, `None` where the operator is the identity, and
+/// `Err(())` where the device cannot run it (f64 arithmetic needed but missing, or a dtype the
+/// kernels do not store).
+pub(super) fn plan<const D: usize>(
+    grad: &Tensor<D>,
+    preconditioner: &ChannelDirected,
+    forced: Option<Arithmetic>,
+    method: Method,
+) -> Result<Option<DevicePlan>, Error> {
+    let shape = grad.dims();
+    let axis = preconditioner.direction.axis(D)?;
+    let len: usize = shape.iter().product();
+    if len == 0 {
+        return Ok(None);
+    }
+    let (outer, n, inner) = match axis {
+        None => (1, len, 1),
+        Some(axis) => (
+            shape[..axis].iter().product(),
+            shape[axis],
+            shape[axis + 1..].iter().product(),
+        ),
+    };
+    let operator = match preconditioner.metric {
+        Metric::H0 => return Ok(None),
+        Metric::ReweightedH0 { lambda } => {
+            if lambda == 0.0 || n <= 1 {
+                return Ok(None);
+            }
+            Operator::Reweighted {
+                shrink: 1.0 / (1.0 + lambda),
+            }
+        }
+        metric @ Metric::SobolevH1 { .. } => match host_coefficients(&metric, n) {
+            None => return Ok(None),
+            Some(host) => Operator::Sweep(host),
+        },
+    };
+    let rule = match grad.dtype() {
+        DType::F64 => Arithmetic::F64,
+        _ => arithmetic(&preconditioner.metric, n),
+    };
+    Ok(Some(DevicePlan {
+        operator,
+        arithmetic: forced.unwrap_or(rule),
+        outer,
+        n,
+        inner,
+        method,
+    }))
+}
+
+/// Whether the device of `grad` can run `plan` (f64 arithmetic where the plan asks for it).
+pub(super) fn can_run<const D: usize>(grad: &Tensor<D>, plan: &DevicePlan) -> bool {
+    let stored = matches!(
+        grad.dtype(),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 | DType::Flex32
+    );
+    stored && (plan.arithmetic == Arithmetic::F32 || grad.device().supports_dtype(DType::F64))
+}
+
+/// Runs `plan` on the device of `grad`; narrower floats go through an f32 copy on the device.
+pub(super) fn smooth<const D: usize>(grad: Tensor<D>, plan: DevicePlan) -> Tensor<D> {
+    if grad.device().is_autodiff() {
+        return Tensor::from_inner(smooth(grad.inner(), plan));
+    }
+    let dtype = grad.dtype();
+    let stored = match dtype {
+        DType::F32 | DType::F64 => grad,
+        _ => grad.cast(DType::F32),
+    };
+    let output = Tensor::from_dispatch(Dispatch::channel_directed_smooth(stored.into_dispatch(), plan));
+    if output.dtype() == dtype {
+        output
+    } else {
+        output.cast(dtype)
+    }
+}
