@@ -30,10 +30,12 @@ pub mod integrations;
 pub mod layout;
 pub mod metric;
 pub mod optim;
+mod rank;
 pub mod solve;
 
 pub use error::Error;
 pub use metric::{Boundary, ChannelDirected, Direction, Metric, Preconditioner, Threading};
+pub use rank::RankPolicy;
 
 use ndarray::{ArrayBase, DataMut, Dimension};
 use num_traits::Float;

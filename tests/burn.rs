@@ -11,7 +11,7 @@ use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig,
 };
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use chandir::integrations::burn::{precondition_tensor, ChannelDirectedConfig};
+use chandir::integrations::burn::{precondition_tensor, ChannelDirectedConfig, LINEAR_OUTPUT};
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::{ArrayD, IxDyn};
 
@@ -218,7 +218,7 @@ fn rank_two_and_below_are_left_unsmoothed_by_default() {
     assert_eq!(diff.linear_bias, 0.0);
 }
 
-/// `with_linear(true)` smooths burn's `Linear` weight `[d_input, d_output]` along `d_output`.
+/// `LINEAR_OUTPUT` smooths burn's `Linear` weight `[d_input, d_output]` along `d_output`.
 #[test]
 fn linear_weights_opt_in_smooths_along_the_output_features() {
     let metric = Metric::SobolevH1 {
@@ -229,7 +229,7 @@ fn linear_weights_opt_in_smooths_along_the_output_features() {
         AdamConfig::new().build(),
         ChannelDirectedConfig::new()
             .with_metric(metric)
-            .with_linear(true),
+            .with_linear_direction(Some(LINEAR_OUTPUT)),
         |net, grads| {
             smooth_on_ndarray::<4>(
                 grads,

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap, SGD};
 use chandir::integrations::candle::{
     precondition_in_place, preconditioned, ChannelDirectedConfig, ChannelDirectedOptimizer,
+    LINEAR_OUTPUT,
 };
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::{ArrayD, IxDyn};
@@ -98,7 +99,7 @@ where
     let (wrapped_net, wrapped_vars) = net_in(None);
     let (reference_net, reference_vars) = net_in(Some(&wrapped_vars));
     let (plain_net, plain_vars) = net_in(Some(&wrapped_vars));
-    let metric = config.metric;
+    let metric = config.policy.metric;
 
     let mut wrapped_optim =
         ChannelDirectedOptimizer::<O>::new(wrapped_vars.all_vars(), config).unwrap();
@@ -166,7 +167,7 @@ fn difference_of(differences: &[(&str, f32)], param: &str) -> f32 {
 fn sgd_matches_the_ndarray_path() {
     let (vs_reference, vs_plain) = train_three_ways::<SGD>(
         0.05,
-        ChannelDirectedConfig::new(0.05),
+        ChannelDirectedConfig::new().with_inner(0.05),
         &[("conv.weight", Direction::Output)],
     );
     assert_all_below("sgd", &vs_reference, 1e-6);
@@ -188,7 +189,9 @@ fn adamw_matches_the_ndarray_path() {
     };
     let (vs_reference, vs_plain) = train_three_ways::<AdamW>(
         params.clone(),
-        ChannelDirectedConfig::new(params).with_metric(metric),
+        ChannelDirectedConfig::new()
+            .with_inner(params)
+            .with_metric(metric),
         &[("conv.weight", Direction::Output)],
     );
     assert_all_below("adamw", &vs_reference, 1e-6);
@@ -209,7 +212,7 @@ fn rank_two_and_below_are_left_unsmoothed_by_default() {
 
     let mut wrapped = ChannelDirectedOptimizer::<SGD>::new(
         wrapped_vars.all_vars(),
-        ChannelDirectedConfig::new(0.05),
+        ChannelDirectedConfig::new().with_inner(0.05),
     )
     .unwrap();
     wrapped
@@ -230,14 +233,15 @@ fn rank_two_and_below_are_left_unsmoothed_by_default() {
     }
 }
 
-/// `with_linear(true)` smooths candle's `Linear` weight `[out, in]` along `out`.
+/// `LINEAR_OUTPUT` smooths candle's `Linear` weight `[out, in]` along `out`.
 #[test]
 fn linear_weights_opt_in_smooths_along_the_output_features() {
     let (vs_reference, vs_plain) = train_three_ways::<SGD>(
         0.05,
-        ChannelDirectedConfig::new(0.05)
+        ChannelDirectedConfig::new()
+            .with_inner(0.05)
             .with_metric(Metric::ReweightedH0 { lambda: 4.0 })
-            .with_linear(true),
+            .with_linear_direction(Some(LINEAR_OUTPUT)),
         &[
             ("conv.weight", Direction::Output),
             ("linear.weight", Direction::Output),
@@ -259,9 +263,11 @@ fn transposed_conv_override_smooths_along_axis_one() {
     let weight = var(&varmap, "deconv.weight");
     let start = weight.as_tensor().copy().unwrap();
 
-    let mut optim =
-        ChannelDirectedOptimizer::<SGD>::new(varmap.all_vars(), ChannelDirectedConfig::new(1.0))
-            .unwrap();
+    let mut optim = ChannelDirectedOptimizer::<SGD>::new(
+        varmap.all_vars(),
+        ChannelDirectedConfig::new().with_inner(1.0),
+    )
+    .unwrap();
     optim
         .set_direction_for(&weight, Some(Direction::Axis(1)))
         .unwrap();
@@ -372,6 +378,8 @@ fn bad_inputs_are_refused_before_writing() {
     assert!(precondition_in_place(&grad, &missing_axis).is_err());
     assert_eq!(grad.sum_all().unwrap().to_scalar::<f32>().unwrap(), 12.0);
 
-    let config = ChannelDirectedConfig::new(0.1).with_metric(Metric::ReweightedH0 { lambda: -1.0 });
+    let config = ChannelDirectedConfig::new()
+        .with_inner(0.1)
+        .with_metric(Metric::ReweightedH0 { lambda: -1.0 });
     assert!(ChannelDirectedOptimizer::<SGD>::new(vec![], config).is_err());
 }

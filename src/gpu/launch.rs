@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::{DType, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::full_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeDevice;
 use cubecl::prelude::*;
@@ -13,7 +14,10 @@ use cubecl::server::Handle;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 use super::kernels::{self, MAP_VALUES};
-use super::{Arithmetic, ExpandedCoefficients, Method, SweepCoefficients, REWEIGHTED_SEGMENT_ROWS, SCAN_THREADS};
+use super::{
+    Arithmetic, ExpandedCoefficients, Method, SweepCoefficients, REWEIGHTED_SEGMENT_ROWS,
+    SCAN_THREADS,
+};
 use crate::{Boundary, Metric};
 
 /// Invocations per cube of the elementwise launches (the most WebGPU guarantees).
@@ -35,6 +39,8 @@ pub struct DevicePlan {
     pub(crate) n: usize,
     pub(crate) inner: usize,
     pub(crate) method: Method,
+    /// Write into a fresh output filled with NaN (tests: an element the kernels miss stays NaN).
+    pub(crate) poison: bool,
 }
 
 /// The operator of a [`DevicePlan`].
@@ -43,7 +49,7 @@ pub(crate) enum Operator {
     /// Sobolev H1: the sweep coefficients.
     Sweep(Arc<HostCoefficients>),
     /// Re-weighted H0 with `shrink = 1/(1 + λ)`.
-    Reweighted { shrink: f64 },
+    Reweighted { key: CoefficientKey, shrink: f64 },
 }
 
 /// Sweep coefficients computed once per (metric, n) on the host.
@@ -52,11 +58,10 @@ pub(crate) struct HostCoefficients {
     key: CoefficientKey,
     coefficients: ExpandedCoefficients,
     forward_rows: usize,
-    pub(crate) f32_error_bound: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct CoefficientKey {
+pub(crate) struct CoefficientKey {
     lambda_bits: u64,
     boundary: u8,
     n: usize,
@@ -69,6 +74,18 @@ const CACHE_ENTRIES: usize = 256;
 fn host_cache() -> &'static Mutex<HashMap<CoefficientKey, Arc<HostCoefficients>>> {
     static CACHE: OnceLock<Mutex<HashMap<CoefficientKey, Arc<HostCoefficients>>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
+}
+
+/// The operator of re-weighted H0 with strength `lambda > 0` on fibers of length `n`.
+pub(crate) fn reweighted(lambda: f64, n: usize) -> Operator {
+    Operator::Reweighted {
+        key: CoefficientKey {
+            lambda_bits: lambda.to_bits(),
+            boundary: u8::MAX,
+            n,
+        },
+        shrink: 1.0 / (1.0 + lambda),
+    }
 }
 
 /// The host coefficients of Sobolev H1 on fibers of length `n`, or `None` for the identity.
@@ -85,7 +102,9 @@ pub(crate) fn host_coefficients(metric: &Metric, n: usize) -> Option<Arc<HostCoe
         },
         n,
     };
-    let mut cache = host_cache().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cache = host_cache()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(found) = cache.get(&key) {
         return Some(found.clone());
     }
@@ -93,7 +112,6 @@ pub(crate) fn host_coefficients(metric: &Metric, n: usize) -> Option<Arc<HostCoe
     let entry = Arc::new(HostCoefficients {
         key,
         forward_rows: sweep.forward_rows(),
-        f32_error_bound: sweep.f32_error_bound(),
         coefficients: sweep.expanded(),
     });
     if cache.len() >= CACHE_ENTRIES {
@@ -103,12 +121,10 @@ pub(crate) fn host_coefficients(metric: &Metric, n: usize) -> Option<Arc<HostCoe
     Some(entry)
 }
 
-/// Coefficients uploaded to one device in one arithmetic: `alpha, coupling, kappa, mu, scalars`.
+/// Coefficients uploaded to one device in one arithmetic: the four sweep arrays (empty for
+/// re-weighted H0) and the scalars (`[beta, gamma, out_scale]`, or `[shrink, weight]`).
 struct DeviceCoefficients {
-    alpha: Handle,
-    coupling: Handle,
-    kappa: Handle,
-    mu: Handle,
+    arrays: Vec<Handle>,
     scalars: Handle,
 }
 
@@ -119,7 +135,7 @@ fn device_cache() -> &'static Mutex<HashMap<DeviceKey, Arc<DeviceCoefficients>>>
     CACHE.get_or_init(Default::default)
 }
 
-/// Bytes of `values` in the arithmetic type.
+/// `values` uploaded in the arithmetic type.
 fn upload(client: &cubecl::client::Client, values: &[f64], arithmetic: Arithmetic) -> Handle {
     match arithmetic {
         Arithmetic::F64 => client.create_from_slice(f64::as_bytes(values)),
@@ -130,20 +146,39 @@ fn upload(client: &cubecl::client::Client, values: &[f64], arithmetic: Arithmeti
     }
 }
 
-fn device_coefficients(tensor: &CubeTensor, host: &HostCoefficients, arithmetic: Arithmetic) -> Arc<DeviceCoefficients> {
-    let key = (tensor.device.clone(), host.key, arithmetic);
-    let mut cache = device_cache().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+/// The coefficients of `operator` on the device of `tensor`, uploaded on first use.
+fn device_coefficients(
+    tensor: &CubeTensor,
+    operator: &Operator,
+    n: usize,
+    arithmetic: Arithmetic,
+) -> Arc<DeviceCoefficients> {
+    let key = match operator {
+        Operator::Sweep(host) => host.key,
+        Operator::Reweighted { key, .. } => *key,
+    };
+    let key = (tensor.device.clone(), key, arithmetic);
+    let mut cache = device_cache()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(found) = cache.get(&key) {
         return found.clone();
     }
-    let c = &host.coefficients;
     let client = &tensor.client;
-    let entry = Arc::new(DeviceCoefficients {
-        alpha: upload(client, &c.alpha, arithmetic),
-        coupling: upload(client, &c.coupling, arithmetic),
-        kappa: upload(client, &c.kappa, arithmetic),
-        mu: upload(client, &c.mu, arithmetic),
-        scalars: upload(client, &[c.beta, c.gamma, c.out_scale], arithmetic),
+    let entry = Arc::new(match operator {
+        Operator::Sweep(host) => {
+            let c = &host.coefficients;
+            DeviceCoefficients {
+                arrays: [&c.alpha, &c.coupling, &c.kappa, &c.mu]
+                    .map(|values| upload(client, values, arithmetic))
+                    .to_vec(),
+                scalars: upload(client, &[c.beta, c.gamma, c.out_scale], arithmetic),
+            }
+        }
+        Operator::Reweighted { shrink, .. } => DeviceCoefficients {
+            arrays: Vec::new(),
+            scalars: upload(client, &[*shrink, (1.0 - shrink) / n as f64], arithmetic),
+        },
     });
     if cache.len() >= CACHE_ENTRIES {
         cache.clear();
@@ -152,8 +187,14 @@ fn device_coefficients(tensor: &CubeTensor, host: &HostCoefficients, arithmetic:
     entry
 }
 
+/// Most cubes one scan launch may ask for along one grid axis (the smallest limit of every runtime).
+const MAX_SCAN_CUBES: usize = 65_535;
+
 /// How many segments of how many rows, or `None` for one invocation per column.
 fn segmentation(method: Method, rows: usize, cols: usize) -> Option<(usize, usize)> {
+    if cols > MAX_SCAN_CUBES {
+        return None;
+    }
     let segment_rows = match method {
         Method::Columns => return None,
         Method::Segments(segment_rows) => segment_rows.max(1),
@@ -165,10 +206,6 @@ fn segmentation(method: Method, rows: usize, cols: usize) -> Option<(usize, usiz
             rows.div_ceil(segments).max(MIN_SEGMENT_ROWS)
         }
     };
-    // One cube per column in the scan: keep within the smallest grid limit of every runtime.
-    if cols > 65_535 {
-        return None;
-    }
     let segments = rows.div_ceil(segment_rows);
     (segments > 1 || method != Method::Auto).then_some((segments, segment_rows))
 }
@@ -189,7 +226,10 @@ fn buffer(handle: &Handle, len: usize) -> BufferArg {
 
 fn elementwise(client: &cubecl::client::Client, invocations: usize) -> (CubeCount, CubeDim) {
     let cube_dim = CubeDim::new_1d(CUBE_SIZE);
-    (calculate_cube_count_elemwise(client, invocations.max(1), cube_dim), cube_dim)
+    (
+        calculate_cube_count_elemwise(client, invocations.max(1), cube_dim),
+        cube_dim,
+    )
 }
 
 /// Runs `plan` on `grad` (f32 or f64, any layout) and returns the smoothed tensor: in place where
@@ -200,12 +240,27 @@ pub(crate) fn smooth(grad: CubeTensor, plan: &DevicePlan) -> CubeTensor {
     if len == 0 {
         return grad;
     }
-    let in_place = grad.can_mut();
+    let in_place = grad.can_mut() && !plan.poison;
     let output = if in_place {
         grad.clone()
+    } else if plan.poison {
+        let poison = InputScalar::new(f32::NAN, dtype_to_storage_type(grad.dtype));
+        full_device_dtype(
+            grad.client.clone(),
+            grad.shape(),
+            grad.device.clone(),
+            poison,
+            grad.dtype,
+        )
     } else {
         let handle = grad.client.empty(len * grad.dtype.size());
-        CubeTensor::new_contiguous(grad.client.clone(), grad.device.clone(), grad.shape(), handle, grad.dtype)
+        CubeTensor::new_contiguous(
+            grad.client.clone(),
+            grad.device.clone(),
+            grad.shape(),
+            handle,
+            grad.dtype,
+        )
     };
     launch(&grad, &output, in_place, plan);
     output
@@ -213,13 +268,15 @@ pub(crate) fn smooth(grad: CubeTensor, plan: &DevicePlan) -> CubeTensor {
 
 /// Runs `plan` reading `input` and writing `output` (both contiguous, same shape and dtype);
 /// `in_place` when they are the same buffer.
-pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &DevicePlan) {
-    let storage = dtype_to_storage_type(input.dtype);
+fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &DevicePlan) {
     let arithmetic_dtype = match plan.arithmetic {
         Arithmetic::F32 => DType::F32,
         Arithmetic::F64 => DType::F64,
     };
-    let dtypes = [storage, dtype_to_storage_type(arithmetic_dtype)];
+    let dtypes = [
+        dtype_to_storage_type(input.dtype),
+        dtype_to_storage_type(arithmetic_dtype),
+    ];
     let len = input.meta.num_elements();
     let client = &input.client;
     let (n, inner) = (plan.n, plan.inner);
@@ -232,11 +289,12 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
             buffer(&output.handle, len)
         }
     };
+    let device = device_coefficients(input, &plan.operator, n, plan.arithmetic);
     match &plan.operator {
         Operator::Sweep(host) => {
-            let device = device_coefficients(input, host, plan.arithmetic);
             let m = host.forward_rows;
-            let coefficient = |handle: &Handle| buffer(handle, m);
+            let array = |index: usize| buffer(&device.arrays[index], m);
+            let (alpha, coupling, kappa, mu) = (0, 1, 2, 3);
             let scalars = || buffer(&device.scalars, 3);
             match segmentation(plan.method, m, cols) {
                 None => {
@@ -250,10 +308,10 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                             dim,
                             input_arg(),
                             output_arg(),
-                            coefficient(&device.alpha),
-                            coefficient(&device.coupling),
-                            coefficient(&device.kappa),
-                            coefficient(&device.mu),
+                            array(alpha),
+                            array(coupling),
+                            array(kappa),
+                            array(mu),
                             scalars(),
                             n,
                             m,
@@ -264,23 +322,24 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                     }
                 }
                 Some((segments, segment_rows)) => {
-                    let maps = scratch(input, segments * cols * MAP_VALUES, plan.arithmetic);
+                    let maps_len = segments * cols * MAP_VALUES;
+                    let maps = scratch(input, maps_len, plan.arithmetic);
                     let carries = scratch(input, segments * cols * 2, plan.arithmetic);
                     let last = scratch(input, cols, plan.arithmetic);
                     let (count, dim) = elementwise(client, segments * cols);
                     // SAFETY: as above; the segment kernels check their segment against
-                    // `segments`, the scan its cube against `cols`.
+                    // `segments`, and the scan runs exactly one cube per column.
                     unsafe {
                         kernels::h1_segment_maps::launch_unchecked(
                             client,
                             count.clone(),
                             dim,
                             input_arg(),
-                            buffer(&maps, segments * cols * MAP_VALUES),
-                            coefficient(&device.alpha),
-                            coefficient(&device.coupling),
-                            coefficient(&device.kappa),
-                            coefficient(&device.mu),
+                            buffer(&maps, maps_len),
+                            array(alpha),
+                            array(coupling),
+                            array(kappa),
+                            array(mu),
                             scalars(),
                             n,
                             m,
@@ -296,7 +355,7 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                             CubeDim::new_1d(SCAN_THREADS as u32),
                             input_arg(),
                             output_arg(),
-                            buffer(&maps, segments * cols * MAP_VALUES),
+                            buffer(&maps, maps_len),
                             buffer(&carries, segments * cols * 2),
                             buffer(&last, cols),
                             scalars(),
@@ -315,9 +374,9 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                             output_arg(),
                             buffer(&carries, segments * cols * 2),
                             buffer(&last, cols),
-                            coefficient(&device.alpha),
-                            coefficient(&device.coupling),
-                            coefficient(&device.mu),
+                            array(alpha),
+                            array(coupling),
+                            array(mu),
                             scalars(),
                             n,
                             m,
@@ -331,18 +390,14 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                 }
             }
         }
-        Operator::Reweighted { shrink } => {
-            let weight = (1.0 - shrink) / n as f64;
-            let scalars_handle = upload(client, &[*shrink, weight], plan.arithmetic);
-            let scalars = || buffer(&scalars_handle, 2);
-            let method = match plan.method {
-                Method::Segments(_) => Method::Segments(REWEIGHTED_SEGMENT_ROWS),
-                other => other,
-            };
-            let segmented = match method {
+        Operator::Reweighted { .. } => {
+            let scalars = || buffer(&device.scalars, 2);
+            let rows = REWEIGHTED_SEGMENT_ROWS;
+            let segmented = match plan.method {
                 Method::Columns => None,
-                _ => segmentation(Method::Segments(REWEIGHTED_SEGMENT_ROWS), n, cols)
-                    .filter(|_| method != Method::Auto || cols < TARGET_INVOCATIONS / 2),
+                Method::Segments(_) => segmentation(Method::Segments(rows), n, cols),
+                Method::Auto => segmentation(Method::Auto, n, cols)
+                    .and_then(|_| segmentation(Method::Segments(rows), n, cols)),
             };
             match segmented {
                 None => {
@@ -359,7 +414,7 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                             n,
                             inner,
                             cols,
-                            REWEIGHTED_SEGMENT_ROWS,
+                            rows,
                             dtypes,
                         );
                     }
@@ -368,7 +423,8 @@ pub(crate) fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, pl
                     let sums = scratch(input, segments * cols, plan.arithmetic);
                     let shifts = scratch(input, cols, plan.arithmetic);
                     let (count, dim) = elementwise(client, segments * cols);
-                    // SAFETY: the kernels check their segment and column bounds.
+                    // SAFETY: the kernels check their segment bounds; the total runs exactly one
+                    // cube per column.
                     unsafe {
                         kernels::reweighted_segment_sums::launch_unchecked(
                             client,

@@ -239,8 +239,7 @@ impl SweepCoefficients {
             let error = self.beta * z_error[i]
                 + c * next_error
                 + mu * last_error
-                + u * 2.0
-                    * (self.beta * z_bound[i] + c * next_bound + mu * last_bound + bound);
+                + u * 2.0 * (self.beta * z_bound[i] + c * next_bound + mu * last_bound + bound);
             worst = worst.max(self.out_scale * (error + u * bound));
             (next_bound, next_error) = (bound, error);
         }
@@ -271,7 +270,9 @@ mod tests {
         let mut x = vec![0.0; n];
         let mut next = last;
         for i in (0..m).rev() {
-            next = coefficients.beta() * z[i] + coefficients.coupling(i) * next + coefficients.mu(i) * last;
+            next = coefficients.beta() * z[i]
+                + coefficients.coupling(i) * next
+                + coefficients.mu(i) * last;
             x[i] = coefficients.out_scale() * next;
         }
         if m < n {
@@ -327,7 +328,12 @@ mod tests {
                             "{boundary:?} n={n} λ={lambda}: residual {r} vs {g}"
                         );
                     }
-                    for array in [&coefficients.alpha, &coefficients.coupling, &coefficients.kappa, &coefficients.mu] {
+                    for array in [
+                        &coefficients.alpha,
+                        &coefficients.coupling,
+                        &coefficients.kappa,
+                        &coefficients.mu,
+                    ] {
                         assert!(array.iter().all(|&v| v >= 0.0 && v.is_finite()));
                     }
                 }
@@ -339,20 +345,47 @@ mod tests {
     fn identity_cases_have_no_coefficients() {
         assert!(SweepCoefficients::new(&Metric::H0, 8).is_none());
         assert!(SweepCoefficients::new(&Metric::ReweightedH0 { lambda: 1.0 }, 8).is_none());
-        assert!(SweepCoefficients::new(&Metric::SobolevH1 { lambda: 0.0, boundary: Boundary::Neumann }, 8).is_none());
-        assert!(SweepCoefficients::new(&Metric::SobolevH1 { lambda: 1.0, boundary: Boundary::Periodic }, 1).is_none());
-        assert!(SweepCoefficients::new(&Metric::SobolevH1 { lambda: 1.0, boundary: Boundary::Dirichlet }, 1).is_some());
+        assert!(SweepCoefficients::new(
+            &Metric::SobolevH1 {
+                lambda: 0.0,
+                boundary: Boundary::Neumann
+            },
+            8
+        )
+        .is_none());
+        assert!(SweepCoefficients::new(
+            &Metric::SobolevH1 {
+                lambda: 1.0,
+                boundary: Boundary::Periodic
+            },
+            1
+        )
+        .is_none());
+        assert!(SweepCoefficients::new(
+            &Metric::SobolevH1 {
+                lambda: 1.0,
+                boundary: Boundary::Dirichlet
+            },
+            1
+        )
+        .is_some());
     }
 
     #[test]
     fn extreme_lambda_stays_finite() {
         for boundary in [Boundary::Neumann, Boundary::Periodic, Boundary::Dirichlet] {
-            let metric = Metric::SobolevH1 { lambda: f64::MAX, boundary };
+            let metric = Metric::SobolevH1 {
+                lambda: f64::MAX,
+                boundary,
+            };
             let coefficients = SweepCoefficients::new(&metric, 16).unwrap();
             let x = sweep(&coefficients, &[1.0; 16]);
             assert!(x.iter().all(|v| v.is_finite()), "{boundary:?}: {x:?}");
             if boundary != Boundary::Dirichlet {
-                assert!(x.iter().all(|v| (v - 1.0).abs() < 1e-12), "{boundary:?}: {x:?}");
+                assert!(
+                    x.iter().all(|v| (v - 1.0).abs() < 1e-12),
+                    "{boundary:?}: {x:?}"
+                );
             }
         }
     }
@@ -360,9 +393,15 @@ mod tests {
     #[test]
     fn f32_bound_grows_with_lambda() {
         let bound = |lambda: f64| {
-            SweepCoefficients::new(&Metric::SobolevH1 { lambda, boundary: Boundary::Neumann }, 512)
-                .unwrap()
-                .f32_error_bound()
+            SweepCoefficients::new(
+                &Metric::SobolevH1 {
+                    lambda,
+                    boundary: Boundary::Neumann,
+                },
+                512,
+            )
+            .unwrap()
+            .f32_error_bound()
         };
         assert!(bound(1.0) < 1e-5);
         assert!(bound(1.0) < bound(100.0));

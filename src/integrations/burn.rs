@@ -25,21 +25,31 @@
 //! # Ok::<(), chandir::Error>(())
 //! ```
 //!
-//! Which parameters are smoothed, by rank:
+//! Which parameters are smoothed, by rank ([`RankPolicy`], the crate's one rule):
 //!
 //! | rank | burn layer | default |
 //! |---|---|---|
 //! | 0, 1 | biases, norms | never |
-//! | 2 | `Linear` weight `[d_input, d_output]` | off; [`ChannelDirectedConfig::with_linear`] smooths along `d_output` (axis 1) |
-//! | ≥ 3 | `Conv{1,2,3}d` weight `[out, in/groups, k..]` | along [`ChannelDirectedConfig::direction`], axis 0 by default |
+//! | 2 | `Linear` weight `[d_input, d_output]` | off; `with_linear_direction(Some(`[`LINEAR_OUTPUT`]`))` smooths along `d_output` (axis 1) |
+//! | ≥ 3 | `Conv{1,2,3}d` weight `[out, in/groups, k..]` | along [`RankPolicy::direction`], axis 0 by default |
 //!
 //! A transposed convolution's weight is `[in, out/groups, k..]`: give its parameters their own
 //! wrapper with `Direction::Axis(1)` in a group, see [`ChannelDirectedConfig::build`].
 //!
-//! Copies: the gradient is read into host memory ([`Tensor::into_data`]), smoothed in place there,
-//! and handed back ([`Tensor::from_data`]). On the pure-Rust `flex` CPU backend both moves reuse
-//! the buffer when the gradient is contiguous and not shared (the usual case), so no data is
-//! copied; on GPU backends it is one download and one upload per smoothed gradient.
+//! # Where the smoothing runs, and what it costs
+//!
+//! Users change nothing but the backend; [`route`] says which path a gradient takes.
+//!
+//! | backend | path | cost per smoothed gradient |
+//! |---|---|---|
+//! | `flex` (pure-Rust CPU) | host, in place | no copy when the gradient is contiguous and unshared (the usual case): the CPU kernel in f64 arithmetic |
+//! | CubeCL backends — `wgpu`, `vulkan`, `cuda`, `rocm`, `metal`, `cpu`, with or without `Fusion` — in a build with feature `burn-wgpu`, `burn-vulkan` or `burn-cuda` | device: a CubeCL kernel ([`crate::gpu`]) | about two reads and one write of the gradient in device memory, in place when it is unshared; no synchronisation, no transfer. Coefficients are uploaded once per (metric, fiber length, arithmetic) and cached |
+//! | the same, where the arithmetic rule asks for f64 and the device has none (WGSL: large λ) | host | a device synchronisation, a download, the CPU kernel, an upload |
+//! | CubeCL backends in a build without those features, `ndarray`, `tch`, remote | host | as above |
+//!
+//! The device kernels do their arithmetic in f32 where [`crate::gpu::f32_error_bound`] allows
+//! (λ up to a few hundred for the usual fiber lengths) and in f64 otherwise: every path meets the
+//! CPU path's tolerance (f32: `1e-5·max|g|`).
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{DType, Element, Tensor, TensorData};
@@ -49,93 +59,20 @@ use num_traits::Float;
 #[cfg(feature = "burn-cube")]
 mod cube;
 
-use super::RankPolicy;
+pub use super::ChannelDirectedConfig;
 use crate::gpu::Arithmetic;
 #[cfg(feature = "burn-cube")]
 use crate::gpu::Method;
-use crate::{ChannelDirected, Direction, Error, Metric};
+use crate::{ChannelDirected, Direction, Error, RankPolicy};
 
-/// How gradients are smoothed before the inner optimizer's step: metric, and direction per rank.
-///
-/// Mirrors burn's `*Config` builders; [`init`](Self::init) gives a [`ModuleOptimizer`] ready for
-/// `optim.step(lr, model, grads)`, [`build`](Self::build) the bare optimizer.
-///
-/// ```
-/// use chandir::integrations::burn::ChannelDirectedConfig;
-/// use chandir::{Boundary, Direction, Metric};
-///
-/// let config = ChannelDirectedConfig::new()
-///     .with_metric(Metric::SobolevH1 { lambda: 0.5, boundary: Boundary::Periodic })
-///     .with_direction(Direction::Output)
-///     .with_linear(true);
-/// assert_eq!(config.linear_direction, Some(Direction::Axis(1)));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ChannelDirectedConfig {
-    /// The operator; Sobolev H1 with λ = 1 and the Neumann boundary by default.
-    pub metric: Metric,
-    /// The fibers of every rank ≥ 3 gradient; [`Direction::Output`] (axis 0) by default.
-    pub direction: Direction,
-    /// The fibers of rank-2 gradients, or `None` (the default) to leave them unsmoothed.
-    pub linear_direction: Option<Direction>,
-}
+/// The output features of burn's `Linear` weight `[d_input, d_output]`: axis 1. Smooth linear
+/// weights along them with
+/// `ChannelDirectedConfig::new().with_linear_direction(Some(LINEAR_OUTPUT))`.
+pub const LINEAR_OUTPUT: Direction = Direction::Axis(1);
 
-impl Default for ChannelDirectedConfig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
+/// burn's side of the shared [`ChannelDirectedConfig`] (with no inner config: burn optimizers are
+/// built first and handed to [`init`](Self::init) or [`build`](Self::build)).
 impl ChannelDirectedConfig {
-    /// The paper's default: Sobolev H1 (λ = 1, Neumann) along the output channels of conv weights;
-    /// linear weights and biases are left alone.
-    pub fn new() -> Self {
-        let policy = RankPolicy::new();
-        ChannelDirectedConfig {
-            metric: policy.metric,
-            direction: policy.direction,
-            linear_direction: policy.linear_direction,
-        }
-    }
-
-    /// Sets the metric (and with it λ).
-    pub fn with_metric(mut self, metric: Metric) -> Self {
-        self.metric = metric;
-        self
-    }
-
-    /// Sets the fibers of rank ≥ 3 gradients, e.g. `Direction::Axis(1)` for transposed convs.
-    pub fn with_direction(mut self, direction: Direction) -> Self {
-        self.direction = direction;
-        self
-    }
-
-    /// Smooths rank-2 gradients too (`true`), along the output features of burn's `Linear`
-    /// weight `[d_input, d_output]`, i.e. `Direction::Axis(1)`; `false` leaves them alone.
-    pub fn with_linear(mut self, smooth: bool) -> Self {
-        self.linear_direction = smooth.then_some(Direction::Axis(1));
-        self
-    }
-
-    /// Sets the fibers of rank-2 gradients explicitly (`None`: leave them alone).
-    pub fn with_linear_direction(mut self, direction: Option<Direction>) -> Self {
-        self.linear_direction = direction;
-        self
-    }
-
-    /// The preconditioner a parameter of rank `rank` gets, or `None` if it is left alone.
-    ///
-    /// ```
-    /// use chandir::integrations::burn::ChannelDirectedConfig;
-    /// let config = ChannelDirectedConfig::new();
-    /// assert!(config.preconditioner_for_rank(1).is_none());
-    /// assert!(config.preconditioner_for_rank(2).is_none());
-    /// assert!(config.preconditioner_for_rank(4).is_some());
-    /// ```
-    pub fn preconditioner_for_rank(&self, rank: usize) -> Option<ChannelDirected> {
-        self.policy().for_rank(rank)
-    }
-
     /// Wraps `inner` (e.g. `SgdConfig::new().build()`): the bare optimizer, for
     /// [`ModuleOptimizer::with_group`] or your own loop.
     ///
@@ -168,10 +105,10 @@ impl ChannelDirectedConfig {
     /// # Ok::<(), chandir::Error>(())
     /// ```
     pub fn build<O: Optimizer>(self, inner: O) -> Result<ChannelDirectedOptimizer<O>, Error> {
-        self.policy().validate()?;
+        self.policy.validate()?;
         Ok(ChannelDirectedOptimizer {
             inner,
-            config: self,
+            policy: self.policy,
         })
     }
 
@@ -181,14 +118,6 @@ impl ChannelDirectedConfig {
     /// [`build`](Self::build).
     pub fn init<O: Optimizer>(self, inner: O) -> Result<ModuleOptimizer, Error> {
         Ok(self.build(inner)?.into())
-    }
-
-    fn policy(&self) -> RankPolicy {
-        RankPolicy {
-            metric: self.metric,
-            direction: self.direction,
-            linear_direction: self.linear_direction,
-        }
     }
 }
 
@@ -201,7 +130,7 @@ impl ChannelDirectedConfig {
 #[derive(Debug, Clone)]
 pub struct ChannelDirectedOptimizer<O> {
     inner: O,
-    config: ChannelDirectedConfig,
+    policy: RankPolicy,
 }
 
 impl<O: Optimizer> ChannelDirectedOptimizer<O> {
@@ -210,9 +139,9 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
         &self.inner
     }
 
-    /// How gradients are smoothed.
-    pub fn config(&self) -> &ChannelDirectedConfig {
-        &self.config
+    /// Which gradients are smoothed, and how.
+    pub fn policy(&self) -> &RankPolicy {
+        &self.policy
     }
 
     /// The gradient the inner optimizer will see: `grad` smoothed, or unchanged for ranks that are
@@ -222,7 +151,7 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
     ///
     /// If the configured direction names an axis the gradient does not have.
     pub fn precondition<const D: usize>(&self, grad: Tensor<D>) -> Tensor<D> {
-        match self.config.preconditioner_for_rank(D) {
+        match self.policy.preconditioner_for_rank(D) {
             None => grad,
             Some(preconditioner) => {
                 let shape = grad.dims();
@@ -299,7 +228,7 @@ pub fn route<const D: usize>(
     }
     #[cfg(feature = "burn-cube")]
     if cube::on_cube_device(grad) {
-        if let Some(plan) = cube::plan(grad, preconditioner, None, Method::Auto)? {
+        if let Some(plan) = cube::plan(grad, preconditioner, None, Method::Auto, false)? {
             if cube::can_run(grad, &plan) {
                 return Ok(Route::Device(plan.arithmetic));
             }
@@ -345,7 +274,7 @@ pub fn precondition_tensor<const D: usize>(
         Route::Host => precondition_on_host(grad, preconditioner),
         #[cfg(feature = "burn-cube")]
         Route::Device(_) => {
-            let plan = cube::plan(&grad, preconditioner, None, Method::Auto)?
+            let plan = cube::plan(&grad, preconditioner, None, Method::Auto, false)?
                 .expect("route found a plan");
             Ok(cube::smooth(grad, plan))
         }
@@ -355,9 +284,9 @@ pub fn precondition_tensor<const D: usize>(
 }
 
 /// [`precondition_tensor`] on the device with the arithmetic and method given, for tests and
-/// benchmarks: `None` arithmetic follows [`crate::gpu::arithmetic`]. Returns `Ok(None)` where
-/// the device cannot run it (not a CubeCL device, f64 missing) and the gradient unchanged for
-/// the identity.
+/// benchmarks: `None` arithmetic follows [`crate::gpu::arithmetic`]; `poison` writes into a fresh
+/// NaN-filled output. Returns `Ok(None)` where the device cannot run it (not a CubeCL device,
+/// f64 missing) and the gradient unchanged for the identity.
 #[doc(hidden)]
 #[cfg(feature = "burn-cube")]
 pub fn precondition_on_device<const D: usize>(
@@ -365,16 +294,25 @@ pub fn precondition_on_device<const D: usize>(
     preconditioner: &ChannelDirected,
     arithmetic: Option<Arithmetic>,
     method: Method,
+    poison: bool,
 ) -> Result<Option<Tensor<D>>, Error> {
     preconditioner.validate(D)?;
     if !cube::on_cube_device(&grad) {
         return Ok(None);
     }
-    match cube::plan(&grad, preconditioner, arithmetic, method)? {
+    match cube::plan(&grad, preconditioner, arithmetic, method, poison)? {
         None => Ok(Some(grad)),
         Some(plan) if cube::can_run(&grad, &plan) => Ok(Some(cube::smooth(grad, plan))),
         Some(_) => Ok(None),
     }
+}
+
+/// A device-to-device copy of `tensor` into a new buffer, through the same backend extension as
+/// the kernels (the baseline of `examples/bench_gpu`); `None` off CubeCL devices.
+#[doc(hidden)]
+#[cfg(feature = "burn-cube")]
+pub fn device_copy<const D: usize>(tensor: Tensor<D>) -> Option<Tensor<D>> {
+    (cube::on_cube_device(&tensor) && !tensor.device().is_autodiff()).then(|| cube::copy(tensor))
 }
 
 /// [`precondition_tensor`]'s host path, whatever the device: download, CPU solve, upload.

@@ -12,7 +12,7 @@
 //! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
 //! let conv = candle_nn::conv2d(3, 8, 3, Default::default(), vb.pp("conv"))?;
 //!
-//! let config = ChannelDirectedConfig::new(ParamsAdamW::default());
+//! let config = ChannelDirectedConfig::new().with_inner(ParamsAdamW::default());
 //! let mut optim = ChannelDirectedOptimizer::<AdamW>::new(varmap.all_vars(), config)?;
 //!
 //! for _ in 0..2 {
@@ -23,13 +23,13 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 //!
-//! Which parameters are smoothed, by rank:
+//! Which parameters are smoothed, by rank ([`RankPolicy`], the crate's one rule):
 //!
 //! | rank | candle layer | default |
 //! |---|---|---|
 //! | 0, 1 | biases, norms | never |
-//! | 2 | `Linear` weight `[out, in]` | off; [`ChannelDirectedConfig::with_linear`] smooths along `out` (axis 0) |
-//! | ≥ 3 | `Conv{1,2}d` weight `[out, in/groups, k..]` | along [`ChannelDirectedConfig::direction`], axis 0 by default |
+//! | 2 | `Linear` weight `[out, in]` | off; `with_linear_direction(Some(`[`LINEAR_OUTPUT`]`))` smooths along `out` (axis 0) |
+//! | ≥ 3 | `Conv{1,2}d` weight `[out, in/groups, k..]` | along [`RankPolicy::direction`], axis 0 by default |
 //!
 //! A transposed convolution's weight is `[in, out/groups, k..]`: route it through axis 1 with
 //! [`ChannelDirectedOptimizer::set_direction_for`].
@@ -48,80 +48,12 @@ use candle_nn::Optimizer;
 use ndarray::{ArrayViewMut, IxDyn, ShapeBuilder};
 use num_traits::Float;
 
-use super::RankPolicy;
-use crate::{ChannelDirected, Direction, Metric};
+pub use super::ChannelDirectedConfig;
+use crate::{ChannelDirected, Direction, RankPolicy};
 
-/// The inner optimizer's config together with how gradients are smoothed: the `Config` of
-/// [`ChannelDirectedOptimizer`].
-///
-/// ```
-/// use candle_nn::ParamsAdamW;
-/// use chandir::integrations::candle::ChannelDirectedConfig;
-/// use chandir::{Direction, Metric};
-///
-/// let config = ChannelDirectedConfig::new(ParamsAdamW::default())
-///     .with_metric(Metric::ReweightedH0 { lambda: 2.0 })
-///     .with_linear(true);
-/// assert_eq!(config.linear_direction, Some(Direction::Output));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelDirectedConfig<C> {
-    /// The config of the wrapped optimizer (`f64` learning rate for `SGD`, `ParamsAdamW`, …).
-    pub inner: C,
-    /// The operator; Sobolev H1 with λ = 1 and the Neumann boundary by default.
-    pub metric: Metric,
-    /// The fibers of every rank ≥ 3 gradient; [`Direction::Output`] (axis 0) by default.
-    pub direction: Direction,
-    /// The fibers of rank-2 gradients, or `None` (the default) to leave them unsmoothed.
-    pub linear_direction: Option<Direction>,
-}
-
-impl<C> ChannelDirectedConfig<C> {
-    /// The paper's default around `inner`: Sobolev H1 (λ = 1, Neumann) along the output channels of
-    /// conv weights; linear weights and biases are left alone.
-    pub fn new(inner: C) -> Self {
-        let policy = RankPolicy::new();
-        ChannelDirectedConfig {
-            inner,
-            metric: policy.metric,
-            direction: policy.direction,
-            linear_direction: policy.linear_direction,
-        }
-    }
-
-    /// Sets the metric (and with it λ).
-    pub fn with_metric(mut self, metric: Metric) -> Self {
-        self.metric = metric;
-        self
-    }
-
-    /// Sets the fibers of rank ≥ 3 gradients.
-    pub fn with_direction(mut self, direction: Direction) -> Self {
-        self.direction = direction;
-        self
-    }
-
-    /// Smooths rank-2 gradients too (`true`), along the output features of candle's `Linear`
-    /// weight `[out, in]`, i.e. [`Direction::Output`]; `false` leaves them alone.
-    pub fn with_linear(mut self, smooth: bool) -> Self {
-        self.linear_direction = smooth.then_some(Direction::Output);
-        self
-    }
-
-    /// Sets the fibers of rank-2 gradients explicitly (`None`: leave them alone).
-    pub fn with_linear_direction(mut self, direction: Option<Direction>) -> Self {
-        self.linear_direction = direction;
-        self
-    }
-
-    fn policy(&self) -> RankPolicy {
-        RankPolicy {
-            metric: self.metric,
-            direction: self.direction,
-            linear_direction: self.linear_direction,
-        }
-    }
-}
+/// The output features of candle's `Linear` weight `[out, in]`: axis 0. Smooth linear weights
+/// along them with `config.with_linear_direction(Some(LINEAR_OUTPUT))`.
+pub const LINEAR_OUTPUT: Direction = Direction::Output;
 
 /// A [`candle_nn::Optimizer`] that smooths the gradient of each of its variables with a
 /// [`ChannelDirected`] preconditioner (chosen by rank, see [`ChannelDirectedConfig`], or set per
@@ -141,7 +73,7 @@ impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
 
     /// Wraps `O::new(vars, config.inner)`. Fails for a bad λ or a rank-2 direction beyond axis 1.
     fn new(vars: Vec<Var>, config: Self::Config) -> candle_core::Result<Self> {
-        let policy = config.policy();
+        let policy = config.policy;
         policy.validate().map_err(candle_core::Error::wrap)?;
         let vars: Vec<Var> = vars
             .into_iter()
@@ -195,7 +127,7 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
     /// let varmap = VarMap::new();
     /// let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     /// let _deconv = candle_nn::conv_transpose2d(8, 3, 3, Default::default(), vb.pp("deconv"))?;
-    /// let mut optim = ChannelDirectedOptimizer::<SGD>::new(varmap.all_vars(), ChannelDirectedConfig::new(0.01))?;
+    /// let mut optim = ChannelDirectedOptimizer::<SGD>::new(varmap.all_vars(), ChannelDirectedConfig::new().with_inner(0.01))?;
     /// let weight = varmap.data().lock().unwrap()["deconv.weight"].clone();
     /// optim.set_direction_for(&weight, Some(Direction::Axis(1)))?;
     /// # Ok::<(), candle_core::Error>(())
@@ -220,8 +152,10 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
     /// The preconditioner `var`'s gradient gets, or `None` if it is left alone.
     pub fn preconditioner_for(&self, var: &Var) -> Option<ChannelDirected> {
         match self.overrides.get(&var.id()) {
-            Some(direction) => direction.map(|d| ChannelDirected::new(self.policy.metric, d)),
-            None => self.policy.for_rank(var.rank()),
+            Some(direction) => direction.map(|d| {
+                ChannelDirected::new(self.policy.metric, d).with_threading(self.policy.threading)
+            }),
+            None => self.policy.preconditioner_for_rank(var.rank()),
         }
     }
 

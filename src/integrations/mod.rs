@@ -5,55 +5,98 @@
 //! | `burn` | [`burn`] | any `burn::optim::Optimizer` (Sgd, Adam, AdamW, …) |
 //! | `candle` | [`candle`] | any `candle_nn::Optimizer` (SGD, AdamW, …) |
 //!
-//! Both smooth the gradient of every parameter of rank ≥ 3 (convolution weights) before the
-//! wrapped optimizer sees it, leave rank-2 (linear) weights alone unless asked to, and never touch
-//! biases or other rank-0/1 parameters.
+//! Both take one [`ChannelDirectedConfig`], and both decide which parameters are smoothed with the
+//! crate's one rank rule, [`RankPolicy`]: every parameter of rank ≥ 3 (convolution weights),
+//! rank-2 (linear) weights only when asked to, never biases or other rank-0/1 parameters.
 
 #[cfg(feature = "burn")]
 pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
 
-use crate::{ChannelDirected, Direction, Error, Metric};
+use crate::{ChannelDirected, Direction, Metric, RankPolicy};
 
-/// Which preconditioner, if any, a parameter of a given rank gets: shared by every integration.
+/// The config of every integration's wrapper: the wrapped optimizer's own config (candle, whose
+/// `Optimizer::new` takes one; `()` for burn, whose optimizers are built first) and the
+/// [`RankPolicy`] that decides which gradients are smoothed and how.
+///
+/// burn's `Linear` weight is `[d_input, d_output]`, candle's `[out, in]`: smooth linear weights
+/// along their output features with `with_linear_direction(Some(burn::LINEAR_OUTPUT))` or
+/// `Some(candle::LINEAR_OUTPUT)`.
+///
+/// ```
+/// use chandir::integrations::ChannelDirectedConfig;
+/// use chandir::{Boundary, Direction, Metric};
+///
+/// let config = ChannelDirectedConfig::new()
+///     .with_metric(Metric::SobolevH1 { lambda: 0.5, boundary: Boundary::Periodic })
+///     .with_linear_direction(Some(Direction::Axis(1)));
+/// assert!(config.preconditioner_for_rank(2).is_some());
+/// let for_candle = config.with_inner(0.01_f64); // e.g. candle's SGD learning rate
+/// assert_eq!(for_candle.inner, 0.01);
+/// assert_eq!(for_candle.policy, config.policy);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct RankPolicy {
-    /// The operator applied to every smoothed gradient.
-    pub(crate) metric: Metric,
-    /// The fibers of rank ≥ 3 gradients.
-    pub(crate) direction: Direction,
-    /// The fibers of rank-2 gradients, or `None` to leave them unsmoothed.
-    pub(crate) linear_direction: Option<Direction>,
+pub struct ChannelDirectedConfig<C = ()> {
+    /// The wrapped optimizer's config: `()` for burn, e.g. `ParamsAdamW` or an `f64` learning rate
+    /// for candle.
+    pub inner: C,
+    /// Which gradients are smoothed, and how.
+    pub policy: RankPolicy,
 }
 
-impl RankPolicy {
-    pub(crate) fn new() -> Self {
-        RankPolicy {
-            metric: Metric::default(),
-            direction: Direction::Output,
-            linear_direction: None,
+impl Default for ChannelDirectedConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChannelDirectedConfig {
+    /// The paper's default ([`RankPolicy::new`]): Sobolev H1 (λ = 1, Neumann) along the output
+    /// channels of conv weights; linear weights and biases are left alone.
+    pub fn new() -> Self {
+        ChannelDirectedConfig {
+            inner: (),
+            policy: RankPolicy::new(),
+        }
+    }
+}
+
+impl<C> ChannelDirectedConfig<C> {
+    /// The same smoothing around the wrapped optimizer's config `inner` (candle).
+    pub fn with_inner<I>(self, inner: I) -> ChannelDirectedConfig<I> {
+        ChannelDirectedConfig {
+            inner,
+            policy: self.policy,
         }
     }
 
-    /// The preconditioner for a parameter of rank `rank`, or `None` if it is left alone.
-    pub(crate) fn for_rank(&self, rank: usize) -> Option<ChannelDirected> {
-        match rank {
-            0 | 1 => None,
-            2 => self
-                .linear_direction
-                .map(|direction| ChannelDirected::new(self.metric, direction)),
-            _ => Some(ChannelDirected::new(self.metric, self.direction)),
-        }
+    /// Sets the whole rank rule.
+    pub fn with_policy(mut self, policy: RankPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
-    /// Checks λ and the rank-2 direction (whose rank is known); a rank ≥ 3 direction such as
-    /// `Axis(3)` can only be checked against each parameter.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        self.metric.validate()?;
-        match self.linear_direction {
-            Some(direction) => direction.axis(2).map(|_| ()),
-            None => Ok(()),
-        }
+    /// Sets the metric (and with it λ).
+    pub fn with_metric(mut self, metric: Metric) -> Self {
+        self.policy = self.policy.with_metric(metric);
+        self
+    }
+
+    /// Sets the fibers of rank ≥ 3 gradients, e.g. `Direction::Axis(1)` for transposed convs.
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.policy = self.policy.with_direction(direction);
+        self
+    }
+
+    /// Sets the fibers of rank-2 gradients (`None`: leave them alone).
+    pub fn with_linear_direction(mut self, direction: Option<Direction>) -> Self {
+        self.policy = self.policy.with_linear_direction(direction);
+        self
+    }
+
+    /// The preconditioner a parameter of rank `rank` gets, or `None` if it is left alone.
+    pub fn preconditioner_for_rank(&self, rank: usize) -> Option<ChannelDirected> {
+        self.policy.preconditioner_for_rank(rank)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use ndarray::{ArrayViewMutD, Dimension};
 
 use super::{check_shapes, Element, Optimizer, ParamStates};
-use crate::{ChannelDirected, Error};
+use crate::{ChannelDirected, Error, RankPolicy};
 
 /// How one parameter's gradient is treated.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,7 +84,7 @@ impl<O> ChannelDirectedOptimizer<O> {
     /// The preconditioner applied to parameter `name` of rank `ndim`, if any.
     pub fn preconditioner_for(&self, name: &str, ndim: usize) -> Option<ChannelDirected> {
         match self.rules.get(name).copied().unwrap_or(ParamRule::Auto) {
-            ParamRule::Auto => (ndim >= 3).then_some(self.preconditioner),
+            ParamRule::Auto => RankPolicy::from(self.preconditioner).preconditioner_for_rank(ndim),
             ParamRule::Skip => None,
             ParamRule::Use(cd) => Some(cd),
         }

@@ -2,11 +2,11 @@
 //! [`crate::gpu`]'s kernels, lazily inside burn's `Fusion` wrapper.
 
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Backend, DispatchDevice, Dispatch};
+use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice};
 use burn::tensor::{DType, Tensor};
 use burn_cubecl::CubeBackend;
 
-use crate::gpu::launch::{host_coefficients, DevicePlan, Operator};
+use crate::gpu::launch::{host_coefficients, reweighted, DevicePlan, Operator};
 use crate::gpu::{arithmetic, Arithmetic, Method};
 use crate::{ChannelDirected, Error, Metric};
 
@@ -17,12 +17,25 @@ pub trait ChannelDirectedBackend: Backend {
     /// `grad` smoothed as `plan` says.
     #[fusion(dtype = grad, shape = grad)]
     fn channel_directed_smooth(grad: FloatTensor<Self>, plan: DevicePlan) -> FloatTensor<Self>;
+
+    /// A device-to-device copy of `tensor` into a new buffer: the baseline of the benchmarks.
+    #[fusion(dtype = tensor, shape = tensor)]
+    fn channel_directed_copy(tensor: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl ChannelDirectedBackend for CubeBackend {
     fn channel_directed_smooth(grad: FloatTensor<Self>, plan: DevicePlan) -> FloatTensor<Self> {
         crate::gpu::launch::smooth(grad, &plan)
     }
+
+    fn channel_directed_copy(tensor: FloatTensor<Self>) -> FloatTensor<Self> {
+        tensor.copy()
+    }
+}
+
+/// A device-to-device copy of `tensor` (on a CubeCL device, not behind autodiff).
+pub(super) fn copy<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(Dispatch::channel_directed_copy(tensor.into_dispatch()))
 }
 
 /// Whether `grad` lives on a CubeCL device (possibly behind autodiff).
@@ -38,6 +51,7 @@ pub(super) fn plan<const D: usize>(
     preconditioner: &ChannelDirected,
     forced: Option<Arithmetic>,
     method: Method,
+    poison: bool,
 ) -> Result<Option<DevicePlan>, Error> {
     let shape = grad.dims();
     let axis = preconditioner.direction.axis(D)?;
@@ -59,9 +73,7 @@ pub(super) fn plan<const D: usize>(
             if lambda == 0.0 || n <= 1 {
                 return Ok(None);
             }
-            Operator::Reweighted {
-                shrink: 1.0 / (1.0 + lambda),
-            }
+            reweighted(lambda, n)
         }
         metric @ Metric::SobolevH1 { .. } => match host_coefficients(&metric, n) {
             None => return Ok(None),
@@ -79,6 +91,7 @@ pub(super) fn plan<const D: usize>(
         n,
         inner,
         method,
+        poison,
     }))
 }
 
@@ -101,7 +114,10 @@ pub(super) fn smooth<const D: usize>(grad: Tensor<D>, plan: DevicePlan) -> Tenso
         DType::F32 | DType::F64 => grad,
         _ => grad.cast(DType::F32),
     };
-    let output = Tensor::from_dispatch(Dispatch::channel_directed_smooth(stored.into_dispatch(), plan));
+    let output = Tensor::from_dispatch(Dispatch::channel_directed_smooth(
+        stored.into_dispatch(),
+        plan,
+    ));
     if output.dtype() == dtype {
         output
     } else {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The real-GPU check, run from the repository root on the lent GPU machine (no Rust toolchain, no
+# network): the device-kernel tests, then the benchmark, from binaries prebuilt on the build
+# machine and carried in gpu-carry/ (see gpu/README.md). Logs go to $OUT; a short table is printed
+# last. Finishes in well under 6 minutes.
+#
+#   gpu-carry/cuda/{burn_gpu,bench_gpu}     built with --features burn-cuda (when they could be built)
+#   gpu-carry/vulkan/{burn_gpu,bench_gpu}   built with --features burn-vulkan (SPIR-V, f64)
+#   gpu-carry/lib/libvulkan.so.1            the Vulkan loader, for machines without one
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
+CARRY=gpu-carry
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start )); }
+summary=()
+note() { echo "$*"; summary+=("$*"); }
+
+{
+  echo "== machine"; uname -a; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -3
+  echo "== CUDA"; ls -d /usr/local/cuda* 2>/dev/null; echo "CUDA_PATH=${CUDA_PATH:-}"
+  ldconfig -p 2>/dev/null | grep -E "libcuda\.so|libnvrtc|libvulkan|GLX_nvidia|nvidia-vulkan" | head
+  echo "== Vulkan ICDs"; ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>/dev/null
+} > "$OUT/machine.log" 2>&1
+cat "$OUT/machine.log"
+
+# cubecl-cuda looks for a CUDA install directory (CUDA_PATH, else /usr/local/cuda) for NVRTC's
+# headers; cudarc loads libcuda and libnvrtc at run time.
+if [ -z "${CUDA_PATH:-}" ]; then
+  for dir in /usr/local/cuda /usr/local/cuda-*; do [ -d "$dir" ] && export CUDA_PATH="$dir" && break; done
+fi
+
+run_suite() { # kind device
+  local kind=$1 device=$2 dir=$CARRY/$1
+  [ -x "$dir/burn_gpu" ] || { note "$kind: no binaries in $dir"; return 1; }
+  echo "== $kind tests on $device ($(elapsed) s)"
+  CHANDIR_TEST_DEVICE=$device timeout 240 "$dir/burn_gpu" --test-threads 1 > "$OUT/$kind-tests.log" 2>&1
+  local rc=$?
+  tail -5 "$OUT/$kind-tests.log"
+  note "$kind tests: $(grep -E '^test result' "$OUT/$kind-tests.log" | tail -1) (exit $rc)"
+  echo "== $kind benchmark on $device ($(elapsed) s)"
+  timeout 150 "$dir/bench_gpu" --device "$device" --budget-ms 400 > "$OUT/$kind-bench.log" 2>&1
+  note "$kind bench: exit $? (table in $OUT/$kind-bench.log)"
+  cat "$OUT/$kind-bench.log"
+}
+
+if [ -x "$CARRY/cuda/burn_gpu" ]; then
+  run_suite cuda cuda
+else
+  note "cuda: not built (see gpu/README.md: the cuda feature needs LLVM downloaded from GitHub at build time)"
+  # wgpu on the GPU's own Vulkan driver, if the machine exposes one.
+  export LD_LIBRARY_PATH="$PWD/$CARRY/lib:${LD_LIBRARY_PATH:-}"
+  if ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
+    glx=$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia\.so\.0/ {print $NF; exit}')
+    if [ -n "$glx" ]; then
+      printf '{"file_format_version":"1.0.0","ICD":{"library_path":"%s","api_version":"1.3"}}\n' "$glx" > "$OUT/nvidia_icd.json"
+      export VK_ICD_FILENAMES="$OUT/nvidia_icd.json"
+      note "vulkan: no ICD file, using $glx"
+    fi
+  fi
+  if ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1 || [ -n "${VK_ICD_FILENAMES:-}" ]; then
+    run_suite vulkan wgpu
+  else
+    note "vulkan: no NVIDIA Vulkan driver on this machine; nothing ran on the GPU"
+  fi
+fi
+
+echo
+echo "== summary ($(elapsed) s)"
+printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"

@@ -1,0 +1,704 @@
+//! The device path (CubeCL kernels inside burn's backends) against the reference files, the CPU
+//! path and dense solves: every reference case, the properties, NaN isolation, both sides of the
+//! f32/f64 rule, and training steps compared with `flex`.
+//!
+//! The device comes from `CHANDIR_TEST_DEVICE`: `wgpu-cpu` (the default without `burn-cuda`: the
+//! CPU adapter, Mesa's lavapipe in CI), `wgpu` (the default adapter), `vulkan-cpu`, or `cuda`
+//! (the default with `burn-cuda`).
+#![cfg(feature = "burn-cube")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig};
+use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
+use chandir::gpu::{self, Arithmetic, Method, F32_TOLERANCE};
+use chandir::integrations::burn::{
+    precondition_on_device, precondition_on_host, precondition_tensor, route,
+    ChannelDirectedConfig, Route,
+};
+use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
+use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray_npy::read_npy;
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn device() -> Device {
+    let default = if cfg!(feature = "burn-cuda") {
+        "cuda"
+    } else {
+        "wgpu-cpu"
+    };
+    let name = std::env::var("CHANDIR_TEST_DEVICE").unwrap_or_else(|_| default.to_string());
+    match name.as_str() {
+        #[cfg(feature = "burn-cuda")]
+        "cuda" => Device::cuda(0),
+        #[cfg(feature = "burn-wgpu")]
+        "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
+        #[cfg(feature = "burn-wgpu")]
+        "wgpu-cpu" => Device::wgpu(DeviceKind::Cpu),
+        #[cfg(feature = "burn-vulkan")]
+        "vulkan-cpu" => Device::vulkan(DeviceKind::Cpu),
+        other => panic!("CHANDIR_TEST_DEVICE={other} is not a device of this build"),
+    }
+}
+
+fn has_f64(device: &Device) -> bool {
+    device.supports_dtype(DType::F64)
+}
+
+/// A tensor of `shape` holding `values` (f32 or f64) on `device`.
+fn upload<const D: usize>(values: &ArrayD<f64>, dtype: DType, device: &Device) -> Tensor<D> {
+    let shape = values.shape().to_vec();
+    let data = match dtype {
+        DType::F64 => TensorData::new(values.iter().copied().collect::<Vec<f64>>(), shape),
+        _ => TensorData::new(
+            values.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+            shape,
+        ),
+    };
+    Tensor::from_data(data, (device, dtype))
+}
+
+fn download<const D: usize>(tensor: Tensor<D>) -> ArrayD<f64> {
+    let shape = tensor.dims().to_vec();
+    let data = tensor.into_data().convert::<f64>();
+    ArrayD::from_shape_vec(IxDyn(&shape), data.try_to_vec::<f64>().unwrap()).unwrap()
+}
+
+fn max_abs_diff(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
+    common::max_abs_diff(a, b)
+}
+
+/// Deterministic, non-trivial values (never all zero).
+fn values(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ArrayD::from_shape_fn(IxDyn(shape), |_| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    })
+}
+
+/// `tests/reference` of the working directory when there is one (a carried binary run from a
+/// copy of the repository, see gpu/README.md), of the crate otherwise.
+fn reference_dir() -> PathBuf {
+    let here = PathBuf::from("tests/reference");
+    if here.join("manifest.json").exists() {
+        here
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
+    }
+}
+
+fn parse_case(case: &Value) -> ChannelDirected {
+    let lambda = case["lambda"].as_f64();
+    let metric = match case["metric"].as_str().unwrap() {
+        "h0" => Metric::H0,
+        "reweighted_h0" => Metric::ReweightedH0 {
+            lambda: lambda.unwrap(),
+        },
+        "sobolev_h1" => Metric::SobolevH1 {
+            lambda: lambda.unwrap(),
+            boundary: match case["boundary"].as_str().unwrap() {
+                "neumann" => Boundary::Neumann,
+                "periodic" => Boundary::Periodic,
+                "dirichlet" => Boundary::Dirichlet,
+                other => panic!("unknown boundary {other}"),
+            },
+        },
+        other => panic!("unknown metric {other}"),
+    };
+    let direction = match case["direction"].as_str().unwrap() {
+        "output" => Direction::Output,
+        "input" => Direction::Input,
+        "flattened" => Direction::Flattened,
+        other => panic!("unknown direction {other}"),
+    };
+    ChannelDirected::new(metric, direction)
+}
+
+/// Smooths `grad` (rank 1 to 4) on the device with a poisoned output; `None` where the device
+/// cannot run it.
+fn on_device(
+    grad: &ArrayD<f64>,
+    dtype: DType,
+    cd: &ChannelDirected,
+    arithmetic: Option<Arithmetic>,
+    method: Method,
+) -> Option<ArrayD<f64>> {
+    let device = device();
+    macro_rules! run {
+        ($d:literal) => {{
+            let tensor = upload::<$d>(grad, dtype, &device);
+            precondition_on_device(tensor, cd, arithmetic, method, true)
+                .unwrap()
+                .map(download)
+        }};
+    }
+    match grad.ndim() {
+        1 => run!(1),
+        2 => run!(2),
+        3 => run!(3),
+        4 => run!(4),
+        other => panic!("rank {other}"),
+    }
+}
+
+fn fiber_len(grad: &ArrayD<f64>, cd: &ChannelDirected) -> usize {
+    match cd.direction.axis(grad.ndim()).unwrap() {
+        Some(axis) => grad.shape()[axis],
+        None => grad.len(),
+    }
+}
+
+const METHODS: [Method; 3] = [Method::Auto, Method::Columns, Method::Segments(5)];
+
+#[test]
+fn every_reference_case_on_the_device() {
+    let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert!(cases.len() >= 200);
+    let device = device();
+    let (mut on_device_runs, mut host_runs, mut failures) = (0, 0, Vec::new());
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let cd = parse_case(case);
+        let lambda = cd.metric.lambda();
+        let (grad, expected, dtype, tolerance): (ArrayD<f64>, ArrayD<f64>, DType, f64) =
+            match case["dtype"].as_str().unwrap() {
+                "float64" => (
+                    read_npy(reference_dir().join(format!("{name}_grad.npy"))).unwrap(),
+                    read_npy(reference_dir().join(format!("{name}_expected.npy"))).unwrap(),
+                    DType::F64,
+                    1e-12 + 1e-15 * (1.0 + 4.0 * lambda),
+                ),
+                _ => {
+                    let g: ArrayD<f32> =
+                        read_npy(reference_dir().join(format!("{name}_grad.npy"))).unwrap();
+                    let e: ArrayD<f32> =
+                        read_npy(reference_dir().join(format!("{name}_expected.npy"))).unwrap();
+                    (
+                        g.mapv(f64::from),
+                        e.mapv(f64::from),
+                        DType::F32,
+                        F32_TOLERANCE,
+                    )
+                }
+            };
+        let scale = common::max_abs(grad.iter().copied());
+        if dtype == DType::F64 && !has_f64(&device) {
+            continue; // no f64 tensors on this device (WGSL); the host path has its own tests
+        }
+        for method in METHODS {
+            match on_device(&grad, dtype, &cd, None, method) {
+                Some(got) => {
+                    on_device_runs += 1;
+                    let error = max_abs_diff(&got, &expected);
+                    if !(error <= tolerance * scale) {
+                        failures.push(format!(
+                            "{name} {method:?} ({case}): error {error:e} > {:e}",
+                            tolerance * scale
+                        ));
+                    }
+                }
+                None => {
+                    // The rule asked for f64 arithmetic on a device without it: the host path.
+                    assert!(
+                        !has_f64(&device),
+                        "{name}: the device refused a plan it can run"
+                    );
+                    assert_eq!(
+                        gpu::arithmetic(&cd.metric, fiber_len(&grad, &cd)),
+                        Arithmetic::F64
+                    );
+                    host_runs += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        on_device_runs > 300,
+        "only {on_device_runs} device runs ({host_runs} on the host)"
+    );
+}
+
+/// The dense solve of every fiber, in f64 on the host.
+fn dense(grad: &ArrayD<f64>, cd: &ChannelDirected) -> ArrayD<f64> {
+    common::reference_apply(grad, &cd.metric, cd.direction)
+}
+
+fn h1(lambda: f64, boundary: Boundary) -> Metric {
+    Metric::SobolevH1 { lambda, boundary }
+}
+
+#[test]
+fn long_fibers_and_many_segments_match_the_dense_solve() {
+    // Flattened fibers cut into more segments than the scan has invocations (each takes several),
+    // and axis-1 fibers of a rank-3 tensor (outer > 1, inner > 1).
+    let cases = [
+        (vec![1500], Direction::Flattened, Method::Segments(4)),
+        (vec![1500], Direction::Flattened, Method::Auto),
+        (vec![1500], Direction::Flattened, Method::Columns),
+        (vec![3, 70, 5], Direction::Input, Method::Segments(3)),
+        (vec![3, 70, 5], Direction::Axis(2), Method::Segments(2)),
+        (vec![40, 9], Direction::Axis(1), Method::Auto),
+    ];
+    let metrics = [
+        h1(1.0, Boundary::Neumann),
+        h1(3.0, Boundary::Periodic),
+        h1(0.5, Boundary::Dirichlet),
+        Metric::ReweightedH0 { lambda: 2.0 },
+    ];
+    for (shape, direction, method) in cases {
+        for metric in metrics {
+            let cd = ChannelDirected::new(metric, direction);
+            let grad = values(&shape, 3);
+            let expected = dense(&grad, &cd);
+            let scale = common::max_abs(grad.iter().copied());
+            let got = on_device(&grad, DType::F32, &cd, None, method).expect("f32 rule for λ ≤ 3");
+            let error = max_abs_diff(&got, &expected);
+            assert!(
+                error <= F32_TOLERANCE * scale,
+                "{shape:?} {direction:?} {method:?} {metric:?}: error {error:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn both_sides_of_the_f32_rule() {
+    let device = device();
+    let shape = [512, 6];
+    let grad = values(&shape, 11);
+    let scale = common::max_abs(grad.iter().copied());
+    for boundary in [Boundary::Neumann, Boundary::Periodic, Boundary::Dirichlet] {
+        for lambda in [0.3, 1.0, 30.0, 1e3, 1e6] {
+            let cd = ChannelDirected::new(h1(lambda, boundary), Direction::Output);
+            let expected = dense(&grad.mapv(|v| v as f32 as f64), &cd);
+            let bound = gpu::f32_error_bound(&cd.metric, 512);
+            // f32 arithmetic, forced: within the first-order bound (a check of the bound itself).
+            let forced = on_device(
+                &grad,
+                DType::F32,
+                &cd,
+                Some(Arithmetic::F32),
+                Method::Columns,
+            )
+            .expect("f32 arithmetic runs everywhere");
+            let error = max_abs_diff(&forced, &expected) / scale;
+            assert!(
+                error <= bound * 1.01 + 1e-9,
+                "{boundary:?} λ={lambda}: f32 error {error:e} above its bound {bound:e}"
+            );
+            // The rule: f32 where the bound allows, f64 (or the host) otherwise; always in tolerance.
+            let tensor = upload::<2>(&grad, DType::F32, &device);
+            let chosen = route(&tensor, &cd).unwrap();
+            if bound <= gpu::F32_ARITHMETIC_BUDGET {
+                assert_eq!(
+                    chosen,
+                    Route::Device(Arithmetic::F32),
+                    "{boundary:?} λ={lambda}"
+                );
+            } else if has_f64(&device) {
+                assert_eq!(
+                    chosen,
+                    Route::Device(Arithmetic::F64),
+                    "{boundary:?} λ={lambda}"
+                );
+            } else {
+                assert_eq!(chosen, Route::Host, "{boundary:?} λ={lambda}");
+            }
+            let smoothed = download(precondition_tensor(tensor, &cd).unwrap());
+            let error = max_abs_diff(&smoothed, &expected) / scale;
+            assert!(
+                error <= F32_TOLERANCE,
+                "{boundary:?} λ={lambda} via {chosen:?}: {error:e}"
+            );
+        }
+    }
+    // The other side is real: at λ = 10⁶ f32 arithmetic misses the tolerance.
+    let cd = ChannelDirected::new(h1(1e6, Boundary::Neumann), Direction::Output);
+    let expected = dense(&grad.mapv(|v| v as f32 as f64), &cd);
+    let forced = on_device(
+        &grad,
+        DType::F32,
+        &cd,
+        Some(Arithmetic::F32),
+        Method::Columns,
+    )
+    .unwrap();
+    let error = max_abs_diff(&forced, &expected) / scale;
+    assert!(
+        error > F32_TOLERANCE,
+        "f32 at λ = 1e6 stayed within tolerance ({error:e})"
+    );
+}
+
+#[test]
+fn f64_arithmetic_and_f64_tensors_where_the_device_has_them() {
+    let device = device();
+    if !has_f64(&device) {
+        // WGSL has no f64: every plan that needs it goes to the host (checked above).
+        let tensor = upload::<2>(&values(&[64, 3], 1), DType::F32, &device);
+        let stiff = ChannelDirected::new(h1(1e7, Boundary::Neumann), Direction::Output);
+        assert_eq!(route(&tensor, &stiff).unwrap(), Route::Host);
+        return;
+    }
+    let grad = values(&[300, 7], 5);
+    for metric in [
+        h1(1.0, Boundary::Neumann),
+        h1(1e8, Boundary::Periodic),
+        Metric::ReweightedH0 { lambda: 1e9 },
+    ] {
+        let cd = ChannelDirected::new(metric, Direction::Output);
+        let expected = dense(&grad, &cd);
+        let scale = common::max_abs(grad.iter().copied());
+        for method in METHODS {
+            let got = on_device(&grad, DType::F64, &cd, None, method).unwrap();
+            let error = max_abs_diff(&got, &expected);
+            assert!(
+                error <= 1e-11 * scale,
+                "{metric:?} {method:?}: f64 error {error:e}"
+            );
+            // f32 storage, f64 arithmetic.
+            let got = on_device(&grad, DType::F32, &cd, Some(Arithmetic::F64), method).unwrap();
+            let expected32 = dense(&grad.mapv(|v| v as f32 as f64), &cd);
+            let error = max_abs_diff(&got, &expected32);
+            assert!(
+                error <= F32_TOLERANCE * scale,
+                "{metric:?} {method:?}: error {error:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_nan_stays_in_its_fiber() {
+    let shape = [33, 20];
+    let mut grad = values(&shape, 9);
+    grad[[17, 4]] = f64::NAN;
+    grad[[2, 11]] = f64::INFINITY;
+    for metric in [
+        h1(1.0, Boundary::Neumann),
+        h1(2.0, Boundary::Periodic),
+        Metric::ReweightedH0 { lambda: 1.0 },
+    ] {
+        let cd = ChannelDirected::new(metric, Direction::Output);
+        let mut clean = grad.clone();
+        clean.column_mut(4).fill(0.5);
+        clean.column_mut(11).fill(0.5);
+        let expected = dense(&clean, &cd);
+        for method in METHODS {
+            let got = on_device(&grad, DType::F32, &cd, None, method).unwrap();
+            for (column, (got, expected)) in got
+                .axis_iter(Axis(1))
+                .zip(expected.axis_iter(Axis(1)))
+                .enumerate()
+            {
+                if column == 4 || column == 11 {
+                    assert!(
+                        got.iter().any(|v| !v.is_finite()),
+                        "{metric:?} {method:?}: column {column}"
+                    );
+                } else {
+                    let error = got
+                        .iter()
+                        .zip(expected.iter())
+                        .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(
+                        error <= 1e-5,
+                        "{metric:?} {method:?}: column {column} error {error:e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn in_place_shared_and_narrow_inputs() {
+    let device = device();
+    let grad = values(&[24, 3, 3, 3], 4);
+    let cd = ChannelDirected::sobolev(1.0);
+    let expected = dense(&grad.mapv(|v| v as f32 as f64), &cd);
+    let scale = common::max_abs(grad.iter().copied());
+    // Unique buffer: smoothed in place.
+    let unique = upload::<4>(&grad, DType::F32, &device);
+    let error = max_abs_diff(
+        &download(precondition_tensor(unique, &cd).unwrap()),
+        &expected,
+    );
+    assert!(error <= F32_TOLERANCE * scale, "in place: {error:e}");
+    // Shared buffer: a new output, the original left as it was.
+    let shared = upload::<4>(&grad, DType::F32, &device);
+    let kept = shared.clone();
+    let error = max_abs_diff(
+        &download(precondition_tensor(shared, &cd).unwrap()),
+        &expected,
+    );
+    assert!(error <= F32_TOLERANCE * scale, "shared: {error:e}");
+    let untouched = max_abs_diff(&download(kept), &grad.mapv(|v| v as f32 as f64));
+    assert_eq!(untouched, 0.0, "the shared input was written");
+    // A non-contiguous view (a transpose) of the same values.
+    let transposed = upload::<4>(
+        &grad.view().permuted_axes([1, 0, 2, 3]).to_owned(),
+        DType::F32,
+        &device,
+    )
+    .swap_dims(0, 1);
+    let error = max_abs_diff(
+        &download(precondition_tensor(transposed, &cd).unwrap()),
+        &expected,
+    );
+    assert!(error <= F32_TOLERANCE * scale, "strided: {error:e}");
+    // f16 where the device stores it: through an f32 copy, rounded back to f16.
+    if device.supports_dtype(DType::F16) {
+        let half = upload::<4>(&grad, DType::F32, &device).cast(DType::F16);
+        let smoothed = precondition_tensor(half, &cd).unwrap();
+        assert_eq!(smoothed.dtype(), DType::F16);
+        let error = max_abs_diff(&download(smoothed), &expected);
+        assert!(error <= 2e-3 * scale, "f16: {error:e}");
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_before_anything_moves() {
+    let device = device();
+    let grad = upload::<2>(&values(&[8, 3], 2), DType::F32, &device);
+    let bad = ChannelDirected::new(Metric::ReweightedH0 { lambda: -1.0 }, Direction::Output);
+    assert!(matches!(
+        precondition_tensor(grad.clone(), &bad),
+        Err(Error::InvalidLambda { .. })
+    ));
+    let missing = ChannelDirected::new(Metric::default(), Direction::Axis(2));
+    assert!(matches!(
+        route(&grad, &missing),
+        Err(Error::AxisOutOfRange { .. })
+    ));
+    assert!(matches!(
+        precondition_tensor(grad.clone(), &missing),
+        Err(Error::AxisOutOfRange { .. })
+    ));
+    // Identities leave the tensor as it is.
+    assert_eq!(
+        route(&grad, &ChannelDirected::sobolev(0.0)).unwrap(),
+        Route::Identity
+    );
+    let empty = Tensor::<2>::zeros([0, 3], &device);
+    assert_eq!(
+        route(&empty, &ChannelDirected::sobolev(1.0)).unwrap(),
+        Route::Identity
+    );
+    assert_eq!(
+        precondition_tensor(empty, &ChannelDirected::sobolev(1.0))
+            .unwrap()
+            .dims(),
+        [0, 3]
+    );
+}
+
+fn metric_strategy() -> impl Strategy<Value = Metric> {
+    prop_oneof![
+        (0.01f64..20.0).prop_map(|l| h1(l, Boundary::Neumann)),
+        (0.01f64..20.0).prop_map(|l| h1(l, Boundary::Periodic)),
+        (0.01f64..20.0).prop_map(|l| h1(l, Boundary::Dirichlet)),
+        (0.01f64..20.0).prop_map(|lambda| Metric::ReweightedH0 { lambda }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Residual, mean preservation and layout independence of the device result.
+    #[test]
+    fn device_properties(
+        metric in metric_strategy(),
+        n in 1usize..90,
+        width in 1usize..12,
+        seed in 0u64..1000,
+        segments in prop_oneof![Just(Method::Auto), Just(Method::Columns), (1usize..9).prop_map(Method::Segments)],
+    ) {
+        let grad = values(&[n, width], seed).mapv(|v| v as f32 as f64);
+        let cd = ChannelDirected::new(metric, Direction::Output);
+        let scale = common::max_abs(grad.iter().copied());
+        let got = on_device(&grad, DType::F32, &cd, None, segments).unwrap();
+        // Residual: A x = g, fiber by fiber, with the dense operator.
+        let a = common::dense_operator(&metric, n);
+        for (x, g) in got.axis_iter(Axis(1)).zip(grad.axis_iter(Axis(1))) {
+            let ax = a.dot(&x.to_owned());
+            let residual = ax.iter().zip(g.iter()).fold(0.0_f64, |m, (p, q)| m.max((p - q).abs()));
+            prop_assert!(residual <= 4e-5 * (1.0 + 4.0 * metric.lambda()) * scale.max(1e-30), "residual {residual:e}");
+        }
+        // Neumann, periodic and re-weighted H0 keep every fiber's mean.
+        if !matches!(metric, Metric::SobolevH1 { boundary: Boundary::Dirichlet, .. }) {
+            for (x, g) in got.axis_iter(Axis(1)).zip(grad.axis_iter(Axis(1))) {
+                let drift = (x.sum() - g.sum()).abs() / n as f64;
+                prop_assert!(drift <= 2e-5 * scale.max(1e-30), "mean drift {drift:e}");
+            }
+        }
+        // The same fibers as axis 1 of the transpose, and as axis 1 of a rank-3 view.
+        let transposed = grad.view().reversed_axes().to_owned();
+        let along_1 = ChannelDirected::new(metric, Direction::Axis(1));
+        let got_t = on_device(&transposed, DType::F32, &along_1, None, segments).unwrap();
+        prop_assert!(max_abs_diff(&got_t.reversed_axes().to_owned(), &got) <= 2e-6 * scale.max(1e-30));
+        let cube = grad.clone().into_shape_with_order(IxDyn(&[1, n, width])).unwrap();
+        let got_3 = on_device(&cube, DType::F32, &along_1, None, segments).unwrap();
+        prop_assert!(max_abs_diff(&got_3.into_shape_with_order(IxDyn(&[n, width])).unwrap(), &got) <= 2e-6 * scale.max(1e-30));
+    }
+
+    /// f32 storage against f64 (device f64 where there is one, the host otherwise).
+    #[test]
+    fn f32_against_f64(metric in metric_strategy(), n in 2usize..200, seed in 0u64..1000) {
+        let grad = values(&[n, 5], seed).mapv(|v| v as f32 as f64);
+        let cd = ChannelDirected::new(metric, Direction::Output);
+        let scale = common::max_abs(grad.iter().copied());
+        let single = on_device(&grad, DType::F32, &cd, None, Method::Auto).unwrap();
+        let double = if has_f64(&device()) {
+            on_device(&grad, DType::F64, &cd, None, Method::Auto).unwrap()
+        } else {
+            let tensor = upload::<2>(&grad, DType::F32, &device());
+            let mut host = grad.clone();
+            cd.apply(&mut host).unwrap();
+            drop(tensor);
+            host
+        };
+        prop_assert!(max_abs_diff(&single, &double) <= F32_TOLERANCE * scale);
+    }
+}
+
+/// Conv2d(3 → 8, 3×3) → ReLU → flatten → Linear(8·4·4 → 5).
+#[derive(Module, Debug)]
+struct Net {
+    conv: Conv2d,
+    linear: Linear,
+}
+
+impl Net {
+    fn new(device: &Device) -> Self {
+        Net {
+            conv: Conv2dConfig::new([3, 8], [3, 3]).init(device),
+            linear: LinearConfig::new(8 * 4 * 4, 5).init(device),
+        }
+    }
+
+    fn loss(&self, input: Tensor<4>, target: Tensor<2>) -> Tensor<1> {
+        let hidden = burn::tensor::activation::relu(self.conv.forward(input));
+        let output = self.linear.forward(hidden.flatten(1, 3));
+        (output - target).powi_scalar(2).mean()
+    }
+}
+
+fn batch(step: usize, device: &Device) -> (Tensor<4>, Tensor<2>) {
+    let input = values(&[4, 3, 6, 6], 100 + step as u64);
+    let target = values(&[4, 5], 200 + step as u64);
+    (
+        upload(&input, DType::F32, device),
+        upload(&target, DType::F32, device),
+    )
+}
+
+fn params(net: &Net) -> Vec<ArrayD<f64>> {
+    vec![
+        download(net.conv.weight.val()),
+        download(net.linear.weight.val()),
+    ]
+}
+
+/// Trains `net` (a copy made on `device`) for a few steps; returns its parameters.
+fn train<O: Optimizer>(
+    start: &Net,
+    device: &Device,
+    mut optim: ModuleOptimizer,
+    _inner: &O,
+) -> Vec<ArrayD<f64>> {
+    let mut net = start.clone().fork(&device.clone().autodiff());
+    let device = device.clone().autodiff();
+    for step in 0..4 {
+        let (input, target) = batch(step, &device);
+        let loss = net.loss(input, target);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(0.05, net, grads);
+    }
+    params(&net)
+}
+
+#[test]
+fn training_steps_match_flex() {
+    let gpu = device();
+    let flex = Device::flex();
+    let start = Net::new(&flex);
+    let config = ChannelDirectedConfig::new().with_linear(true);
+    // The conv weight [8, 3, 3, 3] runs on the device: the kernel is really used.
+    assert_eq!(
+        route(
+            &start.conv.weight.val().to_device(&gpu),
+            &config.preconditioner_for_rank(4).unwrap()
+        )
+        .unwrap(),
+        Route::Device(Arithmetic::F32)
+    );
+    for inner in [0, 1] {
+        let make = |wrapped: bool| -> ModuleOptimizer {
+            match (inner, wrapped) {
+                (0, true) => config.init(SgdConfig::new().build()).unwrap(),
+                (0, false) => SgdConfig::new().build().into(),
+                (_, true) => config.init(AdamConfig::new().build()).unwrap(),
+                (_, false) => AdamConfig::new().build().into(),
+            }
+        };
+        let sgd = SgdConfig::new().build();
+        let on_gpu = train(&start, &gpu, make(true), &sgd);
+        let on_flex = train(&start, &flex, make(true), &sgd);
+        let plain = train(&start, &flex, make(false), &sgd);
+        for ((g, f), p) in on_gpu.iter().zip(&on_flex).zip(&plain) {
+            let scale = common::max_abs(f.iter().copied());
+            let between = max_abs_diff(g, f);
+            let smoothing = max_abs_diff(f, p);
+            assert!(
+                between <= 2e-4 * scale,
+                "optimizer {inner}: device vs flex {between:e} (scale {scale:e})"
+            );
+            assert!(
+                smoothing > 50.0 * between,
+                "optimizer {inner}: smoothing changed too little ({smoothing:e} vs {between:e})"
+            );
+        }
+    }
+}
+
+#[test]
+fn host_path_agrees_on_the_same_device() {
+    let device = device();
+    let grad = values(&[64, 8, 3, 3], 21);
+    for metric in [
+        h1(1.0, Boundary::Neumann),
+        h1(5.0, Boundary::Periodic),
+        Metric::ReweightedH0 { lambda: 3.0 },
+    ] {
+        let cd = ChannelDirected::new(metric, Direction::Output);
+        let on_host =
+            download(precondition_on_host(upload::<4>(&grad, DType::F32, &device), &cd).unwrap());
+        let on_gpu =
+            download(precondition_tensor(upload::<4>(&grad, DType::F32, &device), &cd).unwrap());
+        let scale = common::max_abs(grad.iter().copied());
+        assert!(
+            max_abs_diff(&on_host, &on_gpu) <= F32_TOLERANCE * scale,
+            "{metric:?}"
+        );
+    }
+}
