@@ -99,19 +99,17 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
     }
 }
 
-/// `x = 8·x̃` in the storage type. For `f64`, a finite `x̃` whose product rounds past the largest
-/// float is the exact answer `±f64::MAX` (the maximum principle bounds it by the input) plus
-/// rounding: store `±f64::MAX`, not `∞`.
+/// `x = 8·x̃` in the storage type. A finite `x̃` whose stored value rounds past the largest float
+/// is the exact answer, at most the largest input by the maximum principle, plus rounding (of
+/// `z` in `f32` storage, or of the product): store `±MAX`, not `∞`.
 #[inline(always)]
 pub(crate) fn store<T: Float>(xt: f64) -> T {
-    let x = OUT_SCALE * xt;
-    let overflowed = x.abs() == f64::INFINITY && xt.abs() != f64::INFINITY;
-    let x = if std::mem::size_of::<T>() == 8 && overflowed {
-        f64::MAX.copysign(x)
+    let x: T = from_f64(OUT_SCALE * xt);
+    if x.is_infinite() && xt.is_finite() {
+        T::max_value().copysign(x)
     } else {
         x
-    };
-    from_f64(x)
+    }
 }
 
 /// `z = α·g` into the row and the carry.
