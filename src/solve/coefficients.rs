@@ -163,6 +163,11 @@ impl SweepCoefficients {
         // wrap-around difference repeats the only other one).
         let corner = if n == 2 { 2.0 } else { 1.0 };
 
+        // The spike decays geometrically, at most like the steady coupling c* (t* = (1 + √(1+4λ))/2
+        // is the fixed point of the pivot excess); once a term falls below 2⁻⁶⁰ of the first one
+        // times the geometric tail's factor, the rest of it is below rounding: drop it.
+        let t_star = 0.5 + (0.25 + lambda).sqrt();
+        let negligible = 2f64.powi(-60) * (1.0 - coupling_of(t_star, lambda));
         let mut ts: Vec<f64> = Vec::new();
         let mut spike: Vec<f64> = Vec::new(); // |lⱼ| (periodic)
         let mut t = t0;
@@ -176,7 +181,12 @@ impl SweepCoefficients {
                 let l = if i == 0 {
                     corner * c
                 } else {
-                    flush_subnormal(c * spike[i - 1])
+                    let l = flush_subnormal(c * spike[i - 1]);
+                    if l < negligible * spike[0] {
+                        0.0
+                    } else {
+                        l
+                    }
                 };
                 spike.push(l);
             }
@@ -335,6 +345,68 @@ impl SweepCoefficients {
             gamma: self.gamma,
             out_scale: OUT_SCALE,
         }
+    }
+
+    /// A first-order bound on `max|x̂ − x| / max|g|` when both sweeps run in `f32` arithmetic, with
+    /// the coefficients rounded to `f32` and every carry kept in `f32`; `f64::INFINITY` for fibers
+    /// longer than 2¹⁶ (which always keep `f64` arithmetic).
+    ///
+    /// A running error analysis on the worst case: all coefficients are ≥ 0, so `|zᵢ| ≤ Zᵢ` and
+    /// `|x̃ᵢ| ≤ Xᵢ`, the sweeps applied to the all-ones fiber, and the errors obey
+    /// `Eᵢ = cᵢEᵢ₋₁ + 3u·Zᵢ` forward and `Fᵢ = cᵢFᵢ₊₁ + βEᵢ + μᵢF_last + 4u·Xᵢ` backward
+    /// (`u = 2⁻²⁴`; each term counts the roundings of one coefficient, one product and the sums).
+    /// It grows with λ: roughly `u·√λ` once the couplings approach 1.
+    ///
+    /// ```
+    /// use chandir::solve::SweepCoefficients;
+    /// use chandir::Boundary;
+    ///
+    /// let small = SweepCoefficients::sobolev(256, 1.0, Boundary::Neumann).f32_error_bound();
+    /// let large = SweepCoefficients::sobolev(256, 1e6, Boundary::Neumann).f32_error_bound();
+    /// assert!(small < 1e-6 && large > 1e-5);
+    /// ```
+    pub fn f32_error_bound(&self) -> f64 {
+        const LONGEST: usize = 1 << 16;
+        if self.n > LONGEST {
+            return f64::INFINITY;
+        }
+        let u = f64::from(f32::EPSILON) / 2.0;
+        let m = self.m;
+        // Forward: magnitudes Z and error bounds E of z; the last row's sum and its error.
+        let (mut zs, mut es) = (Vec::with_capacity(m), Vec::with_capacity(m));
+        let (mut z, mut e, mut acc, mut acc_err) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+        for i in 0..m {
+            let (alpha, c, kappa) = (self.alpha(i), self.coupling(i), self.kappa(i));
+            z = alpha + c * z;
+            e = c * e + 3.0 * u * z;
+            if kappa != 0.0 {
+                acc += kappa * z;
+                // Adding b to a rounds by at most min(u·|a + b|, |b|).
+                acc_err += kappa * e + 2.0 * u * kappa * z + (u * acc).min(kappa * z);
+            }
+            zs.push(z);
+            es.push(e);
+        }
+        let (x_last, f_last) = if m < self.n {
+            let x = self.gamma + acc;
+            (x, acc_err + 3.0 * u * x)
+        } else {
+            (0.0, 0.0)
+        };
+        let (mut x, mut f) = (x_last, f_last);
+        let mut worst = f_last;
+        for i in (0..m).rev() {
+            let (c, mu) = (self.coupling(i), self.mu(i));
+            x = self.beta * zs[i] + c * x + mu * x_last;
+            let spike = if mu != 0.0 {
+                mu * f_last + 2.0 * u * mu * x_last + (u * x).min(mu * x_last)
+            } else {
+                0.0
+            };
+            f = c * f + self.beta * es[i] + 4.0 * u * (x - mu * x_last) + spike;
+            worst = worst.max(f);
+        }
+        OUT_SCALE * worst
     }
 
     /// Solves one fiber with the plain sequential sweeps, in `f64`: the reference the block
