@@ -77,29 +77,54 @@ impl Sweep {
         let (carry, rest) = scratch.split_at_mut(w);
         let last = &mut rest[..w];
         last.fill(0.0);
+        let mut largest = 0;
+        if m < n {
+            largest = block
+                .row(n - 1)
+                .iter()
+                .fold(0, |l, &g| l.max(magnitude_key(g)));
+        }
         for i in 0..m {
             let (alpha, coupling) = (c.alpha.get(i), c.coupling.get(i));
-            if i == 0 {
-                forward_first(block.row(0), carry, alpha);
+            largest = largest.max(if i == 0 {
+                forward_first(block.row(0), carry, alpha)
             } else {
-                forward(block.row(i), carry, alpha, coupling);
-            }
+                forward(block.row(i), carry, alpha, coupling)
+            });
             let kappa = c.kappa.get(i);
             if kappa != 0.0 {
                 accumulate(last, carry, kappa);
             }
         }
+        // Only values near the largest float can make `8·x̃` round past it: then store clamped.
+        if far_from_overflow::<T>(largest) {
+            self.backward_rows::<T, false>(block, carry, last);
+        } else {
+            self.backward_rows::<T, true>(block, carry, last);
+        }
+    }
+
+    /// The last row (if any) and the backward sweep, storing with or without the clamp.
+    #[inline(always)]
+    fn backward_rows<T: Float, const CLAMP: bool>(
+        &self,
+        block: &mut RowBlock<'_, T>,
+        carry: &mut [f64],
+        last: &mut [f64],
+    ) {
+        let c = &self.coefficients;
+        let (n, m) = (c.n, c.m);
         if m < n {
-            last_row(block.row(n - 1), carry, last, c.gamma);
+            last_row::<T, CLAMP>(block.row(n - 1), carry, last, c.gamma);
         } else {
             carry.fill(0.0);
         }
         for i in (0..m).rev() {
             let (coupling, mu) = (c.coupling.get(i), c.mu.get(i));
             if mu == 0.0 {
-                backward(block.row(i), carry, c.beta, coupling);
+                backward::<T, CLAMP>(block.row(i), carry, c.beta, coupling);
             } else {
-                backward_spiked(block.row(i), carry, last, c.beta, coupling, mu);
+                backward_spiked::<T, CLAMP>(block.row(i), carry, last, c.beta, coupling, mu);
             }
         }
     }
@@ -144,11 +169,11 @@ impl Sweep {
         let scale = OUT_SCALE as f32;
         let beta = scale * c.beta as f32;
         let spiked = m < n;
-        let mut largest = 0.0_f32;
+        let mut largest = 0;
         if spiked {
             let gamma = scale * c.gamma as f32;
             for g in block.row(n - 1) {
-                largest = largest.max(g.abs());
+                largest = largest.max(magnitude_bits(*g));
                 *g *= gamma;
             }
         }
@@ -165,7 +190,7 @@ impl Sweep {
                 f32_accumulate(last, row, scale * kappa as f32);
             }
         }
-        let exact = largest <= F32_SAFE;
+        let exact = largest <= magnitude_bits(F32_SAFE);
         if !spiked {
             let coupling_zero = 0.0;
             let row = block.row(m - 1);
@@ -205,23 +230,30 @@ fn clamp_f32(x: f32, operands_finite: bool) -> f32 {
     }
 }
 
-/// `z = α·g`; returns `max|g|`.
+/// The bits of `|v|`: ordered like `|v|` for every value, NaN above ∞, and an integer maximum
+/// vectorizes where a float one (with its NaN rule) does not.
 #[inline(always)]
-fn f32_forward_first(row: &mut [f32], alpha: f32) -> f32 {
-    let mut largest = 0.0_f32;
+fn magnitude_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7fff_ffff
+}
+
+/// `z = α·g`; returns the largest [`magnitude_bits`] of `g`.
+#[inline(always)]
+fn f32_forward_first(row: &mut [f32], alpha: f32) -> u32 {
+    let mut largest = 0;
     for g in row.iter_mut() {
-        largest = largest.max(g.abs());
+        largest = largest.max(magnitude_bits(*g));
         *g *= alpha;
     }
     largest
 }
 
-/// `z = α·g + c·z₋₁`; returns `max|g|`.
+/// `z = α·g + c·z₋₁`; returns the largest [`magnitude_bits`] of `g`.
 #[inline(always)]
-fn f32_forward(row: &mut [f32], prev: &[f32], alpha: f32, coupling: f32) -> f32 {
-    let mut largest = 0.0_f32;
+fn f32_forward(row: &mut [f32], prev: &[f32], alpha: f32, coupling: f32) -> u32 {
+    let mut largest = 0;
     for (g, &z) in row.iter_mut().zip(prev) {
-        largest = largest.max(g.abs());
+        largest = largest.max(magnitude_bits(*g));
         *g = alpha * *g + coupling * z;
     }
     largest
@@ -277,35 +309,62 @@ fn f32_backward_clamped(
     }
 }
 
-/// `x = 8·x̃` in the storage type. A finite `x̃` whose stored value rounds past the largest float
-/// is the exact answer, at most the largest input by the maximum principle, plus rounding (of
-/// `z` in `f32` storage, or of the product): store `±MAX`, not `∞`.
+/// `x = 8·x̃` in the storage type. With `CLAMP`, a finite `x̃` whose stored value rounds past
+/// the largest float is the exact answer, at most the largest input by the maximum principle,
+/// plus rounding: store `±MAX`, not `∞`. (Without, the caller knows no input is that large.)
 #[inline(always)]
-pub(crate) fn store<T: Float>(xt: f64) -> T {
+pub(crate) fn store<T: Float, const CLAMP: bool>(xt: f64) -> T {
     let x: T = from_f64(OUT_SCALE * xt);
-    if x.is_infinite() && xt.is_finite() {
+    if CLAMP && x.is_infinite() && xt.is_finite() {
         T::max_value().copysign(x)
     } else {
         x
     }
 }
 
-/// `z = α·g` into the row and the carry.
+/// A 32-bit key that grows with `|g|` (NaN above ∞): the bits of `|g|` for `f32`, their upper
+/// half otherwise. An integer maximum of them vectorizes where a float one (with its NaN rule)
+/// does not, and 32-bit lanes are twice as many as 64-bit ones.
 #[inline(always)]
-fn forward_first<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64) {
-    for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
-        *z = alpha * to_f64(*g);
-        *g = from_f64(*z);
+pub(crate) fn magnitude_key<T: Float>(g: T) -> u32 {
+    if is_f32::<T>() {
+        // SAFETY: `T` is `f32`, checked just above.
+        let bits: u32 = unsafe { std::mem::transmute_copy(&g) };
+        bits & 0x7fff_ffff
+    } else {
+        ((to_f64(g).to_bits() >> 32) as u32) & 0x7fff_ffff
     }
 }
 
-/// `z = α·g + c·z₋₁` into the row and the carry.
+/// Whether no input with keys up to `largest` can make a result round past the largest float:
+/// every such input is below `MAX/8` (the key of `MAX/16`, give or take its dropped low bits).
 #[inline(always)]
-fn forward<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) {
+pub(crate) fn far_from_overflow<T: Float>(largest: u32) -> bool {
+    largest <= magnitude_key(T::max_value() / from_f64(16.0))
+}
+
+/// `z = α·g` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
+#[inline(always)]
+fn forward_first<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64) -> u32 {
+    let mut largest = 0;
     for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
+        largest = largest.max(magnitude_key(*g));
+        *z = alpha * to_f64(*g);
+        *g = from_f64(*z);
+    }
+    largest
+}
+
+/// `z = α·g + c·z₋₁` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
+#[inline(always)]
+fn forward<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) -> u32 {
+    let mut largest = 0;
+    for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
+        largest = largest.max(magnitude_key(*g));
         *z = alpha * to_f64(*g) + coupling * *z;
         *g = from_f64(*z);
     }
+    largest
 }
 
 /// `acc += κ·z`.
@@ -318,26 +377,36 @@ fn accumulate(acc: &mut [f64], z: &[f64], kappa: f64) {
 
 /// `x̃ = γ·g + acc` into the row (as `8·x̃`), the carry and `acc`.
 #[inline(always)]
-fn last_row<T: Float>(row: &mut [T], carry: &mut [f64], acc: &mut [f64], gamma: f64) {
+fn last_row<T: Float, const CLAMP: bool>(
+    row: &mut [T],
+    carry: &mut [f64],
+    acc: &mut [f64],
+    gamma: f64,
+) {
     for ((g, x), a) in row.iter_mut().zip(carry.iter_mut()).zip(acc.iter_mut()) {
         *a += gamma * to_f64(*g);
         *x = *a;
-        *g = store(*a);
+        *g = store::<T, CLAMP>(*a);
     }
 }
 
 /// `x̃ = β·z + c·x̃₊₁` into the row (as `8·x̃`) and the carry.
 #[inline(always)]
-fn backward<T: Float>(row: &mut [T], carry: &mut [f64], beta: f64, coupling: f64) {
+fn backward<T: Float, const CLAMP: bool>(
+    row: &mut [T],
+    carry: &mut [f64],
+    beta: f64,
+    coupling: f64,
+) {
     for (z, x) in row.iter_mut().zip(carry.iter_mut()) {
         *x = beta * to_f64(*z) + coupling * *x;
-        *z = store(*x);
+        *z = store::<T, CLAMP>(*x);
     }
 }
 
 /// `x̃ = β·z + c·x̃₊₁ + μ·x̃ₙ₋₁` into the row (as `8·x̃`) and the carry.
 #[inline(always)]
-fn backward_spiked<T: Float>(
+fn backward_spiked<T: Float, const CLAMP: bool>(
     row: &mut [T],
     carry: &mut [f64],
     last: &[f64],
@@ -347,6 +416,6 @@ fn backward_spiked<T: Float>(
 ) {
     for ((z, x), &l) in row.iter_mut().zip(carry.iter_mut()).zip(last) {
         *x = beta * to_f64(*z) + coupling * *x + mu * l;
-        *z = store(*x);
+        *z = store::<T, CLAMP>(*x);
     }
 }
