@@ -2,6 +2,8 @@
 //! and channel-directed smoothing of stored tensors (Lao et al., arXiv 2008.10766).
 
 mod figure;
+#[cfg(test)]
+mod fuzz;
 mod plots;
 mod tensors;
 

@@ -186,11 +186,15 @@ fn check_npy_header(bytes: &[u8]) -> Result<()> {
         )
     })?;
     let data = bytes.len() - data_start;
-    let declared = header
+    // ndarray's own limit: the non-zero extents' product must fit in isize bytes, even for
+    // an empty array such as (0, 2**63).
+    let nonzero = header
         .shape
         .iter()
+        .filter(|&&extent| extent != 0)
         .try_fold(size, |total, &extent| total.checked_mul(extent))
         .filter(|&total| total <= MAX_BYTES);
+    let declared = nonzero.map(|total| if header.shape.contains(&0) { 0 } else { total });
     match declared {
         Some(declared) if declared == data => Ok(()),
         Some(declared) => bail!(
