@@ -89,12 +89,13 @@ fn solve_flattened<T: Float + Send + Sync>(
     }
 }
 
-/// Moves `axis` to the front, orders the other axes by decreasing stride and makes every stride
-/// non-negative. Reversing an axis is harmless: the fibers are independent, and every operator
-/// commutes with reversing a fiber (`JAJ = A`).
+/// Moves `axis` to the front, orders the other axes by decreasing stride and makes their strides
+/// non-negative. The fiber axis keeps its direction (its stride may stay negative): the sweeps
+/// then run over every fiber in its logical order, so results are bitwise the same for every view
+/// of the same logical tensor.
 fn fibers_first<T>(mut view: ArrayViewMutD<'_, T>, axis: usize) -> ArrayViewMutD<'_, T> {
     for ax in 0..view.ndim() {
-        if view.strides()[ax] < 0 {
+        if ax != axis && view.strides()[ax] < 0 {
             view.invert_axis(Axis(ax));
         }
     }
@@ -158,9 +159,9 @@ fn solve_sequential<T: Float + Send + Sync>(
         split -= 1;
     }
     let row_stride = if n == 1 {
-        inner
+        inner as isize
     } else {
-        view.strides()[0] as usize
+        view.strides()[0]
     };
     if inner >= MIN_DIRECT_WIDTH || inner == fibers {
         solve_in_place(view, split, inner, row_stride, solver);
@@ -174,7 +175,7 @@ fn solve_in_place<T: Float + Send + Sync>(
     mut view: ArrayViewMutD<'_, T>,
     split: usize,
     inner: usize,
-    row_stride: usize,
+    row_stride: isize,
     solver: &dyn BlockSolver<T>,
 ) {
     let n = view.len_of(Axis(0));
@@ -183,7 +184,7 @@ fn solve_in_place<T: Float + Send + Sync>(
     let origin = view.as_mut_ptr();
     for offset in block_offsets(&view.shape()[1..split], &view.strides()[1..split]) {
         // SAFETY: the rows of this block are `inner` consecutive elements of the view (the trailing
-        // axes are one contiguous run) at distinct fiber indices, and `row_stride >= inner`, so
+        // axes are one contiguous run) at distinct fiber indices, and `|row_stride| >= inner`, so
         // they are disjoint, valid, and borrowed uniquely through `view` for this call.
         let mut block =
             unsafe { RowBlock::from_raw_parts(origin.offset(offset), n, row_stride, inner) };
@@ -203,7 +204,7 @@ fn solve_packed<T: Float + Send + Sync>(
     mut view: ArrayViewMutD<'_, T>,
     split: usize,
     inner: usize,
-    row_stride: usize,
+    row_stride: isize,
     solver: &dyn BlockSolver<T>,
 ) {
     let n = view.len_of(Axis(0));
@@ -224,8 +225,7 @@ fn solve_packed<T: Float + Send + Sync>(
         let packed = &mut packed[..n * width];
         // SAFETY: every run `base + i·row_stride .. + inner` holds elements of the view, which we
         // borrow uniquely, and the packed block is our own; nothing else aliases them here.
-        let run =
-            |base: isize, i: usize| unsafe { origin.offset(base + (i * row_stride) as isize) };
+        let run = |base: isize, i: usize| unsafe { origin.offset(base + i as isize * row_stride) };
         if inner == 1 {
             // Single values: walk a tile of fibers side by side, which reads a few streams in order
             // when the fiber axis is the contiguous one (input axis of a 1×1 conv or linear layer).
