@@ -43,7 +43,7 @@ pub fn colour(index: usize) -> RGBColor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dash {
     Solid,
-    LongDash,
+    Long,
     Dashed,
     Dotted,
 }
@@ -53,7 +53,7 @@ impl Dash {
     fn pattern(self) -> Option<(u32, u32)> {
         match self {
             Dash::Solid => None,
-            Dash::LongDash => Some((14, 5)),
+            Dash::Long => Some((14, 5)),
             Dash::Dashed => Some((6, 4)),
             Dash::Dotted => Some((2, 4)),
         }
@@ -78,7 +78,7 @@ const MARKERS: [Marker; 5] = [
     Marker::Diamond,
     Marker::Cross,
 ];
-const DASHES: [Dash; 4] = [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::LongDash];
+const DASHES: [Dash; 4] = [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::Long];
 
 /// A curve's colour, line and marker.
 #[derive(Clone, Copy, Debug)]

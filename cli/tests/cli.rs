@@ -640,7 +640,7 @@ fn npy_declaring(descr: &str, shape: &str, data: usize) -> Vec<u8> {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    bytes.extend(std::iter::repeat_n(0u8, data));
+    bytes.extend(vec![0u8; data]);
     bytes
 }
 
