@@ -452,7 +452,7 @@ pub fn tick_label(value: f64) -> String {
 /// Writes `contents` to `path` atomically: into a temporary file in the same directory, flushed
 /// to disk, then renamed over `path`. On any failure `path` is as it was and the temporary file
 /// is removed. A new file gets the usual permissions (0666 less the umask), a replaced one keeps
-/// its own.
+/// its own; a read-only target is refused, as a plain write would be.
 pub fn write_atomically<F>(path: &Path, contents: F) -> Result<(), Error>
 where
     F: FnOnce(&mut dyn Write) -> Result<(), Error>,
@@ -471,6 +471,10 @@ where
     prefix.push(".");
     builder.prefix(&prefix).suffix(".tmp");
     let permissions = std::fs::metadata(path).ok().map(|meta| meta.permissions());
+    // Renaming would replace a file its owner protected; writing in place would be refused.
+    if permissions.as_ref().is_some_and(|p| p.readonly()) {
+        return Err(fail(&"the file is read-only"));
+    }
     #[cfg(unix)]
     let permissions = permissions.or_else(|| {
         use std::os::unix::fs::PermissionsExt;

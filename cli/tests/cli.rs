@@ -837,4 +837,17 @@ fn outputs_get_the_usual_permissions() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o640);
+    // A read-only target is not replaced.
+    std::fs::set_permissions(
+        dir.path().join("out.npy"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    let before = std::fs::read(dir.path().join("out.npy")).unwrap();
+    write_npy(dir.path().join("in.npy"), &Normal(19).tensor(&[4, 3])).unwrap();
+    assert_one_line_error(
+        &chandir_in(dir.path(), &["smooth", "in.npy", "out.npy"]),
+        "cannot write out.npy: the file is read-only",
+    );
+    assert_eq!(std::fs::read(dir.path().join("out.npy")).unwrap(), before);
 }

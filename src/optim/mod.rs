@@ -104,7 +104,9 @@ pub trait Optimizer<A: Element>: Send + Sync {
     ) -> Result<(), Error>;
 }
 
-/// Optimizer states keyed by parameter name; serializable.
+/// Optimizer states keyed by parameter name; serializable. Loading checks every state (its
+/// optimizer, element type, shape and values, see [`AdamState`] and [`SgdState`]), so a resumed
+/// run either continues exactly or fails with a message naming what does not fit.
 ///
 /// ```
 /// use chandir::optim::{ParamStates, SgdState};
