@@ -32,7 +32,20 @@ const MIN_DIRECT_WIDTH: usize = 64;
 /// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least
 /// [`MIN_BLOCK_COLUMNS`].
 pub fn block_width(n: usize, elem_bytes: usize) -> usize {
-    let columns = BLOCK_BYTES / (n.max(1) * elem_bytes.max(1));
+    width_for(BLOCK_BYTES, n, elem_bytes)
+}
+
+/// Target size of a packed block: a quarter of [`BLOCK_BYTES`], since the packed copy and the
+/// strided runs it comes from share the cache while it is filled and emptied.
+pub const PACKED_BLOCK_BYTES: usize = BLOCK_BYTES / 4;
+
+/// Columns per packed block ([`PACKED_BLOCK_BYTES`]), at least [`MIN_BLOCK_COLUMNS`].
+fn packed_width(n: usize, elem_bytes: usize) -> usize {
+    width_for(PACKED_BLOCK_BYTES, n, elem_bytes)
+}
+
+fn width_for(bytes: usize, n: usize, elem_bytes: usize) -> usize {
+    let columns = bytes / (n.max(1) * elem_bytes.max(1));
     (columns / 8 * 8).max(MIN_BLOCK_COLUMNS)
 }
 
@@ -213,7 +226,7 @@ fn solve_packed<T: Float + Send + Sync>(
 ) {
     let n = view.len_of(Axis(0));
     let blocks: usize = view.shape()[1..split].iter().product();
-    let runs_per_block = (block_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
+    let runs_per_block = (packed_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
     let mut packed = vec![T::zero(); n * runs_per_block * inner];
     let mut scratch = vec![0.0; solver.scratch_len(runs_per_block * inner)];
     let mut bases: Vec<isize> = Vec::with_capacity(runs_per_block);
