@@ -1,11 +1,10 @@
 //! How: kernels that solve `A x = g` for every column of an `n × w` block of rows at once.
 //!
 //! Row `i` of a [`RowBlock`] holds entry `i` of `w` independent fibers, so every step of a sweep is
-//! one row operation (`row_i ← a·row_i + b·row_{i−1}`) that vectorizes over the columns. The factors
-//! of the constant-coefficient operator are computed once per call, in `f64`, in `O(n)`; applying
-//! them costs `O(n·w)` per block. Arithmetic runs in `f64` whatever the storage type: with `f32`
-//! arithmetic, rounding the factors would break `A·1 = 1` by about `λ·2⁻²⁴`: at λ = 10⁶, several
-//! percent of every fiber mean.
+//! one row operation (`row_i ← a·row_i + b·row_{i−1}`) that vectorizes over the columns. The
+//! coefficients of the operator are computed once per call, in `f64`, in `O(n)`, without
+//! cancellation (see [`SweepCoefficients`]); applying them costs `O(n·w)` per block. Arithmetic
+//! runs in `f64` whatever the storage type, and the value carried from row to row stays in `f64`.
 //!
 //! [`plan`] picks the kernel for a metric, rustfft-style; each kernel lives in its own file.
 //!
@@ -21,18 +20,18 @@
 //! assert_eq!(data[0], 1.5); // mean 2 + (1 - 2) / 2
 //! ```
 
-mod cyclic;
+mod coefficients;
 mod long_fiber;
 mod reweighted;
-mod tridiagonal;
+mod sweep;
 
 use std::marker::PhantomData;
 
 use num_traits::Float;
 
-pub use cyclic::CyclicCholesky;
+pub use coefficients::{ExpandedCoefficients, SweepCoefficients, OUT_SCALE};
 pub use reweighted::Reweighted;
-pub use tridiagonal::SymmetricTridiagonal;
+pub use sweep::Sweep;
 
 use crate::{Boundary, Metric};
 
@@ -78,14 +77,10 @@ pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn
         Metric::H0 => None,
         Metric::ReweightedH0 { .. } if n == 1 => None,
         Metric::ReweightedH0 { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
-        Metric::SobolevH1 { lambda, boundary } => match boundary {
-            Boundary::Neumann if n == 1 => None,
-            Boundary::Neumann | Boundary::Dirichlet => {
-                Some(Box::new(SymmetricTridiagonal::sobolev(n, lambda, boundary)))
-            }
-            Boundary::Periodic if n == 1 => None,
-            Boundary::Periodic => Some(Box::new(CyclicCholesky::periodic_sobolev(n, lambda))),
-        },
+        Metric::SobolevH1 { boundary, .. } if n == 1 && boundary != Boundary::Dirichlet => None,
+        Metric::SobolevH1 { lambda, boundary } => {
+            Some(Box::new(Sweep::sobolev(n, lambda, boundary)))
+        }
     }
 }
 
@@ -111,6 +106,22 @@ impl RowFactors {
         }
     }
 
+    /// `head`, then `steady` repeated, then `tail`: `len` rows in all.
+    pub(crate) fn compressed(head: Vec<f64>, steady: f64, tail: Vec<f64>, len: usize) -> Self {
+        debug_assert!(head.len() + tail.len() <= len);
+        RowFactors {
+            head,
+            steady,
+            tail,
+            len,
+        }
+    }
+
+    /// `len` rows of zero.
+    pub(crate) fn zeros(len: usize) -> Self {
+        RowFactors::compressed(Vec::new(), 0.0, Vec::new(), len)
+    }
+
     /// The factor of row `i`.
     #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> f64 {
@@ -124,12 +135,13 @@ impl RowFactors {
     }
 }
 
-/// `rows` rows of `width` values each, row `i` starting `i·stride` values after row 0, borrowed
-/// mutably. Rows never overlap (`width ≤ stride`), so a kernel may hold several at once.
+/// `rows` rows of `width` values each, row `i` starting `i·stride` values after row 0 (the stride
+/// may be negative), borrowed mutably. Rows never overlap (`width ≤ |stride|`), so a kernel may
+/// hold several at once.
 pub struct RowBlock<'a, T> {
     ptr: *mut T,
     rows: usize,
-    stride: usize,
+    stride: isize,
     width: usize,
     _borrow: PhantomData<&'a mut T>,
 }
@@ -145,13 +157,13 @@ impl<'a, T> RowBlock<'a, T> {
         } else {
             (rows - 1) * stride + width
         };
-        if width > stride || data.len() < needed {
+        if width > stride || stride > isize::MAX as usize || data.len() < needed {
             return None;
         }
         Some(RowBlock {
             ptr: data.as_mut_ptr(),
             rows,
-            stride,
+            stride: stride as isize,
             width,
             _borrow: PhantomData,
         })
@@ -163,7 +175,7 @@ impl<'a, T> RowBlock<'a, T> {
     pub(crate) unsafe fn from_raw_parts(
         ptr: *mut T,
         rows: usize,
-        stride: usize,
+        stride: isize,
         width: usize,
     ) -> Self {
         RowBlock {
@@ -200,7 +212,7 @@ impl<'a, T> RowBlock<'a, T> {
             "row {i} out of a block of {} rows",
             self.rows
         );
-        self.ptr.wrapping_add(i * self.stride)
+        self.ptr.wrapping_offset(i as isize * self.stride)
     }
 
     /// Row `i`.
@@ -256,6 +268,24 @@ pub(crate) fn has_avx2() -> bool {
 /// Defines `$wide`, an AVX2 build of the `#[inline(always)]` method `$sweep`, and `$dispatch`, which
 /// calls it where the CPU supports AVX2 and `$sweep` otherwise.
 macro_rules! wide_vector_build {
+    ($sweep:ident, $wide:ident, $dispatch:ident, f32) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $wide(&self, block: &mut RowBlock<'_, f32>) {
+            self.$sweep(block)
+        }
+
+        fn $dispatch(&self, block: &mut RowBlock<'_, f32>) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if super::has_avx2() {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { self.$wide(block) };
+                }
+            }
+            self.$sweep(block)
+        }
+    };
     ($sweep:ident, $wide:ident, $dispatch:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
@@ -277,6 +307,12 @@ macro_rules! wide_vector_build {
 }
 pub(crate) use wide_vector_build;
 
+/// Whether `T` is `f32` (`type_name` of a primitive is its bare name, which no other type has).
+#[inline(always)]
+pub(crate) fn is_f32<T>() -> bool {
+    std::any::type_name::<T>() == "f32"
+}
+
 #[inline(always)]
 pub(crate) fn to_f64<T: Float>(x: T) -> f64 {
     x.to_f64().unwrap_or(f64::NAN)
@@ -285,28 +321,4 @@ pub(crate) fn to_f64<T: Float>(x: T) -> f64 {
 #[inline(always)]
 pub(crate) fn from_f64<T: Float>(x: f64) -> T {
     T::from(x).unwrap_or_else(T::nan)
-}
-
-/// `dst ← a·dst`.
-#[inline(always)]
-fn scale<T: Float>(dst: &mut [T], a: f64) {
-    for d in dst {
-        *d = from_f64(a * to_f64(*d));
-    }
-}
-
-/// `dst ← a·dst + b·src`.
-#[inline(always)]
-fn combine<T: Float>(dst: &mut [T], a: f64, src: &[T], b: f64) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = from_f64(a * to_f64(*d) + b * to_f64(s));
-    }
-}
-
-/// `dst ← a·dst + b·x + c·y`.
-#[inline(always)]
-fn combine3<T: Float>(dst: &mut [T], a: f64, x: &[T], b: f64, y: &[T], c: f64) {
-    for ((d, &x), &y) in dst.iter_mut().zip(x).zip(y) {
-        *d = from_f64(a * to_f64(*d) + b * to_f64(x) + c * to_f64(y));
-    }
 }

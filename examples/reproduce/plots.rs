@@ -1,26 +1,22 @@
 //! SVG figures of the study (plotters): accuracy histograms over seeds (the paper's Fig 5), mean
 //! train/test curves of SGD vs SGD + H1 (Figs 4, 8, 9), accuracy vs λ (Fig 6) and vs learning rate.
+//! Their look (palette, line styles, legend beside the chart, atomic output) is shared with the
+//! `chandir` command: `cli/src/figure.rs`, included here.
+
+#[path = "../../cli/src/figure.rs"]
+mod figure;
 
 use std::path::Path;
 
 use chandir::{Boundary, Direction};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::{
     find_sgd, h1, has_sweeps, lambda_sweep, lr_sweep, plain, sgd_lr, BoxError, DataKind, Dataset,
     Family, Summary, DEFAULT_LAMBDA,
 };
-
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
+use figure::{colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
 
 fn slug(data: &Dataset) -> &'static str {
     match data.kind {
@@ -103,12 +99,6 @@ fn accuracy_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 fn histograms(path: &Path, title: &str, methods: &[&Summary]) -> Result<(), BoxError> {
     let cols = 2;
     let rows = methods.len().div_ceil(cols).max(1);
-    let root = SVGBackend::new(path, (1000, 220 * rows as u32 + 40)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let root = root.titled(
-        &format!("Test accuracy over seeds — {title}"),
-        ("sans-serif", 22),
-    )?;
     let (lo, hi) = accuracy_range(
         methods
             .iter()
@@ -116,141 +106,125 @@ fn histograms(path: &Path, title: &str, methods: &[&Summary]) -> Result<(), BoxE
     );
     let bins = 20;
     let width = (hi - lo) / bins as f64;
-    let count = |s: &Summary| -> Vec<usize> {
-        let mut counts = vec![0; bins];
+    let count = |s: &Summary| -> Vec<f64> {
+        let mut counts = vec![0.0; bins];
         for a in &s.accuracies {
-            let bin = (((100.0 * a - lo) / width) as usize).min(bins - 1);
-            counts[bin] += 1;
+            let bin = (((100.0 * a - lo) / width).max(0.0) as usize).min(bins - 1);
+            counts[bin] += 1.0;
         }
         counts
     };
     let y_max = methods
         .iter()
         .flat_map(|s| count(s))
-        .max()
-        .unwrap_or(1)
-        .max(1) as u32;
-    for (i, (area, summary)) in root
-        .split_evenly((rows, cols))
-        .iter()
-        .zip(methods)
-        .enumerate()
-    {
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!(
-                    "{} — {:.1} ± {:.1} %",
-                    summary.config.method.name,
-                    100.0 * summary.mean,
-                    100.0 * summary.std
-                ),
-                ("sans-serif", 15),
-            )
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(35)
-            .build_cartesian_2d(lo..hi, 0u32..y_max + 1)?;
-        chart
-            .configure_mesh()
-            .x_desc("test accuracy %")
-            .y_desc("seeds")
-            .disable_x_mesh()
-            .draw()?;
-        let color = PALETTE[i % PALETTE.len()];
-        chart.draw_series(
-            count(summary)
-                .into_iter()
+        .fold(1.0_f64, f64::max);
+    let edges: Vec<f64> = (0..=bins).map(|b| lo + b as f64 * width).collect();
+    let svg = figure::render(
+        (1000, 220 * rows as u32 + 50),
+        &format!("Test accuracy over seeds — {title}"),
+        &[],
+        |area| {
+            for (i, (panel, summary)) in area
+                .split_evenly((rows, cols))
+                .iter()
+                .zip(methods)
                 .enumerate()
-                .filter(|(_, c)| *c > 0)
-                .map(|(b, c)| {
-                    let x0 = lo + b as f64 * width;
-                    Rectangle::new([(x0, 0), (x0 + width, c as u32)], color.mix(0.7).filled())
-                }),
-        )?;
-    }
-    root.present()?;
-    Ok(())
+            {
+                // Half a bin of margin on each side: the outermost bars are whole.
+                let mut chart = ChartBuilder::on(panel)
+                    .caption(
+                        format!(
+                            "{} — {:.1} ± {:.1} %",
+                            summary.config.method.name,
+                            100.0 * summary.mean,
+                            100.0 * summary.std
+                        ),
+                        ("sans-serif", 15),
+                    )
+                    .margin(10)
+                    .margin_right(20)
+                    .x_label_area_size(30)
+                    .y_label_area_size(35)
+                    .build_cartesian_2d(lo - width / 2.0..hi + width / 2.0, 0.0..y_max + 0.5)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("test accuracy %")
+                    .y_desc("seeds")
+                    .x_label_formatter(&|x| tick_label(*x))
+                    .y_label_formatter(&|y| tick_label(*y))
+                    .y_labels((y_max as usize + 1).min(10))
+                    .disable_x_mesh()
+                    .draw()?;
+                figure::draw_bars(&mut chart, &edges, &count(summary), colour(i))?;
+            }
+            Ok(())
+        },
+    )?;
+    figure::save(path, &svg)
 }
 
 /// Mean train (dashed) and test (solid) accuracy per epoch, SGD vs SGD + H1 output.
 fn curves(path: &Path, title: &str, sgd: &Summary, smoothed: &Summary) -> Result<(), BoxError> {
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let epochs = sgd.mean_train_curve.len().max(1);
-    let all = [sgd, smoothed]
-        .iter()
-        .flat_map(|s| {
-            s.mean_train_curve
-                .iter()
-                .chain(&s.mean_test_curve)
-                .map(|a| 100.0 * a)
-        })
-        .collect::<Vec<_>>();
-    let (lo, hi) = accuracy_range(all.into_iter());
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Accuracy per epoch, mean over {} seeds — {title}",
-                sgd.accuracies.len()
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(1f64..epochs as f64, lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("accuracy %")
-        .draw()?;
-    for (summary, color) in [(sgd, PALETTE[0]), (smoothed, PALETTE[1])] {
+    let epoch_count = sgd.mean_train_curve.len().max(1);
+    let points = |curve: &[f64]| -> Vec<(f64, f64)> {
+        curve
+            .iter()
+            .enumerate()
+            .map(|(e, a)| ((e + 1) as f64, 100.0 * a))
+            .collect()
+    };
+    let mut lines = Vec::new();
+    for (index, summary) in [sgd, smoothed].into_iter().enumerate() {
         let name = &summary.config.method.name;
-        let points = |curve: &[f64]| -> Vec<(f64, f64)> {
-            curve
-                .iter()
-                .enumerate()
-                .map(|(e, a)| ((e + 1) as f64, 100.0 * a))
-                .collect()
-        };
-        chart
-            .draw_series(LineSeries::new(
-                points(&summary.mean_test_curve),
-                color.stroke_width(2),
-            ))?
-            .label(format!("{name}: test"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(DashedLineSeries::new(
-                points(&summary.mean_train_curve),
-                6,
-                4,
-                color.into(),
-            ))?
-            .label(format!("{name}: train (running, during the epoch)"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        let style = Style::nth(index).dashed(Dash::Solid);
+        lines.push(Curve {
+            label: format!("{name}: test"),
+            points: points(&summary.mean_test_curve),
+            style,
+        });
+        lines.push(Curve {
+            label: format!("{name}: train (running, during the epoch)"),
+            points: points(&summary.mean_train_curve),
+            style: style.dashed(Dash::Dashed),
+        });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let (lo, hi) = accuracy_range(lines.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
+    let legend = figure::curve_legend(&lines);
+    let svg = figure::render(
+        (1000, 560),
+        &format!(
+            "Accuracy per epoch, mean over {} seeds — {title}",
+            sgd.accuracies.len()
+        ),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.8..epoch_count as f64 + 0.2, lo..hi)?;
+            chart
+                .configure_mesh()
+                .x_labels(epoch_count.min(12))
+                .x_desc("epoch")
+                .y_desc("accuracy %")
+                .x_label_formatter(&|x| tick_label(*x))
+                .y_label_formatter(&|y| tick_label(*y))
+                .draw()?;
+            figure::draw_curves(&mut chart, &lines)
+        },
+    )?;
+    figure::save(path, &svg)
 }
 
-/// Mean ± std test accuracy vs λ (log axis) for SGD + H1 output; SGD (λ = 0) as a horizontal band.
+/// Mean ± std test accuracy vs λ (log axis, a tick at every λ trained) for SGD + H1 output; SGD
+/// (λ = 0) as a horizontal band.
 fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxError> {
     let (baseline, points): (Vec<&Summary>, Vec<&Summary>) =
         sweep.iter().partition(|s| s.config.lambda() == 0.0);
     if points.is_empty() {
         return Ok(());
     }
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
     let (lo, hi) = accuracy_range(
         sweep
             .iter()
@@ -261,136 +235,144 @@ fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxEr
         lambdas.iter().copied().fold(f64::INFINITY, f64::min) / 1.5,
         lambdas.iter().copied().fold(0.0, f64::max) * 1.5,
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Test accuracy vs λ (SGD + H1 output) — {title}"),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d((l_lo..l_hi).log_scale(), lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("λ")
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_desc("test accuracy % (mean ± std over seeds)")
-        .draw()?;
-    if let Some(sgd) = baseline.first() {
-        let (m, s) = (100.0 * sgd.mean, 100.0 * sgd.std);
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(l_lo, m - s), (l_hi, m + s)],
-            PALETTE[0].mix(0.15).filled(),
-        )))?;
-        chart
-            .draw_series(LineSeries::new(
-                [(l_lo, m), (l_hi, m)],
-                PALETTE[0].stroke_width(2),
-            ))?
-            .label("SGD (λ = 0), mean ± std")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(2))
-            });
+    let band = colour(0);
+    let smoothed = Style::nth(1).dashed(Dash::Solid);
+    let mut legend = Vec::new();
+    if !baseline.is_empty() {
+        legend.push(Entry::new(
+            "SGD (λ = 0): mean",
+            Sample::Line(Style {
+                marker: Marker::None,
+                ..Style::nth(0)
+            }),
+        ));
+        legend.push(Entry::new("SGD (λ = 0): ± std", Sample::Fill(band)));
     }
-    draw_errorbar_series(
-        &mut chart,
-        &points,
-        |s| s.config.lambda(),
-        PALETTE[1],
-        "SGD + H1 output",
+    legend.push(Entry::new(
+        "SGD + H1 output: mean ± std",
+        Sample::Line(smoothed),
+    ));
+    let svg = figure::render(
+        (1000, 560),
+        &format!("Test accuracy vs λ (SGD + H1 output) — {title}"),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(
+                    (l_lo..l_hi).log_scale().with_key_points(lambdas.clone()),
+                    lo..hi,
+                )?;
+            chart
+                .configure_mesh()
+                .x_desc("λ")
+                .x_label_formatter(&|v| tick_label(*v))
+                .y_label_formatter(&|y| tick_label(*y))
+                .y_desc("test accuracy % (mean ± std over seeds)")
+                .draw()?;
+            if let Some(sgd) = baseline.first() {
+                let (m, s) = (100.0 * sgd.mean, 100.0 * sgd.std);
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(l_lo, m - s), (l_hi, m + s)],
+                    band.mix(0.15).filled(),
+                )))?;
+                chart.draw_series(LineSeries::new(
+                    [(l_lo, m), (l_hi, m)],
+                    band.stroke_width(2),
+                ))?;
+            }
+            draw_errorbar_series(&mut chart, &points, |s| s.config.lambda(), smoothed)
+        },
     )?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    figure::save(path, &svg)
 }
 
-/// Mean ± std test accuracy vs learning rate (log axis), one series per method.
+/// Mean ± std test accuracy vs learning rate (log axis, a tick at every rate trained), one
+/// series per method.
 fn lr_plot(path: &Path, title: &str, series: &[(&str, Vec<&Summary>)]) -> Result<(), BoxError> {
     let all: Vec<&Summary> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
     if all.is_empty() {
         return Ok(());
     }
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
     let (lo, hi) = accuracy_range(
         all.iter()
             .flat_map(|s| [100.0 * (s.mean - s.std), 100.0 * (s.mean + s.std)]),
     );
-    let lrs: Vec<f64> = all.iter().map(|s| s.config.lr).collect();
-    let (x_lo, x_hi) = (
-        lrs.iter().copied().fold(f64::INFINITY, f64::min) / 1.3,
-        lrs.iter().copied().fold(0.0, f64::max) * 1.3,
-    );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Test accuracy vs learning rate — {title}"),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), lo..hi)?;
-    chart
-        .configure_mesh()
-        .x_desc("learning rate (SGD, momentum 0.9)")
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_desc("test accuracy % (mean ± std over seeds)")
-        .draw()?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        draw_errorbar_series(
-            &mut chart,
-            points,
-            |s| s.config.lr,
-            PALETTE[i % PALETTE.len()],
-            name,
-        )?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    let mut lrs: Vec<f64> = all.iter().map(|s| s.config.lr).collect();
+    lrs.sort_by(f64::total_cmp);
+    lrs.dedup();
+    let (x_lo, x_hi) = (lrs[0] / 1.3, lrs[lrs.len() - 1] * 1.3);
+    let styles: Vec<Style> = (0..series.len())
+        .map(|i| Style::nth(i).dashed(Dash::Solid))
+        .collect();
+    let legend: Vec<Entry> = series
+        .iter()
+        .zip(&styles)
+        .map(|((name, _), &style)| Entry::new(format!("{name}: mean ± std"), Sample::Line(style)))
+        .collect();
+    let svg = figure::render(
+        (1000, 560),
+        &format!("Test accuracy vs learning rate — {title}"),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(
+                    (x_lo..x_hi).log_scale().with_key_points(lrs.clone()),
+                    lo..hi,
+                )?;
+            chart
+                .configure_mesh()
+                .x_desc("learning rate (SGD, momentum 0.9)")
+                .x_label_formatter(&|v| tick_label(*v))
+                .y_label_formatter(&|y| tick_label(*y))
+                .y_desc("test accuracy % (mean ± std over seeds)")
+                .draw()?;
+            // Series side by side at each rate (2 % apart), so that error bars do not hide each other.
+            let middle = (series.len() as f64 - 1.0) / 2.0;
+            for (index, ((_, points), &style)) in series.iter().zip(&styles).enumerate() {
+                let dodge = 1.0 + 0.02 * (index as f64 - middle);
+                draw_errorbar_series(&mut chart, points, |s| s.config.lr * dodge, style)?;
+            }
+            Ok(())
+        },
+    )?;
+    figure::save(path, &svg)
 }
 
-/// A log-axis tick without float noise (0.30000000000000004 → 0.3).
-fn tick_label(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-type LogChart<'a, 'b> = ChartContext<
-    'a,
-    SVGBackend<'b>,
-    Cartesian2d<
-        plotters::coord::combinators::LogCoord<f64>,
-        plotters::coord::types::RangedCoordf64,
-    >,
->;
-
-fn draw_errorbar_series(
-    chart: &mut LogChart<'_, '_>,
+/// Means joined by a line, with ± std error bars and the style's markers (the legend's).
+fn draw_errorbar_series<X>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, RangedCoordf64>>,
     points: &[&Summary],
     x: impl Fn(&Summary) -> f64,
-    color: RGBColor,
-    name: &str,
-) -> Result<(), BoxError> {
-    let xy: Vec<(f64, f64)> = points.iter().map(|s| (x(s), 100.0 * s.mean)).collect();
-    chart
-        .draw_series(LineSeries::new(xy.clone(), color.stroke_width(2)))?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    chart.draw_series(points.iter().map(|s| {
+    style: Style,
+) -> Result<(), figure::Error>
+where
+    X: Ranged<ValueType = f64>,
+{
+    let stroke = style.colour.stroke_width(2);
+    for s in points {
         let (m, sd) = (100.0 * s.mean, 100.0 * s.std);
-        ErrorBar::new_vertical(x(s), m - sd, m, m + sd, color.stroke_width(2), 10)
-    }))?;
-    chart.draw_series(xy.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
-    Ok(())
+        let x = x(s);
+        chart.draw_series(LineSeries::new([(x, m - sd), (x, m + sd)], stroke))?;
+        let area = chart.plotting_area();
+        for end in [m - sd, m + sd] {
+            area.draw(
+                &(EmptyElement::at((x, end)) + PathElement::new(vec![(-5, 0), (5, 0)], stroke)),
+            )?;
+        }
+    }
+    let xy: Vec<(f64, f64)> = points.iter().map(|s| (x(s), 100.0 * s.mean)).collect();
+    figure::draw_curves(
+        chart,
+        &[Curve {
+            label: String::new(),
+            points: xy,
+            style,
+        }],
+    )
 }

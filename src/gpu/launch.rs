@@ -108,7 +108,7 @@ pub(crate) fn host_coefficients(metric: &Metric, n: usize) -> Option<Arc<HostCoe
     if let Some(found) = cache.get(&key) {
         return Some(found.clone());
     }
-    let sweep = SweepCoefficients::new(metric, n)?;
+    let sweep = sweep_coefficients(lambda, boundary, n)?;
     let entry = Arc::new(HostCoefficients {
         key,
         forward_rows: sweep.forward_rows(),

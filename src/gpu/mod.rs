@@ -1,7 +1,7 @@
 //! On the device: the plan a GPU kernel follows, and the rule that picks its arithmetic.
 //!
 //! The kernels themselves are CubeCL code (one source for CUDA, HIP, Metal, SPIR-V/Vulkan and
-//! WGSL) run by [`crate::integrations::burn`] inside burn's CubeCL backends (features
+//! WGSL) run by `chandir::integrations::burn` inside burn's CubeCL backends (features
 //! `burn-wgpu`, `burn-vulkan`, `burn-cuda`). This module is the host side, built in every
 //! configuration: the coefficients, computed in f64 in `O(n)`, and the arithmetic rule.
 //!
@@ -34,11 +34,8 @@
 pub(crate) mod kernels;
 #[cfg(feature = "burn-cube")]
 pub(crate) mod launch;
-mod sweep_coefficients_standin;
-
-pub use sweep_coefficients_standin::{ExpandedCoefficients, SweepCoefficients};
-
-use crate::Metric;
+use crate::solve::SweepCoefficients;
+use crate::{Boundary, Metric};
 
 /// The tolerance every f32 result is held to, relative to `max|g|` (as on the CPU path).
 pub const F32_TOLERANCE: f64 = 1e-5;
@@ -68,7 +65,8 @@ pub enum Arithmetic {
 /// A first-order bound on `max|x̂ − x| / max|g|` for the device kernels in f32 arithmetic on fibers
 /// of length `n` (0 where the operator is the identity).
 ///
-/// Sobolev H1: [`SweepCoefficients::f32_error_bound`]. Re-weighted H0: the mean is a sum of
+/// Sobolev H1: [`SweepCoefficients::f32_error_bound`] (infinite past `n = 2¹⁶`, so long fibers
+/// take f64). Re-weighted H0: the mean is a sum of
 /// `S = ⌈n/L⌉` partial sums of `L =` [`REWEIGHTED_SEGMENT_ROWS`] rows each, added with at most
 /// `S + 1` roundings in a row, so `((1 − s)(L + S + 3) + 2s + 3)·u` with `s = 1/(1 + λ)` and
 /// `u = 2⁻²⁴` (f32 up to `n ≈ 1500` whatever λ).
@@ -81,9 +79,10 @@ pub enum Arithmetic {
 /// ```
 pub fn f32_error_bound(metric: &Metric, n: usize) -> f64 {
     match *metric {
-        Metric::SobolevH1 { .. } => {
-            SweepCoefficients::new(metric, n).map_or(0.0, |c| c.f32_error_bound())
-        }
+        Metric::SobolevH1 { lambda, boundary } => match sweep_coefficients(lambda, boundary, n) {
+            Some(coefficients) => coefficients.f32_error_bound(),
+            None => 0.0,
+        },
         Metric::ReweightedH0 { lambda } if lambda > 0.0 && n > 1 => {
             let shrink = 1.0 / (1.0 + lambda);
             let segments = n.div_ceil(REWEIGHTED_SEGMENT_ROWS);
@@ -128,4 +127,18 @@ pub enum Method {
     /// Fibers cut into segments of this many rows (re-weighted H0: always
     /// [`REWEIGHTED_SEGMENT_ROWS`]), one invocation per segment, composed exactly by a scan.
     Segments(usize),
+}
+
+/// The sweep coefficients of Sobolev H1, or `None` where the operator is the identity (λ = 0,
+/// `n ≤ 1` except for Dirichlet `n = 1`). `lambda` must be valid.
+pub(crate) fn sweep_coefficients(
+    lambda: f64,
+    boundary: Boundary,
+    n: usize,
+) -> Option<SweepCoefficients> {
+    let smallest = match boundary {
+        Boundary::Dirichlet => 1,
+        Boundary::Neumann | Boundary::Periodic => 2,
+    };
+    (lambda > 0.0 && n >= smallest).then(|| SweepCoefficients::sobolev(n, lambda, boundary))
 }

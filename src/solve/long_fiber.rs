@@ -16,10 +16,8 @@ use rayon::prelude::*;
 
 use segmented::Recurrence;
 
-use super::{
-    from_f64, to_f64, BlockSolver, CyclicCholesky, Reweighted, RowBlock, RowFactors,
-    SymmetricTridiagonal,
-};
+use super::sweep::store;
+use super::{to_f64, BlockSolver, Reweighted, RowBlock, RowFactors, Sweep, OUT_SCALE};
 
 /// Shorter fibers keep the single-column kernel.
 const MIN_LEN: usize = 4096;
@@ -58,135 +56,127 @@ fn worth_it(r: &Recurrence, start: usize, end: usize) -> bool {
     matches!(r.reach(), Some(reach) if body >= MIN_BODY && body >= 2 * reach)
 }
 
-/// `y` at `target` for a sweep `yᵢ = a₁gᵢ + c₁yᵢ₋₁` whose coefficients are constant from `start`
-/// on, where `y_{start−1} = y_left`: from `y_left`, or from zero a `reach` before `target`.
-fn warm_y<T: Float>(r: &Recurrence, g: &[T], start: usize, target: usize, y_left: f64) -> f64 {
+/// The first row from which `factors` is zero up to its tail (`factors.len` when it never is).
+fn zero_from(factors: &RowFactors) -> usize {
+    let head = factors.head.len();
+    if factors.steady == 0.0 {
+        factors
+            .head
+            .iter()
+            .rposition(|&v| v != 0.0)
+            .map_or(0, |i| i + 1)
+    } else if head + factors.tail.len() < factors.len {
+        factors.len
+    } else {
+        head
+    }
+}
+
+/// `z` at `target` for a sweep `zᵢ = a₁gᵢ + c₁zᵢ₋₁` whose coefficients are constant from `start`
+/// on, where `z_{start−1} = z_left`: from `z_left`, or from zero a `reach` before `target`.
+fn warm_z<T: Float>(r: &Recurrence, g: &[T], start: usize, target: usize, z_left: f64) -> f64 {
     let reach = r.reach().expect("a contracting recurrence");
     let from = target.saturating_sub(reach).max(start);
-    let mut y = if from == start { y_left } else { 0.0 };
+    let mut z = if from == start { z_left } else { 0.0 };
     for &v in &g[from..=target] {
-        y = r.a1 * to_f64(v) + r.c1 * y;
+        z = r.a1 * to_f64(v) + r.c1 * z;
     }
-    y
+    z
 }
 
-/// `A⁻¹g` for one contiguous fiber of the tridiagonal operator.
-pub(crate) fn tridiagonal<T: Float + Send + Sync>(
-    f: &SymmetricTridiagonal,
-    fiber: &mut [T],
-    scratch: &mut [f64],
-) {
-    let n = fiber.len();
-    if n < MIN_LEN {
-        return f.solve(&mut as_block(fiber), scratch);
-    }
-    let (a, c) = (&f.inv_pivot, &f.coupling);
-    // Rows 0..n−1 follow one recurrence; the last row (Neumann) has its own pivot.
-    let m = n - 1;
-    let start = steady_from(a, m).max(steady_from(c, m)).max(1);
-    let r = Recurrence {
-        a1: a.get(m - 1),
-        c1: c.get(m - 1),
-        a2: 1.0,
-        c2: c.get(m - 1),
-    };
-    if !worth_it(&r, start, m) {
-        return f.solve(&mut as_block(fiber), scratch);
-    }
-    // Head, forward.
-    let mut head = Vec::with_capacity(start);
-    let mut y = 0.0;
-    for (i, &g) in fiber[..start].iter().enumerate() {
-        y = a.get(i) * to_f64(g) + c.get(i) * y;
-        head.push(y);
-    }
-    // The last row needs the y just before it.
-    let y_before_last = warm_y(&r, fiber, start, m - 1, y);
-    let x_last = a.get(m) * to_f64(fiber[m]) + c.get(m) * y_before_last;
-    segmented::solve(&r, &mut fiber[start..m], y, x_last);
-    fiber[m] = from_f64(x_last);
-    // Head, backward.
-    let mut x = to_f64(fiber[start]);
-    for i in (0..start).rev() {
-        x = head[i] + c.get(i) * x;
-        fiber[i] = from_f64(x);
-    }
+/// Whether an `f64` fiber holds a value so close to the largest float that the body's unscaled
+/// output could round past it (the block kernel, which stores `8·x̃`, handles those).
+fn near_overflow<T: Float>(fiber: &[T]) -> bool {
+    std::mem::size_of::<T>() == 8
+        && fiber
+            .iter()
+            .any(|&v| to_f64(v).abs() > f64::MAX / (4.0 * OUT_SCALE))
 }
 
-/// `A⁻¹g` for one contiguous fiber of the periodic operator.
-pub(crate) fn cyclic<T: Float + Send + Sync>(
-    f: &CyclicCholesky,
-    fiber: &mut [T],
-    scratch: &mut [f64],
-) {
+/// `A⁻¹g` for one contiguous fiber of a Sobolev H1 operator: the rows with their own coefficients
+/// (the head, the last forward row and the last row) one by one, the constant-coefficient body in
+/// [`segmented`] pieces.
+pub(crate) fn sobolev<T: Float + Send + Sync>(sweep: &Sweep, fiber: &mut [T], scratch: &mut [f64]) {
     let n = fiber.len();
-    if n < MIN_LEN {
-        return f.solve(&mut as_block(fiber), scratch);
+    let f = &sweep.coefficients;
+    if n < MIN_LEN || near_overflow(fiber) {
+        return sweep.solve(&mut as_block(fiber), scratch);
     }
-    let (d, prev, next, last) = (&f.inv_diag, &f.prev, &f.next, &f.last);
-    let end = n - 1;
-    // Rows 0..n−2 follow one recurrence; row n−2 has no `next` (its successor is the last row).
-    let m = n - 2;
-    let start = steady_from(d, m)
-        .max(steady_from(prev, m))
-        .max(steady_from(next, m))
+    let m = f.m;
+    // The body [start, end): constant α and c, no κ or μ; row m − 1 (κ, μ tails) stays outside.
+    let end = m - 1;
+    let start = steady_from(&f.alpha, end)
+        .max(steady_from(&f.coupling, end))
+        .max(zero_from(&f.kappa))
+        .max(zero_from(&f.mu))
         .max(1);
+    // Inside the body x = 8·x̃ is carried unscaled: xᵢ = (8β)·zᵢ + c·xᵢ₊₁.
     let r = Recurrence {
-        a1: d.get(m - 1),
-        c1: prev.get(m - 1),
-        a2: d.get(m - 1),
-        c2: next.get(m - 1),
+        a1: f.alpha.get(end - 1),
+        c1: f.coupling.get(end - 1),
+        a2: OUT_SCALE * f.beta,
+        c2: f.coupling.get(end - 1),
     };
-    if d.get(m) != r.a1 || prev.get(m) != r.c1 {
-        return f.solve(&mut as_block(fiber), scratch);
+    if !worth_it(&r, start, end) {
+        return sweep.solve(&mut as_block(fiber), scratch);
     }
-    // The last row of G decays geometrically from its first entry; entries below 2⁻⁶⁰ of it
-    // (scaled by the sum of the geometric tail) are dropped from the body.
-    let coupling = r.c1.abs().max(r.c2.abs());
-    let threshold = last.get(0).abs() * (1.0 - coupling).max(0.0) * 2f64.powi(-60);
-    let stored = &last.head[1..last.head.len().min(m)];
-    let decayed = 1 + stored.partition_point(|&v| v.abs() > threshold);
-    let start = start.max(decayed);
-    if !worth_it(&r, start, m) {
-        return f.solve(&mut as_block(fiber), scratch);
-    }
-    // Head, forward, and its share of the last row's dot product.
+    // Head, forward, with its share of the last row's sum.
     let mut head = Vec::with_capacity(start);
-    let mut y = 0.0;
-    let mut dot = 0.0;
+    let mut z = 0.0;
+    let mut acc = 0.0;
     for (i, &g) in fiber[..start].iter().enumerate() {
-        y = d.get(i) * to_f64(g) + prev.get(i) * y;
-        dot += last.get(i) * y;
-        head.push(y);
+        z = if i == 0 {
+            f.alpha.get(0) * to_f64(g)
+        } else {
+            f.alpha.get(i) * to_f64(g) + f.coupling.get(i) * z
+        };
+        if f.kappa.get(i) != 0.0 {
+            acc += f.kappa.get(i) * z;
+        }
+        head.push(z);
     }
-    let y_at_m = {
-        let before = warm_y(&r, fiber, start, m - 1, y);
-        d.get(m) * to_f64(fiber[m]) + prev.get(m) * before
+    // Row m − 1 needs the z just before it.
+    let z_before = warm_z(&r, fiber, start, end - 1, z);
+    let z_end = f.alpha.get(end) * to_f64(fiber[end]) + f.coupling.get(end) * z_before;
+    if f.kappa.get(end) != 0.0 {
+        acc += f.kappa.get(end) * z_end;
+    }
+    let x_last = if m < n {
+        acc + f.gamma * to_f64(fiber[n - 1])
+    } else {
+        0.0
     };
-    dot += last.get(m) * y_at_m;
-    let x_end = (to_f64(fiber[end]) - dot) * d.get(end) * d.get(end);
-    let x_at_m = d.get(m) * y_at_m + next.get(m) * x_end - last.get(m) * d.get(m) * x_end;
-    segmented::solve(&r, &mut fiber[start..m], y, x_at_m);
-    fiber[m] = from_f64(x_at_m);
-    fiber[end] = from_f64(x_end);
-    // Head, backward.
-    let mut x = to_f64(fiber[start]);
+    let mut x_end = f.beta * z_end + f.coupling.get(end) * x_last;
+    if f.mu.get(end) != 0.0 {
+        x_end += f.mu.get(end) * x_last;
+    }
+    segmented::solve(&r, &mut fiber[start..end], z, OUT_SCALE * x_end);
+    fiber[end] = store::<T, true>(x_end);
+    if m < n {
+        fiber[n - 1] = store::<T, true>(x_last);
+    }
+    // Head, backward, from the body's first value (rounded once to the storage type).
+    let mut x = to_f64(fiber[start]) / OUT_SCALE;
     for i in (0..start).rev() {
-        x = d.get(i) * head[i] + next.get(i) * x - last.get(i) * d.get(i) * x_end;
-        fiber[i] = from_f64(x);
+        x = f.beta * head[i] + f.coupling.get(i) * x;
+        if f.mu.get(i) != 0.0 {
+            x += f.mu.get(i) * x_last;
+        }
+        fiber[i] = store::<T, true>(x);
     }
 }
 
-/// Sum of a chunk in `f64`, with independent partial sums so that it vectorizes.
-fn chunk_sum<T: Float>(chunk: &[T]) -> f64 {
+/// Sum of a chunk in `f64`, each value scaled by `down` first (so that no partial sum overflows),
+/// with independent partial sums so that it vectorizes.
+fn chunk_sum<T: Float>(chunk: &[T], down: f64) -> f64 {
     let mut acc = [0.0_f64; 8];
     let mut blocks = chunk.chunks_exact(8);
     for block in &mut blocks {
         for (a, &v) in acc.iter_mut().zip(block) {
-            *a += to_f64(v);
+            *a += down * to_f64(v);
         }
     }
-    let rest: f64 = blocks.remainder().iter().map(|&v| to_f64(v)).sum();
+    let rest: f64 = blocks.remainder().iter().map(|&v| down * to_f64(v)).sum();
     acc.iter().sum::<f64>() + rest
 }
 
@@ -198,18 +188,25 @@ pub(crate) fn reweighted<T: Float + Send + Sync>(
 ) {
     let n = fiber.len();
     let parallel = n >= PARALLEL_MIN && crate::layout::parallel_allowed();
+    let down = f.down;
     let sums: Vec<f64> = if parallel {
-        fiber.par_chunks(SUM_CHUNK).map(chunk_sum).collect()
+        fiber
+            .par_chunks(SUM_CHUNK)
+            .map(|c| chunk_sum(c, down))
+            .collect()
     } else {
-        fiber.chunks(SUM_CHUNK).map(chunk_sum).collect()
+        fiber
+            .chunks(SUM_CHUNK)
+            .map(|c| chunk_sum(c, down))
+            .collect()
     };
     let sum: f64 = sums.iter().sum();
-    // x = s·g + (1 − s)·mean(g)
-    let offset = sum * ((1.0 - f.shrink) / f.n as f64);
-    let shrink = f.shrink;
+    // x/8 = (s/8)·g + (1 − s)·mean(g)/8
+    let offset = sum * f.mean_weight();
+    let shrink = f.shrink / OUT_SCALE;
     let update = |chunk: &mut [T]| {
         for g in chunk {
-            *g = from_f64(shrink * to_f64(*g) + offset);
+            *g = store::<T, true>(shrink * to_f64(*g) + offset);
         }
     };
     if parallel {

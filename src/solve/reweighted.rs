@@ -2,7 +2,8 @@
 
 use num_traits::Float;
 
-use super::{from_f64, to_f64, wide_vector_build, BlockSolver, RowBlock};
+use super::sweep::{far_from_overflow, magnitude_key, store};
+use super::{is_f32, to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
 
 /// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
 ///
@@ -18,16 +19,27 @@ use super::{from_f64, to_f64, wide_vector_build, BlockSolver, RowBlock};
 #[derive(Debug, Clone)]
 pub struct Reweighted {
     pub(crate) n: usize,
+    /// `1/(1 + λ)`.
     pub(crate) shrink: f64,
+    /// A power of two `≤ 1/(2n)` that every value is scaled by before it is summed, so that the
+    /// sum of `n` values near the largest float cannot overflow (exact, barring subnormals).
+    pub(crate) down: f64,
 }
 
 impl Reweighted {
     /// The operator for fibers of length `n` with strength `lambda`.
     pub fn new(n: usize, lambda: f64) -> Self {
+        let bits = (usize::BITS - n.max(1).leading_zeros()) as i32; // 2^bits > n
         Reweighted {
             n,
             shrink: 1.0 / (1.0 + lambda),
+            down: 2f64.powi(-bits),
         }
+    }
+
+    /// The weight that turns a scaled sum into `(1 − s)·mean/8`, the offset of `x̃ = x/8`.
+    pub(crate) fn mean_weight(&self) -> f64 {
+        (1.0 - self.shrink) / (self.n as f64 * self.down * OUT_SCALE)
     }
 }
 
@@ -37,17 +49,35 @@ impl Reweighted {
         debug_assert_eq!(block.rows(), self.n);
         let offset = &mut scratch[..block.width()];
         offset.fill(0.0);
+        // f32 values summed in f64 cannot overflow, and x (never rounded on the way) cannot round
+        // past f32::MAX: only f64 storage needs the scaled sum and the watch for large values.
+        let wide = !is_f32::<T>();
+        let down = if wide { self.down } else { 1.0 };
+        let mut largest = 0;
         for i in 0..self.n {
             for (sum, &g) in offset.iter_mut().zip(block.row(i).iter()) {
-                *sum += to_f64(g);
+                if wide {
+                    largest = largest.max(magnitude_key(g));
+                }
+                *sum += down * to_f64(g);
             }
         }
-        // x = s·g + (1 − s)·mean(g)
-        let mean_weight = (1.0 - self.shrink) / self.n as f64;
+        // x/8 = (s/8)·g + (1 − s)·mean(g)/8
+        let mean_weight = self.mean_weight() * self.down / down;
         offset.iter_mut().for_each(|sum| *sum *= mean_weight);
+        if far_from_overflow::<T>(largest) {
+            self.update::<T, false>(block, offset);
+        } else {
+            self.update::<T, true>(block, offset);
+        }
+    }
+
+    #[inline(always)]
+    fn update<T: Float, const CLAMP: bool>(&self, block: &mut RowBlock<'_, T>, offset: &[f64]) {
+        let shrink = self.shrink / OUT_SCALE;
         for i in 0..self.n {
             for (g, &o) in block.row(i).iter_mut().zip(offset.iter()) {
-                *g = from_f64(self.shrink * to_f64(*g) + o);
+                *g = store::<T, CLAMP>(shrink * to_f64(*g) + o);
             }
         }
     }

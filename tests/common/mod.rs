@@ -2,6 +2,8 @@
 //! naive per-fiber loop. Nothing here calls the crate's kernels.
 #![allow(dead_code)]
 
+pub mod exact;
+
 use chandir::{Boundary, Direction, Metric};
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
 
