@@ -10,193 +10,206 @@
 //! On a CPU adapter (Mesa's lavapipe) the numbers are those of a CPU emulating a GPU, not GPU
 //! numbers.
 
-use std::time::{Duration, Instant};
-
-use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
-use chandir::gpu::Method;
-use chandir::integrations::burn::{device_copy, precondition_on_device, precondition_on_host};
-use chandir::ChannelDirected;
-
-/// BENCHMARKS.md's shapes (its duplicated `[64, 64, 3, 3]` row once) and the extra linear weight.
-const SHAPES: [&[usize]; 8] = [
-    &[16, 16, 3, 3],
-    &[32, 32, 3, 3],
-    &[64, 64, 3, 3],
-    &[64, 64, 1, 1],
-    &[256, 64, 1, 1],
-    &[512, 512, 3, 3],
-    &[2048, 512, 1, 1],
-    &[4096, 4096],
-];
-
-/// Every convolution weight of torchvision's ResNet-50 (53 tensors, 23.5 M values).
-fn resnet50_convs() -> Vec<Vec<usize>> {
-    let mut shapes = vec![vec![64, 3, 7, 7]];
-    let mut in_channels = 64;
-    for (planes, blocks) in [(64, 3), (128, 4), (256, 6), (512, 3)] {
-        for block in 0..blocks {
-            shapes.push(vec![planes, in_channels, 1, 1]);
-            shapes.push(vec![planes, planes, 3, 3]);
-            shapes.push(vec![planes * 4, planes, 1, 1]);
-            if block == 0 {
-                shapes.push(vec![planes * 4, in_channels, 1, 1]);
-            }
-            in_channels = planes * 4;
-        }
-    }
-    shapes
-}
-
-fn device(name: &str) -> Device {
-    match name {
-        #[cfg(feature = "burn-cuda")]
-        "cuda" => Device::cuda(0),
-        #[cfg(feature = "burn-wgpu")]
-        "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
-        #[cfg(feature = "burn-wgpu")]
-        "wgpu-cpu" => Device::wgpu(DeviceKind::Cpu),
-        #[cfg(feature = "burn-vulkan")]
-        "vulkan" => Device::vulkan(DeviceKind::DefaultDevice),
-        #[cfg(feature = "burn-vulkan")]
-        "vulkan-cpu" => Device::vulkan(DeviceKind::Cpu),
-        other => panic!("--device {other}: not a device of this build"),
-    }
-}
-
-fn gradient(shape: &[usize], device: &Device) -> Tensor<4> {
-    let len: usize = shape.iter().product();
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ len as u64;
-    let values: Vec<f32> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect();
-    let mut dims = [1usize; 4];
-    dims[..shape.len()].copy_from_slice(shape);
-    Tensor::from_data(TensorData::new(values, dims), (device, DType::F32))
-}
-
-/// Median seconds per call of `f`: calls are queued in batches of `batch` and the device is
-/// synchronised after each batch, over at least 3 batches and about `budget`.
-fn median_secs<T>(
-    device: &Device,
-    batch: usize,
-    budget: Duration,
-    mut f: impl FnMut() -> T,
-) -> f64 {
-    drop(f());
-    device.sync().unwrap();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 3 || (start.elapsed() < budget && times.len() < 100) {
-        let t = Instant::now();
-        for _ in 0..batch {
-            drop(f());
-        }
-        device.sync().unwrap();
-        times.push(t.elapsed().as_secs_f64() / batch as f64);
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
-struct Timing {
-    copy: f64,
-    kernel: f64,
-    columns: f64,
-    segments: f64,
-    round_trip: f64,
-}
-
-fn measure(shape: &[usize], device: &Device, budget: Duration) -> Timing {
-    let grad = gradient(shape, device);
-    let cd = ChannelDirected::sobolev(1.0);
-    let len: usize = shape.iter().product();
-    let batch = (4_000_000 / len).clamp(1, 64);
-    let on_device = |method: Method| {
-        let grad = grad.clone();
-        move || {
-            precondition_on_device(grad.clone(), &cd, None, method, false)
-                .unwrap()
-                .unwrap()
-        }
-    };
-    Timing {
-        copy: median_secs(device, batch, budget, || device_copy(grad.clone()).unwrap()),
-        kernel: median_secs(device, batch, budget, on_device(Method::Auto)),
-        columns: median_secs(device, batch, budget, on_device(Method::Columns)),
-        segments: median_secs(device, batch, budget, on_device(Method::Segments(32))),
-        round_trip: median_secs(device, 1, budget, || {
-            precondition_on_host(grad.clone(), &cd).unwrap()
-        }),
-    }
-}
-
+#[cfg(feature = "burn-cube")]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .map(|i| args[i + 1].clone())
-    };
-    let default = if cfg!(feature = "burn-cuda") {
-        "cuda"
-    } else {
-        "wgpu"
-    };
-    let name = value("--device").unwrap_or_else(|| default.to_string());
-    let quick = args.iter().any(|a| a == "--quick");
-    let budget = Duration::from_millis(
-        value("--budget-ms").map_or(if quick { 100 } else { 1000 }, |v| v.parse().unwrap()),
-    );
-    let device = device(&name);
-    println!("device: {name} ({device:?}); f32, λ = 1, H1 Neumann, output channels");
-    println!();
-    println!(
+    run::main()
+}
+
+#[cfg(not(feature = "burn-cube"))]
+fn main() {
+    eprintln!("bench_gpu needs a GPU feature: cargo run --release --features burn-wgpu --example bench_gpu");
+}
+
+#[cfg(feature = "burn-cube")]
+mod run {
+    use std::time::{Duration, Instant};
+
+    use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
+    use chandir::gpu::Method;
+    use chandir::integrations::burn::{device_copy, precondition_on_device, precondition_on_host};
+    use chandir::ChannelDirected;
+
+    /// BENCHMARKS.md's shapes (its duplicated `[64, 64, 3, 3]` row once) and the extra linear weight.
+    const SHAPES: [&[usize]; 8] = [
+        &[16, 16, 3, 3],
+        &[32, 32, 3, 3],
+        &[64, 64, 3, 3],
+        &[64, 64, 1, 1],
+        &[256, 64, 1, 1],
+        &[512, 512, 3, 3],
+        &[2048, 512, 1, 1],
+        &[4096, 4096],
+    ];
+
+    /// Every convolution weight of torchvision's ResNet-50 (53 tensors, 23.5 M values).
+    fn resnet50_convs() -> Vec<Vec<usize>> {
+        let mut shapes = vec![vec![64, 3, 7, 7]];
+        let mut in_channels = 64;
+        for (planes, blocks) in [(64, 3), (128, 4), (256, 6), (512, 3)] {
+            for block in 0..blocks {
+                shapes.push(vec![planes, in_channels, 1, 1]);
+                shapes.push(vec![planes, planes, 3, 3]);
+                shapes.push(vec![planes * 4, planes, 1, 1]);
+                if block == 0 {
+                    shapes.push(vec![planes * 4, in_channels, 1, 1]);
+                }
+                in_channels = planes * 4;
+            }
+        }
+        shapes
+    }
+
+    fn device(name: &str) -> Device {
+        match name {
+            #[cfg(feature = "burn-cuda")]
+            "cuda" => Device::cuda(0),
+            #[cfg(feature = "burn-wgpu")]
+            "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
+            #[cfg(feature = "burn-wgpu")]
+            "wgpu-cpu" => Device::wgpu(DeviceKind::Cpu),
+            #[cfg(feature = "burn-vulkan")]
+            "vulkan" => Device::vulkan(DeviceKind::DefaultDevice),
+            #[cfg(feature = "burn-vulkan")]
+            "vulkan-cpu" => Device::vulkan(DeviceKind::Cpu),
+            other => panic!("--device {other}: not a device of this build"),
+        }
+    }
+
+    fn gradient(shape: &[usize], device: &Device) -> Tensor<4> {
+        let len: usize = shape.iter().product();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ len as u64;
+        let values: Vec<f32> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+            })
+            .collect();
+        let mut dims = [1usize; 4];
+        dims[..shape.len()].copy_from_slice(shape);
+        Tensor::from_data(TensorData::new(values, dims), (device, DType::F32))
+    }
+
+    /// Median seconds per call of `f`: calls are queued in batches of `batch` and the device is
+    /// synchronised after each batch, over at least 3 batches and about `budget`.
+    fn median_secs<T>(
+        device: &Device,
+        batch: usize,
+        budget: Duration,
+        mut f: impl FnMut() -> T,
+    ) -> f64 {
+        drop(f());
+        device.sync().unwrap();
+        let mut times = Vec::new();
+        let start = Instant::now();
+        while times.len() < 3 || (start.elapsed() < budget && times.len() < 100) {
+            let t = Instant::now();
+            for _ in 0..batch {
+                drop(f());
+            }
+            device.sync().unwrap();
+            times.push(t.elapsed().as_secs_f64() / batch as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+
+    struct Timing {
+        copy: f64,
+        kernel: f64,
+        columns: f64,
+        segments: f64,
+        round_trip: f64,
+    }
+
+    fn measure(shape: &[usize], device: &Device, budget: Duration) -> Timing {
+        let grad = gradient(shape, device);
+        let cd = ChannelDirected::sobolev(1.0);
+        let len: usize = shape.iter().product();
+        let batch = (4_000_000 / len).clamp(1, 64);
+        let on_device = |method: Method| {
+            let grad = grad.clone();
+            move || {
+                precondition_on_device(grad.clone(), &cd, None, method, false)
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        Timing {
+            copy: median_secs(device, batch, budget, || device_copy(grad.clone()).unwrap()),
+            kernel: median_secs(device, batch, budget, on_device(Method::Auto)),
+            columns: median_secs(device, batch, budget, on_device(Method::Columns)),
+            segments: median_secs(device, batch, budget, on_device(Method::Segments(32))),
+            round_trip: median_secs(device, 1, budget, || {
+                precondition_on_host(grad.clone(), &cd).unwrap()
+            }),
+        }
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].clone())
+        };
+        let default = if cfg!(feature = "burn-cuda") {
+            "cuda"
+        } else {
+            "wgpu"
+        };
+        let name = value("--device").unwrap_or_else(|| default.to_string());
+        let quick = args.iter().any(|a| a == "--quick");
+        let budget = Duration::from_millis(
+            value("--budget-ms").map_or(if quick { 100 } else { 1000 }, |v| v.parse().unwrap()),
+        );
+        let device = device(&name);
+        println!("device: {name} ({device:?}); f32, λ = 1, H1 Neumann, output channels");
+        println!();
+        println!(
         "| shape | copy (µs) | H1 / copy | round trip / H1 | columns / H1 | segments(32) / H1 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    let shapes: Vec<&[usize]> = if quick {
-        SHAPES[..4].to_vec()
-    } else {
-        SHAPES.to_vec()
-    };
-    for shape in shapes {
-        let t = measure(shape, &device, budget);
+        println!("|---|---:|---:|---:|---:|---:|");
+        let shapes: Vec<&[usize]> = if quick {
+            SHAPES[..4].to_vec()
+        } else {
+            SHAPES.to_vec()
+        };
+        for shape in shapes {
+            let t = measure(shape, &device, budget);
+            println!(
+                "| {shape:?} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
+                t.copy * 1e6,
+                t.kernel / t.copy,
+                t.round_trip / t.kernel,
+                t.columns / t.kernel,
+                t.segments / t.kernel,
+            );
+        }
+        let set = if quick {
+            resnet50_convs()[..8].to_vec()
+        } else {
+            resnet50_convs()
+        };
+        let (mut copy, mut kernel, mut round_trip) = (0.0, 0.0, 0.0);
+        for shape in &set {
+            let t = measure(shape, &device, budget / 4);
+            copy += t.copy;
+            kernel += t.kernel;
+            round_trip += t.round_trip;
+        }
+        println!();
         println!(
-            "| {shape:?} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
-            t.copy * 1e6,
-            t.kernel / t.copy,
-            t.round_trip / t.kernel,
-            t.columns / t.kernel,
-            t.segments / t.kernel,
+            "| ResNet-50 conv set ({} tensors) | copies (ms) | H1 / copy | round trip / H1 |",
+            set.len()
+        );
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| f32 | {:.3} | {:.2} | {:.1} |",
+            copy * 1e3,
+            kernel / copy,
+            round_trip / kernel
         );
     }
-    let set = if quick {
-        resnet50_convs()[..8].to_vec()
-    } else {
-        resnet50_convs()
-    };
-    let (mut copy, mut kernel, mut round_trip) = (0.0, 0.0, 0.0);
-    for shape in &set {
-        let t = measure(shape, &device, budget / 4);
-        copy += t.copy;
-        kernel += t.kernel;
-        round_trip += t.round_trip;
-    }
-    println!();
-    println!(
-        "| ResNet-50 conv set ({} tensors) | copies (ms) | H1 / copy | round trip / H1 |",
-        set.len()
-    );
-    println!("|---|---:|---:|---:|");
-    println!(
-        "| f32 | {:.3} | {:.2} | {:.1} |",
-        copy * 1e3,
-        kernel / copy,
-        round_trip / kernel
-    );
 }

@@ -12,195 +12,211 @@
 //! On `wgpu`, `vulkan` and `cuda` the conv gradients are smoothed on the device by a CubeCL kernel;
 //! on `flex` in place on the CPU. The three lines that add the wrapper are marked below.
 
-use std::path::Path;
-use std::time::Instant;
-
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::activation::relu;
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-// (1 of 3) the wrapper's config
-use chandir::integrations::burn::{route, ChannelDirectedConfig};
-use ndarray::{Array1, Array2};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
-/// Conv(1→16, 3×3) → ReLU → Conv(16→32, 3×3) → ReLU → max-pool 2 → Linear(32·4·4 → 10).
-#[derive(Module, Debug)]
-struct Cnn {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    pool: MaxPool2d,
-    head: Linear,
-}
-
-impl Cnn {
-    fn new(device: &Device) -> Self {
-        let same = || PaddingConfig2d::Explicit(1, 1, 1, 1);
-        Cnn {
-            conv1: Conv2dConfig::new([1, 16], [3, 3])
-                .with_padding(same())
-                .init(device),
-            conv2: Conv2dConfig::new([16, 32], [3, 3])
-                .with_padding(same())
-                .init(device),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            head: LinearConfig::new(32 * 4 * 4, 10).init(device),
-        }
-    }
-
-    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.conv1.forward(images));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
-        self.head.forward(x.flatten(1, 3))
-    }
-}
-
-struct Split {
-    train_x: Array2<f32>,
-    train_y: Vec<i64>,
-    test_x: Array2<f32>,
-    test_y: Vec<i64>,
-}
-
-/// The study's split: a fixed ChaCha8 permutation (seed 1998), 1347 training and 450 test images,
-/// standardized with the training split's mean and standard deviation.
-fn digits() -> Split {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    let x: Array2<u8> = ndarray_npy::read_npy(dir.join("digits_x.npy")).expect("data/digits_x.npy");
-    let y: Array1<u8> = ndarray_npy::read_npy(dir.join("digits_y.npy")).expect("data/digits_y.npy");
-    let mut order: Vec<usize> = (0..x.nrows()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(1998));
-    let (train, test) = order.split_at(1347);
-    let pick = |rows: &[usize]| {
-        let images = Array2::from_shape_fn((rows.len(), 64), |(r, c)| f32::from(x[[rows[r], c]]));
-        let labels = rows.iter().map(|&r| i64::from(y[r])).collect();
-        (images, labels)
-    };
-    let (mut train_x, train_y) = pick(train);
-    let (mut test_x, test_y) = pick(test);
-    let mean = train_x.mean().unwrap();
-    let std = train_x.std(0.0);
-    train_x.mapv_inplace(|v| (v - mean) / std);
-    test_x.mapv_inplace(|v| (v - mean) / std);
-    Split {
-        train_x,
-        train_y,
-        test_x,
-        test_y,
-    }
-}
-
-fn images(x: &Array2<f32>, rows: &[usize], device: &Device) -> Tensor<4> {
-    let values: Vec<f32> = rows.iter().flat_map(|&r| x.row(r).to_vec()).collect();
-    Tensor::from_data(
-        TensorData::new(values, [rows.len(), 1, 8, 8]),
-        (device, DType::F32),
-    )
-}
-
-fn labels(y: &[i64], rows: &[usize], device: &Device) -> Tensor<1, Int> {
-    let values: Vec<i64> = rows.iter().map(|&r| y[r]).collect();
-    Tensor::from_data(TensorData::new(values, [rows.len()]), device)
-}
-
-fn accuracy(model: &Cnn, data: &Split, device: &Device) -> f64 {
-    let rows: Vec<usize> = (0..data.test_y.len()).collect();
-    let predicted = model
-        .forward(images(&data.test_x, &rows, device))
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .unwrap();
-    let right = predicted
-        .iter()
-        .zip(&data.test_y)
-        .filter(|(p, y)| p == y)
-        .count();
-    right as f64 / data.test_y.len() as f64
-}
-
-/// Trains a fresh model from `seed`; returns (test accuracy, ms per step).
-fn train(data: &Split, device: &Device, epochs: usize, seed: u64, wrapped: bool) -> (f64, f64) {
-    let device = device.clone().autodiff();
-    device.seed(seed);
-    let mut model = Cnn::new(&device);
-    let sgd = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
-        .build();
-    let mut optim: ModuleOptimizer = if wrapped {
-        // (2 of 3) wrap the optimizer: conv gradients are smoothed along their output channels
-        ChannelDirectedConfig::new()
-            .init(sgd)
-            .expect("the default config is valid")
-    } else {
-        sgd.into()
-    };
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..data.train_y.len()).collect();
-    let (mut steps, start) = (0usize, Instant::now());
-    for _ in 0..epochs {
-        order.shuffle(&mut rng);
-        for rows in order.chunks(32) {
-            let logits = model.forward(images(&data.train_x, rows, &device));
-            let loss = loss_fn.forward(logits, labels(&data.train_y, rows, &device));
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            // (3 of 3) unchanged: the step is the wrapped optimizer's
-            model = optim.step(0.02, model, grads);
-            steps += 1;
-        }
-    }
-    device.sync().unwrap();
-    let ms_per_step = start.elapsed().as_secs_f64() * 1e3 / steps as f64;
-    (accuracy(&model.valid(), data, &device.inner()), ms_per_step)
-}
-
+#[cfg(feature = "burn")]
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .map(|i| args[i + 1].clone())
-    };
-    let backend = value("--backend").unwrap_or_else(|| "flex".to_string());
-    let epochs: usize = value("--epochs").map_or(8, |v| v.parse().expect("--epochs N"));
-    let seed: u64 = value("--seed").map_or(1, |v| v.parse().expect("--seed N"));
-    let device = match backend.as_str() {
-        "flex" => Device::flex(),
-        #[cfg(feature = "burn-wgpu")]
-        "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-        #[cfg(feature = "burn-wgpu")]
-        "wgpu-cpu" => Device::wgpu(burn::tensor::DeviceKind::Cpu),
-        #[cfg(feature = "burn-vulkan")]
-        "vulkan" => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
-        #[cfg(feature = "burn-cuda")]
-        "cuda" => Device::cuda(0),
-        other => panic!(
-            "--backend {other}: not in this build (features burn-wgpu, burn-vulkan, burn-cuda)"
-        ),
-    };
-    let data = digits();
-    let probe = Tensor::<4>::zeros([16, 1, 3, 3], &device);
-    let path = route(&probe, &chandir::ChannelDirected::sobolev(1.0)).unwrap();
-    println!("UCI digits, {epochs} epochs, SGD (momentum 0.9, lr 0.02), backend {backend}: conv gradients smoothed {path:?}");
-    for wrapped in [false, true] {
-        let (accuracy, ms) = train(&data, &device, epochs, seed, wrapped);
-        let name = if wrapped {
-            "SGD + channel-directed H1"
-        } else {
-            "SGD"
+    run::main()
+}
+
+#[cfg(not(feature = "burn"))]
+fn main() {
+    eprintln!("burn_digits needs the burn feature: cargo run --release --features burn --example burn_digits");
+}
+
+#[cfg(feature = "burn")]
+mod run {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use burn::module::Module;
+    use burn::nn::conv::{Conv2d, Conv2dConfig};
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+    use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+    use burn::optim::momentum::MomentumConfig;
+    use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+    use burn::tensor::activation::relu;
+    use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+    // (1 of 3) the wrapper's config
+    use chandir::integrations::burn::{route, ChannelDirectedConfig};
+    use ndarray::{Array1, Array2};
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// Conv(1→16, 3×3) → ReLU → Conv(16→32, 3×3) → ReLU → max-pool 2 → Linear(32·4·4 → 10).
+    #[derive(Module, Debug)]
+    struct Cnn {
+        conv1: Conv2d,
+        conv2: Conv2d,
+        pool: MaxPool2d,
+        head: Linear,
+    }
+
+    impl Cnn {
+        fn new(device: &Device) -> Self {
+            let same = || PaddingConfig2d::Explicit(1, 1, 1, 1);
+            Cnn {
+                conv1: Conv2dConfig::new([1, 16], [3, 3])
+                    .with_padding(same())
+                    .init(device),
+                conv2: Conv2dConfig::new([16, 32], [3, 3])
+                    .with_padding(same())
+                    .init(device),
+                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                head: LinearConfig::new(32 * 4 * 4, 10).init(device),
+            }
+        }
+
+        fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+            let x = relu(self.conv1.forward(images));
+            let x = self.pool.forward(relu(self.conv2.forward(x)));
+            self.head.forward(x.flatten(1, 3))
+        }
+    }
+
+    struct Split {
+        train_x: Array2<f32>,
+        train_y: Vec<i64>,
+        test_x: Array2<f32>,
+        test_y: Vec<i64>,
+    }
+
+    /// The study's split: a fixed ChaCha8 permutation (seed 1998), 1347 training and 450 test images,
+    /// standardized with the training split's mean and standard deviation.
+    fn digits() -> Split {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+        let x: Array2<u8> =
+            ndarray_npy::read_npy(dir.join("digits_x.npy")).expect("data/digits_x.npy");
+        let y: Array1<u8> =
+            ndarray_npy::read_npy(dir.join("digits_y.npy")).expect("data/digits_y.npy");
+        let mut order: Vec<usize> = (0..x.nrows()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(1998));
+        let (train, test) = order.split_at(1347);
+        let pick = |rows: &[usize]| {
+            let images =
+                Array2::from_shape_fn((rows.len(), 64), |(r, c)| f32::from(x[[rows[r], c]]));
+            let labels = rows.iter().map(|&r| i64::from(y[r])).collect();
+            (images, labels)
         };
-        println!(
-            "{name:<27} test accuracy {:.1} %  ({ms:.2} ms per step)",
-            accuracy * 100.0
-        );
+        let (mut train_x, train_y) = pick(train);
+        let (mut test_x, test_y) = pick(test);
+        let mean = train_x.mean().unwrap();
+        let std = train_x.std(0.0);
+        train_x.mapv_inplace(|v| (v - mean) / std);
+        test_x.mapv_inplace(|v| (v - mean) / std);
+        Split {
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+        }
+    }
+
+    fn images(x: &Array2<f32>, rows: &[usize], device: &Device) -> Tensor<4> {
+        let values: Vec<f32> = rows.iter().flat_map(|&r| x.row(r).to_vec()).collect();
+        Tensor::from_data(
+            TensorData::new(values, [rows.len(), 1, 8, 8]),
+            (device, DType::F32),
+        )
+    }
+
+    fn labels(y: &[i64], rows: &[usize], device: &Device) -> Tensor<1, Int> {
+        let values: Vec<i64> = rows.iter().map(|&r| y[r]).collect();
+        Tensor::from_data(TensorData::new(values, [rows.len()]), device)
+    }
+
+    fn accuracy(model: &Cnn, data: &Split, device: &Device) -> f64 {
+        let rows: Vec<usize> = (0..data.test_y.len()).collect();
+        let predicted = model
+            .forward(images(&data.test_x, &rows, device))
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
+        let right = predicted
+            .iter()
+            .zip(&data.test_y)
+            .filter(|(p, y)| p == y)
+            .count();
+        right as f64 / data.test_y.len() as f64
+    }
+
+    /// Trains a fresh model from `seed`; returns (test accuracy, ms per step).
+    fn train(data: &Split, device: &Device, epochs: usize, seed: u64, wrapped: bool) -> (f64, f64) {
+        let device = device.clone().autodiff();
+        device.seed(seed);
+        let mut model = Cnn::new(&device);
+        let sgd = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
+            .build();
+        let mut optim: ModuleOptimizer = if wrapped {
+            // (2 of 3) wrap the optimizer: conv gradients are smoothed along their output channels
+            ChannelDirectedConfig::new()
+                .init(sgd)
+                .expect("the default config is valid")
+        } else {
+            sgd.into()
+        };
+        let loss_fn = CrossEntropyLossConfig::new().init(&device);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<usize> = (0..data.train_y.len()).collect();
+        let (mut steps, start) = (0usize, Instant::now());
+        for _ in 0..epochs {
+            order.shuffle(&mut rng);
+            for rows in order.chunks(32) {
+                let logits = model.forward(images(&data.train_x, rows, &device));
+                let loss = loss_fn.forward(logits, labels(&data.train_y, rows, &device));
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                // (3 of 3) unchanged: the step is the wrapped optimizer's
+                model = optim.step(0.02, model, grads);
+                steps += 1;
+            }
+        }
+        device.sync().unwrap();
+        let ms_per_step = start.elapsed().as_secs_f64() * 1e3 / steps as f64;
+        (accuracy(&model.valid(), data, &device.inner()), ms_per_step)
+    }
+
+    pub fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].clone())
+        };
+        let backend = value("--backend").unwrap_or_else(|| "flex".to_string());
+        let epochs: usize = value("--epochs").map_or(8, |v| v.parse().expect("--epochs N"));
+        let seed: u64 = value("--seed").map_or(1, |v| v.parse().expect("--seed N"));
+        let device = match backend.as_str() {
+            "flex" => Device::flex(),
+            #[cfg(feature = "burn-wgpu")]
+            "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "burn-wgpu")]
+            "wgpu-cpu" => Device::wgpu(burn::tensor::DeviceKind::Cpu),
+            #[cfg(feature = "burn-vulkan")]
+            "vulkan" => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "burn-cuda")]
+            "cuda" => Device::cuda(0),
+            other => panic!(
+                "--backend {other}: not in this build (features burn-wgpu, burn-vulkan, burn-cuda)"
+            ),
+        };
+        let data = digits();
+        let probe = Tensor::<4>::zeros([16, 1, 3, 3], &device);
+        let path = route(&probe, &chandir::ChannelDirected::sobolev(1.0)).unwrap();
+        println!("UCI digits, {epochs} epochs, SGD (momentum 0.9, lr 0.02), backend {backend}: conv gradients smoothed {path:?}");
+        for wrapped in [false, true] {
+            let (accuracy, ms) = train(&data, &device, epochs, seed, wrapped);
+            let name = if wrapped {
+                "SGD + channel-directed H1"
+            } else {
+                "SGD"
+            };
+            println!(
+                "{name:<27} test accuracy {:.1} %  ({ms:.2} ms per step)",
+                accuracy * 100.0
+            );
+        }
     }
 }

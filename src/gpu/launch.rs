@@ -14,10 +14,8 @@ use cubecl::server::Handle;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 use super::kernels::{self, MAP_VALUES};
-use super::{
-    Arithmetic, ExpandedCoefficients, Method, SweepCoefficients, REWEIGHTED_SEGMENT_ROWS,
-    SCAN_THREADS,
-};
+use super::{sweep_coefficients, Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS, SCAN_THREADS};
+use crate::solve::ExpandedCoefficients;
 use crate::{Boundary, Metric};
 
 /// Invocations per cube of the elementwise launches (the most WebGPU guarantees).
