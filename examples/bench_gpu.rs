@@ -27,7 +27,7 @@ mod run {
     use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
     use chandir::gpu::Method;
     use chandir::integrations::burn::{device_copy, precondition_on_device, precondition_on_host};
-    use chandir::ChannelDirected;
+    use chandir::{ChannelDirected, Direction, Metric};
 
     /// BENCHMARKS.md's shapes (its duplicated `[64, 64, 3, 3]` row once) and the extra linear weight.
     const SHAPES: [&[usize]; 8] = [
@@ -185,6 +185,35 @@ mod run {
                 t.round_trip / t.kernel,
                 t.columns / t.kernel,
                 t.segments / t.kernel,
+            );
+        }
+        // Few columns, long fibers: one invocation per fiber against the segmented scan.
+        println!();
+        println!("| few columns, long fibers | n | columns | columns (µs) | columns / segmented |");
+        println!("|---|---:|---:|---:|---:|");
+        let long: [(&[usize], Direction); 3] = [
+            (&[4096, 16], Direction::Output),
+            (&[256, 64, 3, 3], Direction::Flattened),
+            (&[512, 512, 3, 3], Direction::Flattened),
+        ];
+        for (shape, direction) in if quick { &long[..2] } else { &long[..] } {
+            let grad = gradient(shape, &device);
+            let cd = ChannelDirected::new(Metric::default(), *direction);
+            let len: usize = shape.iter().product();
+            let (n, cols) = match direction {
+                Direction::Flattened => (len, 1),
+                _ => (shape[0], len / shape[0]),
+            };
+            let run = |method: Method| {
+                let grad = grad.clone();
+                move || precondition_on_device(grad.clone(), &cd, None, method, false).unwrap().unwrap()
+            };
+            let columns = median_secs(&device, 1, budget, run(Method::Columns));
+            let segmented = median_secs(&device, 1, budget, run(Method::Auto));
+            println!(
+                "| {shape:?} {direction:?} | {n} | {cols} | {:.0} | {:.1} |",
+                columns * 1e6,
+                columns / segmented
             );
         }
         let set = if quick {

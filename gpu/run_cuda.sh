@@ -4,8 +4,8 @@
 # machine and carried in gpu-carry/ (see gpu/README.md). Logs go to $OUT; a short table is printed
 # last. Finishes in well under 6 minutes.
 #
-#   gpu-carry/cuda/{burn_gpu,bench_gpu}     built with --features burn-cuda (when they could be built)
-#   gpu-carry/vulkan/{burn_gpu,bench_gpu}   built with --features burn-vulkan (SPIR-V, f64)
+#   gpu-carry/cuda/{burn_gpu,bench_gpu}.gz  built with --features burn-cuda (when they could be built)
+#   gpu-carry/wgpu/{burn_gpu,bench_gpu}.gz  built with --features burn-wgpu (WGSL; f64 where the adapter has SHADER_F64)
 #   gpu-carry/lib/libvulkan.so.1            the Vulkan loader, for machines without one
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +31,21 @@ if [ -z "${CUDA_PATH:-}" ]; then
   for dir in /usr/local/cuda /usr/local/cuda-*; do [ -d "$dir" ] && export CUDA_PATH="$dir" && break; done
 fi
 
+unpack() { # kind: gunzip the carried binaries into $OUT/bin-kind
+  local dir="$OUT/bin-$1"
+  mkdir -p "$dir"
+  for name in burn_gpu bench_gpu; do
+    [ -f "$CARRY/$1/$name.gz" ] || return 1
+    gzip -dc "$CARRY/$1/$name.gz" > "$dir/$name" 2>/dev/null \
+      || python3 -c "import gzip,shutil,sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$CARRY/$1/$name.gz" "$dir/$name" \
+      || return 1
+    chmod +x "$dir/$name"
+  done
+}
+
 run_suite() { # kind device
-  local kind=$1 device=$2 dir=$CARRY/$1
-  [ -x "$dir/burn_gpu" ] || { note "$kind: no binaries in $dir"; return 1; }
+  local kind=$1 device=$2 dir=$OUT/bin-$1
+  unpack "$kind" || { note "$kind: no binaries in $CARRY/$kind"; return 1; }
   echo "== $kind tests on $device ($(elapsed) s)"
   CHANDIR_TEST_DEVICE=$device timeout 240 "$dir/burn_gpu" --test-threads 1 > "$OUT/$kind-tests.log" 2>&1
   local rc=$?
@@ -45,24 +57,27 @@ run_suite() { # kind device
   cat "$OUT/$kind-bench.log"
 }
 
-if [ -x "$CARRY/cuda/burn_gpu" ]; then
+if [ -n "${CHANDIR_CARRY_DEVICE:-}" ]; then
+  # Rehearsal on the build machine, e.g. CHANDIR_CARRY_DEVICE=wgpu-cpu (lavapipe).
+  run_suite wgpu "$CHANDIR_CARRY_DEVICE"
+elif [ -f "$CARRY/cuda/burn_gpu.gz" ]; then
   run_suite cuda cuda
 else
   note "cuda: not built (see gpu/README.md: the cuda feature needs LLVM downloaded from GitHub at build time)"
-  # wgpu on the GPU's own Vulkan driver, if the machine exposes one.
+  # burn's wgpu backend on the GPU's own Vulkan driver, if the machine exposes one.
   export LD_LIBRARY_PATH="$PWD/$CARRY/lib:${LD_LIBRARY_PATH:-}"
   if ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
     glx=$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia\.so\.0/ {print $NF; exit}')
     if [ -n "$glx" ]; then
       printf '{"file_format_version":"1.0.0","ICD":{"library_path":"%s","api_version":"1.3"}}\n' "$glx" > "$OUT/nvidia_icd.json"
       export VK_ICD_FILENAMES="$OUT/nvidia_icd.json"
-      note "vulkan: no ICD file, using $glx"
+      note "wgpu: no Vulkan ICD file, using $glx"
     fi
   fi
   if ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1 || [ -n "${VK_ICD_FILENAMES:-}" ]; then
-    run_suite vulkan wgpu
+    run_suite wgpu wgpu
   else
-    note "vulkan: no NVIDIA Vulkan driver on this machine; nothing ran on the GPU"
+    note "wgpu: no NVIDIA Vulkan driver on this machine; nothing ran on the GPU"
   fi
 fi
 

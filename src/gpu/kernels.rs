@@ -154,12 +154,12 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
     inner: usize,
     cols: usize,
     segments: usize,
+    per_unit: usize,
     #[define(F, A)] _dtypes: [ElemType; 2],
 ) {
     // Launched with exactly `cols` cubes: no bounds check, so every barrier is reached by all.
     let col = CUBE_POS;
     let unit = UNIT_POS as usize;
-    let per_unit = (segments + SCAN - 1) / SCAN;
     let first = min(unit * per_unit, segments);
     let stop = min(first + per_unit, segments);
     // Per unit: the composite forward map (b, c, k, q), its carry-in, the backward map (d, e).
@@ -176,8 +176,8 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
         let sk = maps[at + 2];
         let sq = maps[at + 3];
         // (this segment) ∘ (units so far): carry b + c·x, sum k + q·x.
-        k = k + sk + sq * b;
-        q = q + sq * c;
+        k += sk + sq * b;
+        q += sq * c;
         b = sb + sc * b;
         c = sc * c;
     }
@@ -375,12 +375,12 @@ pub(crate) fn reweighted_segment_total<A: Float>(
     scalars: &[A],
     cols: usize,
     segments: usize,
+    per_unit: usize,
     #[define(A)] _dtype: ElemType,
 ) {
     // Launched with exactly `cols` cubes: no bounds check, so every barrier is reached by all.
     let col = CUBE_POS;
     let unit = UNIT_POS as usize;
-    let per_unit = (segments + SCAN - 1) / SCAN;
     let first = min(unit * per_unit, segments);
     let stop = min(first + per_unit, segments);
     let mut shared = Shared::<[A]>::new_slice(SCAN);

@@ -362,6 +362,7 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
                             inner,
                             cols,
                             segments,
+                            segments.div_ceil(SCAN_THREADS),
                             dtypes,
                         );
                         kernels::h1_segment_apply::launch_unchecked(
@@ -446,6 +447,7 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
                             scalars(),
                             cols,
                             segments,
+                            segments.div_ceil(SCAN_THREADS),
                             dtypes[1],
                         );
                         kernels::reweighted_segment_apply::launch_unchecked(

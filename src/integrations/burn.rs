@@ -43,7 +43,7 @@
 //! | backend | path | cost per smoothed gradient |
 //! |---|---|---|
 //! | `flex` (pure-Rust CPU) | host, in place | no copy when the gradient is contiguous and unshared (the usual case): the CPU kernel in f64 arithmetic |
-//! | CubeCL backends — `wgpu`, `vulkan`, `cuda`, `rocm`, `metal`, `cpu`, with or without `Fusion` — in a build with feature `burn-wgpu`, `burn-vulkan` or `burn-cuda` | device: a CubeCL kernel ([`crate::gpu`]) | about two reads and one write of the gradient in device memory, in place when it is unshared; no synchronisation, no transfer. Coefficients are uploaded once per (metric, fiber length, arithmetic) and cached |
+//! | CubeCL backends — `wgpu`, `vulkan`, `cuda`, `rocm`, `metal`, `cpu`, with or without `Fusion` — in a build with feature `burn-wgpu`, `burn-vulkan` or `burn-cuda` | device: a CubeCL kernel ([`crate::gpu`]) | one to three launches and a few passes over the gradient in device memory (two reads and two writes, the segmented method one read more), in place when the gradient is unshared; no synchronisation, no transfer. Coefficients are uploaded once per (metric, fiber length, arithmetic) and cached |
 //! | the same, where the arithmetic rule asks for f64 and the device has none (WGSL: large λ) | host | a device synchronisation, a download, the CPU kernel, an upload |
 //! | CubeCL backends in a build without those features, `ndarray`, `tch`, remote | host | as above |
 //!
