@@ -206,7 +206,11 @@ mod run {
             };
             let run = |method: Method| {
                 let grad = grad.clone();
-                move || precondition_on_device(grad.clone(), &cd, None, method, false).unwrap().unwrap()
+                move || {
+                    precondition_on_device(grad.clone(), &cd, None, method, false)
+                        .unwrap()
+                        .unwrap()
+                }
             };
             let columns = median_secs(&device, 1, budget, run(Method::Columns));
             let segmented = median_secs(&device, 1, budget, run(Method::Auto));

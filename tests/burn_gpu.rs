@@ -208,7 +208,7 @@ fn every_reference_case_on_the_device() {
             };
         let scale = common::max_abs(grad.iter().copied());
         if dtype == DType::F64 && !has_f64(&device) {
-            continue; // no f64 tensors on this device (WGSL); the host path has its own tests
+            continue; // no f64 tensors on this device (no SHADER_F64); the host path has its own tests
         }
         for method in METHODS {
             match on_device(&grad, dtype, &cd, None, method) {
@@ -349,7 +349,7 @@ fn both_sides_of_the_f32_rule() {
 fn f64_arithmetic_and_f64_tensors_where_the_device_has_them() {
     let device = device();
     if !has_f64(&device) {
-        // WGSL has no f64: every plan that needs it goes to the host (checked above).
+        // No f64 on this device: every plan that needs it goes to the host (checked above).
         let tensor = upload::<2>(&values(&[64, 3], 1), DType::F32, &device);
         let stiff = ChannelDirected::new(h1(1e7, Boundary::Neumann), Direction::Output);
         assert_eq!(route(&tensor, &stiff).unwrap(), Route::Host);

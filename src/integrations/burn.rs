@@ -44,11 +44,11 @@
 //! |---|---|---|
 //! | `flex` (pure-Rust CPU) | host, in place | no copy when the gradient is contiguous and unshared (the usual case): the CPU kernel in f64 arithmetic |
 //! | CubeCL backends — `wgpu`, `vulkan`, `cuda`, `rocm`, `metal`, `cpu`, with or without `Fusion` — in a build with feature `burn-wgpu`, `burn-vulkan` or `burn-cuda` | device: a CubeCL kernel ([`crate::gpu`]) | one to three launches and a few passes over the gradient in device memory (two reads and two writes, the segmented method one read more), in place when the gradient is unshared; no synchronisation, no transfer. Coefficients are uploaded once per (metric, fiber length, arithmetic) and cached |
-//! | the same, where the arithmetic rule asks for f64 and the device has none (WGSL: large λ) | host | a device synchronisation, a download, the CPU kernel, an upload |
+//! | the same, where the arithmetic rule asks for f64 and the device has none (e.g. Metal: large λ) | host | a device synchronisation, a download, the CPU kernel, an upload |
 //! | CubeCL backends in a build without those features, `ndarray`, `tch`, remote | host | as above |
 //!
 //! The device kernels do their arithmetic in f32 where [`crate::gpu::f32_error_bound`] allows
-//! (λ up to a few hundred for the usual fiber lengths) and in f64 otherwise: every path meets the
+//! (H1 with λ up to about 100 for Neumann, 60 for periodic, every λ for Dirichlet) and in f64 otherwise: every path meets the
 //! CPU path's tolerance (f32: `1e-5·max|g|`).
 
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
@@ -242,10 +242,10 @@ pub fn route<const D: usize>(
 ///
 /// - **CubeCL backends** (burn's `wgpu`, `vulkan`, `cuda`, `rocm`, `metal`, `cpu`, with or without
 ///   `Fusion`, in a build with `burn-wgpu`, `burn-vulkan` or `burn-cuda`): a kernel on the device,
-///   about one read and one write of the gradient; nothing is downloaded. f16/bf16 gradients go
+///   a few passes over the gradient in device memory; nothing is downloaded. f16/bf16 gradients go
 ///   through an f32 copy on the device.
 /// - **Everything else** (`flex`, `ndarray`, `tch`), and λ that need f64 on a device without it
-///   (WGSL): the gradient is read into host memory, smoothed there in place, and moved back with its
+///   (e.g. Metal): the gradient is read into host memory, smoothed there in place, and moved back with its
 ///   dtype. On `flex` a contiguous, unshared `grad` is not copied at all; on a GPU that is a
 ///   device synchronisation, a download and an upload.
 ///
