@@ -344,7 +344,11 @@ fn mnist_network_backward_matches_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(14);
     // the study's shapes on 28×28 inputs
     let net = Network::<f64>::mnist(&mut rng, 28, 10);
-    let shapes: Vec<Vec<usize>> = net.params().iter().map(|(_, p)| p.shape().to_vec()).collect();
+    let shapes: Vec<Vec<usize>> = net
+        .params()
+        .iter()
+        .map(|(_, p)| p.shape().to_vec())
+        .collect();
     assert_eq!(shapes[0], [16, 1, 3, 3]);
     assert_eq!(shapes[2], [32, 16, 3, 3]);
     assert_eq!(shapes[4], [10, 32 * 7 * 7]);

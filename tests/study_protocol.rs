@@ -76,7 +76,11 @@ fn tuning_never_reads_the_test_split() {
     };
     let outcome = protocol::train(&data, &spec, TestSplit::ReadOnceAtTheEnd, false).unwrap();
     assert!(outcome.test_accuracy.is_some());
-    assert_eq!(data.test.reads(), 1, "48 test samples are one evaluation chunk");
+    assert_eq!(
+        data.test.reads(),
+        1,
+        "48 test samples are one evaluation chunk"
+    );
 }
 
 #[test]
@@ -164,7 +168,10 @@ fn lambda_zero_trains_exactly_like_the_plain_optimizer() {
         &run(Method::Adam, 0.0)
     ));
     // and the comparison can fail: λ > 0 changes the weights
-    assert!(!protocol::bitwise_equal(&run(Method::SgdH1Output, 1.0), &sgd));
+    assert!(!protocol::bitwise_equal(
+        &run(Method::SgdH1Output, 1.0),
+        &sgd
+    ));
 }
 
 #[test]

@@ -361,7 +361,10 @@ fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evalua
                 setting: t.chosen,
                 test: runs
                     .iter()
-                    .map(|r| r.test_accuracy.expect("evaluation runs read the test split"))
+                    .map(|r| {
+                        r.test_accuracy
+                            .expect("evaluation runs read the test split")
+                    })
                     .collect(),
                 diverged: runs.iter().filter(|r| r.diverged).count(),
                 precondition_share: precondition.as_secs_f64() / step.as_secs_f64().max(1e-12),
@@ -696,7 +699,9 @@ fn parse_args() -> Result<Args, BoxError> {
         return Err("--seeds must be at least 2 (a confidence interval needs two)".into());
     }
     if args.snapshot && args.mode == Mode::Quick {
-        return Err("--snapshot with --quick: smoke-run numbers mean nothing, not snapshotting them".into());
+        return Err(
+            "--snapshot with --quick: smoke-run numbers mean nothing, not snapshotting them".into(),
+        );
     }
     if args.snapshot && args.out.is_some() {
         return Err("--snapshot writes results/; leave out --out".into());

@@ -71,15 +71,19 @@ pub fn write_all(out: &Path, study: &Study) -> Result<Vec<String>, BoxError> {
             .collect();
         files.push(histograms(out, &slug, &title, &methods)?);
         let tuned = |m: Method| {
-            study
-                .tuned
-                .iter()
-                .find(|t| t.data == d && t.batch == batch && t.method == m && !t.candidates.is_empty())
+            study.tuned.iter().find(|t| {
+                t.data == d && t.batch == batch && t.method == m && !t.candidates.is_empty()
+            })
         };
-        let with_curves: Vec<&Tuned> = [Method::Sgd, Method::SgdH1Output, Method::Adam, Method::AdamH1Output]
-            .into_iter()
-            .filter_map(tuned)
-            .collect();
+        let with_curves: Vec<&Tuned> = [
+            Method::Sgd,
+            Method::SgdH1Output,
+            Method::Adam,
+            Method::AdamH1Output,
+        ]
+        .into_iter()
+        .filter_map(tuned)
+        .collect();
         if !with_curves.is_empty() {
             files.push(curves(out, &slug, &title, &with_curves)?);
         }
@@ -112,7 +116,11 @@ fn diffs(out: &Path, study: &Study, d: DataKind) -> Result<String, BoxError> {
         if data != d {
             continue;
         }
-        for e in study.evaluated.iter().filter(|e| e.data == d && e.batch == batch) {
+        for e in study
+            .evaluated
+            .iter()
+            .filter(|e| e.data == d && e.batch == batch)
+        {
             if e.method == e.method.baseline() {
                 continue;
             }

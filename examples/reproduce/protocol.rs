@@ -278,8 +278,10 @@ fn train_with<O: Optimizer<f32>>(
         // the curves go on at the diverged network's values, so that every run has `epochs` points
         let validation = accuracy(&net, &data.validation, &data.sample_shape);
         out.train_loss.resize(spec.epochs, f64::INFINITY);
-        out.train_accuracy
-            .resize(spec.epochs, out.train_accuracy.last().copied().unwrap_or(0.0));
+        out.train_accuracy.resize(
+            spec.epochs,
+            out.train_accuracy.last().copied().unwrap_or(0.0),
+        );
         out.validation_accuracy.resize(spec.epochs, validation);
     }
     if test == TestSplit::ReadOnceAtTheEnd {
@@ -452,7 +454,11 @@ pub fn choose(
         let epochs = outcomes[0].validation_accuracy.len();
         let per_epoch = |curve: fn(&Outcome) -> &Vec<f64>| -> (Vec<f64>, Vec<f64>) {
             (0..epochs)
-                .map(|e| crate::stats::mean_std(&outcomes.iter().map(|o| curve(o)[e]).collect::<Vec<_>>()))
+                .map(|e| {
+                    crate::stats::mean_std(
+                        &outcomes.iter().map(|o| curve(o)[e]).collect::<Vec<_>>(),
+                    )
+                })
                 .unzip()
         };
         let (mean, std) = per_epoch(|o| &o.validation_accuracy);

@@ -334,7 +334,13 @@ pub fn claims(study: &Study) -> Vec<Claim> {
 pub fn claims_table(claims: &[Claim]) -> String {
     let mut out = String::from("| claim of the paper | verdict | evidence |\n|---|---|---|\n");
     for c in claims {
-        let _ = writeln!(out, "| {} | {} | {} |", c.claim, c.verdict.label(), c.evidence);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            c.claim,
+            c.verdict.label(),
+            c.evidence
+        );
     }
     out
 }
@@ -410,7 +416,11 @@ pub fn stability_table(study: &Study) -> String {
     if study.stability.is_empty() {
         return String::new();
     }
-    let lrs: Vec<f64> = study.stability[0].per_lr.iter().map(|(lr, _, _)| *lr).collect();
+    let lrs: Vec<f64> = study.stability[0]
+        .per_lr
+        .iter()
+        .map(|(lr, _, _)| *lr)
+        .collect();
     let mut out = format!(
         "| data set | batch | method | λ | epochs | {} | largest lr where every seed trains |\n|---|---:|---|---:|---:|{}---:|\n",
         lrs.iter()
