@@ -242,12 +242,15 @@ fn load_tuning(path: &Path, plan: &Plan) -> Option<Vec<Tuned>> {
 // ---------------------------------------------------------------------------------------------
 // Evaluation, stability, λ = 0
 
+/// Trained weights of one run, by parameter name, with its spec and test accuracy.
+type Checkpoint = (RunSpec, f64, Vec<(String, ArrayD<f32>)>);
+
 struct Evaluation {
     evaluated: Vec<Evaluated>,
     stability: Vec<Stability>,
     lambda_zero: Vec<LambdaZero>,
     /// seed-0 weights of SGD and SGD + H1 output per cell, for checkpoints and correlations
-    checkpoints: Vec<(RunSpec, f64, Vec<(String, ArrayD<f32>)>)>,
+    checkpoints: Vec<Checkpoint>,
 }
 
 fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evaluation, BoxError> {
@@ -418,9 +421,7 @@ fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evalua
 }
 
 /// Mean correlation of weight slices (paper Fig 11) per conv layer, SGD vs SGD + H1 output.
-fn correlations(
-    checkpoints: &[(RunSpec, f64, Vec<(String, ArrayD<f32>)>)],
-) -> Result<Vec<Correlation>, BoxError> {
+fn correlations(checkpoints: &[Checkpoint]) -> Result<Vec<Correlation>, BoxError> {
     let mut out = Vec::new();
     for (spec, _, sgd) in checkpoints.iter().filter(|c| c.0.method == Method::Sgd) {
         let Some((_, _, h1)) = checkpoints.iter().find(|c| {
