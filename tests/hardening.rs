@@ -452,3 +452,31 @@ fn packed_paths_match_the_in_place_path_bitwise() {
         }
     }
 }
+
+/// Subnormal `f32` gradients: the answer is exact up to `16 + 4·√min(n, 1 + λ)` units of the
+/// smallest subnormal (a subnormal has no relative precision to keep, and a sweep adds up about
+/// `min(n, √λ)` absolute roundings).
+#[test]
+fn subnormal_f32_values_stay_within_a_few_units_of_the_smallest_float() {
+    for scale in [1e-38, 1e-41, 1e-44] {
+        for n in [2, 3, 9, 64] {
+            let g32: Vec<f32> = values(n, n as u64 + 7, scale)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let g: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
+            for lambda in [0.5, 1.0, 30.0, 400.0, 1e6] {
+                for metric in metrics(lambda) {
+                    let x: Vec<f64> = apply(metric, &g32).iter().map(|&v| v as f64).collect();
+                    let err = exact_error(&x, &exact_solve(&metric, &g));
+                    let units = 16.0 + 4.0 * (n as f64).min(1.0 + lambda).sqrt();
+                    let floor = units * f64::from(f32::from_bits(1));
+                    assert!(
+                        err <= 1e-5 * max_abs(&g) + floor,
+                        "{metric:?} n {n} scale {scale:e}: error {err:e}"
+                    );
+                }
+            }
+        }
+    }
+}
