@@ -52,8 +52,8 @@ impl Sweep {
     }
 
     /// Whether `f32` tensors are swept in `f32` arithmetic: where the first-order error bound of
-    /// those sweeps is at most [`F32_ARITHMETIC_BOUND`] (small λ; `λ ≲ 2` for the Neumann
-    /// boundary); otherwise they run in `f64`, like every `f64` tensor.
+    /// those sweeps is at most [`F32_ARITHMETIC_BOUND`] (small λ: up to about 3.3 for Neumann
+    /// and Dirichlet, 1.7 for periodic); otherwise they run in `f64`, like every `f64` tensor.
     ///
     /// ```
     /// use chandir::solve::Sweep;
