@@ -31,7 +31,7 @@ use num_traits::Float;
 
 pub use coefficients::{ExpandedCoefficients, SweepCoefficients, OUT_SCALE};
 pub use reweighted::Reweighted;
-pub use sweep::Sweep;
+pub use sweep::{Sweep, F32_ARITHMETIC_BOUND};
 
 use crate::{Boundary, Metric};
 
