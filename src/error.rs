@@ -59,4 +59,27 @@ pub enum Error {
         /// What does not fit.
         reason: String,
     },
+    /// Saved optimizer state belongs to another optimizer or element type (e.g. an Adam state of
+    /// `f64` loaded as an SGD state of `f32`).
+    #[error("the optimizer state is {found}, expected {expected}")]
+    StateKind {
+        /// What was asked for, e.g. `an sgd state of f32`.
+        expected: String,
+        /// What the state says it is.
+        found: String,
+    },
+    /// Optimizer state that no run of the optimizer can produce from finite gradients (a negative
+    /// or NaN moment, buffers of the wrong shape), or whose step counter cannot advance.
+    #[error("invalid optimizer state: {reason}")]
+    InvalidState {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The same parameter name appears twice in one whole-model call, so two tensors would share
+    /// one optimizer state.
+    #[error("parameter {name:?} appears more than once")]
+    DuplicateParam {
+        /// The repeated name.
+        name: String,
+    },
 }

@@ -11,6 +11,10 @@ use std::cell::Cell;
 use ndarray::{ArrayViewMutD, Axis};
 use num_traits::Float;
 
+mod runs;
+
+use runs::{Move, Runs};
+
 use crate::solve::{BlockSolver, RowBlock};
 use crate::Threading;
 
@@ -28,7 +32,20 @@ const MIN_DIRECT_WIDTH: usize = 64;
 /// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least
 /// [`MIN_BLOCK_COLUMNS`].
 pub fn block_width(n: usize, elem_bytes: usize) -> usize {
-    let columns = BLOCK_BYTES / (n.max(1) * elem_bytes.max(1));
+    width_for(BLOCK_BYTES, n, elem_bytes)
+}
+
+/// Target size of a packed block: a quarter of [`BLOCK_BYTES`], since the packed copy and the
+/// strided runs it comes from share the cache while it is filled and emptied.
+pub const PACKED_BLOCK_BYTES: usize = BLOCK_BYTES / 4;
+
+/// Columns per packed block ([`PACKED_BLOCK_BYTES`]), at least [`MIN_BLOCK_COLUMNS`].
+fn packed_width(n: usize, elem_bytes: usize) -> usize {
+    width_for(PACKED_BLOCK_BYTES, n, elem_bytes)
+}
+
+fn width_for(bytes: usize, n: usize, elem_bytes: usize) -> usize {
+    let columns = bytes / (n.max(1) * elem_bytes.max(1));
     (columns / 8 * 8).max(MIN_BLOCK_COLUMNS)
 }
 
@@ -209,7 +226,7 @@ fn solve_packed<T: Float + Send + Sync>(
 ) {
     let n = view.len_of(Axis(0));
     let blocks: usize = view.shape()[1..split].iter().product();
-    let runs_per_block = (block_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
+    let runs_per_block = (packed_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
     let mut packed = vec![T::zero(); n * runs_per_block * inner];
     let mut scratch = vec![0.0; solver.scratch_len(runs_per_block * inner)];
     let mut bases: Vec<isize> = Vec::with_capacity(runs_per_block);
@@ -223,52 +240,22 @@ fn solve_packed<T: Float + Send + Sync>(
         }
         let width = bases.len() * inner;
         let packed = &mut packed[..n * width];
+        let runs = Runs {
+            origin,
+            bases: &bases,
+            inner,
+            row_stride,
+            rows: n,
+        };
         // SAFETY: every run `base + i·row_stride .. + inner` holds elements of the view, which we
         // borrow uniquely, and the packed block is our own; nothing else aliases them here.
-        let run = |base: isize, i: usize| unsafe { origin.offset(base + i as isize * row_stride) };
-        if inner == 1 {
-            // Single values: walk a tile of fibers side by side, which reads a few streams in order
-            // when the fiber axis is the contiguous one (input axis of a 1×1 conv or linear layer).
-            for (tile, tile_bases) in bases.chunks(TRANSPOSE_TILE).enumerate() {
-                for (i, row) in packed.chunks_exact_mut(width).enumerate() {
-                    let row = &mut row[tile * TRANSPOSE_TILE..][..tile_bases.len()];
-                    for (x, &base) in row.iter_mut().zip(tile_bases) {
-                        *x = unsafe { *run(base, i) };
-                    }
-                }
-            }
-        } else {
-            for i in 0..n {
-                for (g, &base) in bases.iter().enumerate() {
-                    let src = unsafe { std::slice::from_raw_parts(run(base, i), inner) };
-                    packed[i * width + g * inner..][..inner].copy_from_slice(src);
-                }
-            }
-        }
+        unsafe { runs.move_all(packed, Move::Pack) };
         let mut block = RowBlock::new(&mut *packed, n, width, width).expect("scratch holds n rows");
         solver.solve(&mut block, &mut scratch);
-        if inner == 1 {
-            for (tile, tile_bases) in bases.chunks(TRANSPOSE_TILE).enumerate() {
-                for (i, row) in packed.chunks_exact(width).enumerate() {
-                    let row = &row[tile * TRANSPOSE_TILE..][..tile_bases.len()];
-                    for (&x, &base) in row.iter().zip(tile_bases) {
-                        unsafe { *run(base, i) = x };
-                    }
-                }
-            }
-        } else {
-            for i in 0..n {
-                for (g, &base) in bases.iter().enumerate() {
-                    let dst = unsafe { std::slice::from_raw_parts_mut(run(base, i), inner) };
-                    dst.copy_from_slice(&packed[i * width + g * inner..][..inner]);
-                }
-            }
-        }
+        // SAFETY: as above.
+        unsafe { runs.move_all(packed, Move::Unpack) };
     }
 }
-
-/// Fibers packed side by side at once when their entries are single values: a few cache lines.
-const TRANSPOSE_TILE: usize = 16;
 
 /// The memory offsets of every index of `shape` (with `strides`), in row-major order.
 fn block_offsets(shape: &[usize], strides: &[isize]) -> impl Iterator<Item = isize> {

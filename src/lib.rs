@@ -18,9 +18,33 @@
 //! # Ok::<(), chandir::Error>(())
 //! ```
 //!
+//! A whole model in one call, on all cores ([`precondition_all`], or
+//! [`optim::ChannelDirectedOptimizer::step_all`] to smooth and step):
+//!
+//! ```
+//! use chandir::ndarray::{Array2, Array4};
+//!
+//! let mut conv1 = Array4::<f32>::ones((64, 3, 7, 7));
+//! let mut conv2 = Array4::<f32>::ones((128, 64, 3, 3));
+//! let mut fc = Array2::<f32>::ones((10, 128));
+//! chandir::precondition_all(
+//!     [conv1.view_mut().into_dyn(), conv2.view_mut().into_dyn(), fc.view_mut().into_dyn()],
+//!     1.0,
+//! )?;
+//! # Ok::<(), chandir::Error>(())
+//! ```
+//!
+//! chandir works on [`ndarray`] 0.17 arrays and re-exports the crate as [`chandir::ndarray`](ndarray):
+//! use it (or depend on the same `ndarray` version) so that your arrays are the ones chandir takes.
+//!
 //! The house: [`metric`] says *what* (operators, directions), [`solve`] says *how* (kernels on an
 //! `n × w` block), [`layout`] says *where* (walking an axis of any view), [`optim`] holds the
 //! optimizers and the wrapper that preconditions before their step.
+//!
+//! Cargo features: `burn` and `candle` add the `integrations` module, optimizer wrappers for those
+//! frameworks (documented on docs.rs with every feature on).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod analysis;
 pub mod error;
@@ -31,10 +55,13 @@ pub mod metric;
 pub mod optim;
 pub mod solve;
 
+/// The `ndarray` version chandir's functions take (0.17): `chandir::ndarray::Array4` and friends.
+pub use ndarray;
+
 pub use error::Error;
 pub use metric::{Boundary, ChannelDirected, Direction, Metric, Preconditioner, Threading};
 
-use ndarray::{ArrayBase, DataMut, Dimension};
+use ndarray::{ArrayBase, ArrayViewMut, DataMut, Dimension};
 use num_traits::Float;
 
 /// Smooths `grad` in place with the Sobolev H1 metric (Neumann boundary) of strength `lambda` along
@@ -62,6 +89,37 @@ where
     D: Dimension,
 {
     ChannelDirected::sobolev(lambda).apply(grad)
+}
+
+/// Smooths every gradient of a model in one call, each as [`precondition`] would (Sobolev H1,
+/// Neumann, strength `lambda`, along axis 0), with the tensors spread over the current rayon pool,
+/// largest first to the least-loaded thread; tensors large enough are still split inside.
+///
+/// The result is bitwise identical to calling [`precondition`] on each tensor in turn. Every
+/// tensor is validated first: on error none has changed. For per-tensor metrics and directions
+/// use [`optim::precondition_each`]; to smooth and step, per-parameter rules included,
+/// [`optim::ChannelDirectedOptimizer::step_all`].
+///
+/// ```
+/// use ndarray::{Array3, Array4};
+///
+/// let mut conv2d = Array4::<f64>::from_shape_fn((16, 8, 3, 3), |(o, i, h, w)| (o * i + h + w) as f64);
+/// let mut conv1d = Array3::<f64>::from_shape_fn((32, 16, 5), |(o, i, k)| (o + i * k) as f64);
+/// let (mut one, mut other) = (conv2d.clone(), conv1d.clone());
+/// chandir::precondition_all([conv2d.view_mut().into_dyn(), conv1d.view_mut().into_dyn()], 0.5)?;
+/// chandir::precondition(&mut one, 0.5)?;
+/// chandir::precondition(&mut other, 0.5)?;
+/// assert_eq!((conv2d, conv1d), (one, other)); // bitwise
+/// # Ok::<(), chandir::Error>(())
+/// ```
+pub fn precondition_all<'a, A, D, I>(grads: I, lambda: f64) -> Result<(), Error>
+where
+    A: Float + Send + Sync + 'a,
+    D: Dimension + 'a,
+    I: IntoIterator<Item = ArrayViewMut<'a, A, D>>,
+{
+    let preconditioner = ChannelDirected::sobolev(lambda);
+    optim::precondition_each(grads.into_iter().map(|grad| (preconditioner, grad)))
 }
 
 /// The README's example, compiled and run as a doctest.

@@ -31,7 +31,7 @@ use num_traits::Float;
 
 pub use coefficients::{ExpandedCoefficients, SweepCoefficients, OUT_SCALE};
 pub use reweighted::Reweighted;
-pub use sweep::Sweep;
+pub use sweep::{Sweep, F32_ARITHMETIC_BOUND};
 
 use crate::{Boundary, Metric};
 
@@ -268,6 +268,24 @@ pub(crate) fn has_avx2() -> bool {
 /// Defines `$wide`, an AVX2 build of the `#[inline(always)]` method `$sweep`, and `$dispatch`, which
 /// calls it where the CPU supports AVX2 and `$sweep` otherwise.
 macro_rules! wide_vector_build {
+    ($sweep:ident, $wide:ident, $dispatch:ident, f32) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $wide(&self, block: &mut RowBlock<'_, f32>) {
+            self.$sweep(block)
+        }
+
+        fn $dispatch(&self, block: &mut RowBlock<'_, f32>) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if super::has_avx2() {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { self.$wide(block) };
+                }
+            }
+            self.$sweep(block)
+        }
+    };
     ($sweep:ident, $wide:ident, $dispatch:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
@@ -288,6 +306,12 @@ macro_rules! wide_vector_build {
     };
 }
 pub(crate) use wide_vector_build;
+
+/// Whether `T` is `f32` (`type_name` of a primitive is its bare name, which no other type has).
+#[inline(always)]
+pub(crate) fn is_f32<T>() -> bool {
+    std::any::type_name::<T>() == "f32"
+}
 
 #[inline(always)]
 pub(crate) fn to_f64<T: Float>(x: T) -> f64 {

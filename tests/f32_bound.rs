@@ -85,3 +85,40 @@ fn the_bound_is_not_loose_by_orders_of_magnitude() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The crate's own f32 kernel, where it chooses f32 arithmetic, stays within the bound.
+    #[test]
+    fn the_f32_kernel_stays_within_its_bound(
+        n in 2usize..40,
+        w in 1usize..70,
+        b in 0..3usize,
+        exponent in -4.0_f64..1.0,
+        seed in any::<u64>(),
+    ) {
+        let lambda = 10f64.powf(exponent);
+        let boundary = boundary(b);
+        let sweep = chandir::solve::Sweep::sobolev(n, lambda, boundary);
+        prop_assume!(sweep.uses_f32_arithmetic());
+        let bound = sweep.coefficients().f32_error_bound();
+        let mut state = seed | 1;
+        let g = ndarray::Array2::from_shape_fn((n, w), |_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        });
+        let mut x = g.clone();
+        chandir::ChannelDirected::new(Metric::SobolevH1 { lambda, boundary }, chandir::Direction::Output)
+            .apply(&mut x)
+            .unwrap();
+        let metric = Metric::SobolevH1 { lambda, boundary };
+        for (gc, xc) in g.columns().into_iter().zip(x.columns()).take(3) {
+            let g64: Vec<f64> = gc.iter().map(|&v| v as f64).collect();
+            let x64: Vec<f64> = xc.iter().map(|&v| v as f64).collect();
+            let max = g64.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+            let err = exact_error(&x64, &exact_solve(&metric, &g64));
+            prop_assert!(err <= bound * max + 1e-30, "error {err:e} > {:e}", bound * max);
+        }
+    }
+}

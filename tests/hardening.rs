@@ -96,7 +96,7 @@ fn f64_error_bound_does_not_grow_with_lambda() {
 }
 
 #[test]
-fn f32_within_1e_5_of_the_exact_answer_for_every_lambda() {
+fn long_fibers_stay_within_the_bounds_for_every_lambda() {
     for n in [1, 2, 3, 5, 64, 1000, 4096] {
         let g: Vec<f64> = values(n, n as u64, 3.0)
             .into_iter()
@@ -119,6 +119,18 @@ fn f32_within_1e_5_of_the_exact_answer_for_every_lambda() {
                 assert!(
                     err <= 1e-5 * max_abs(&g),
                     "{metric:?} n = {n}: f32 error {err:e}"
+                );
+                // f64 on the same input: the stated bound, plus the spectral reference's own
+                // rounding (sums of n terms).
+                let x64 = apply(metric, &g);
+                let err64 = x64
+                    .iter()
+                    .zip(&reference)
+                    .fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()));
+                let tolerance = f64_bound(n, max_abs(&g)) + 4.0 * n as f64 * UNIT * max_abs(&g);
+                assert!(
+                    err64 <= tolerance,
+                    "{metric:?} n = {n}: f64 error {err64:e} > {tolerance:e}"
                 );
             }
         }
@@ -393,5 +405,78 @@ proptest! {
             .filter(|(i, _)| (0..ndim).any(|k| i[k] % 2 == 1))
             .all(|(_, &v)| v == -7.0);
         prop_assert!(outside);
+    }
+}
+
+/// The packed paths (runs of 1, 9, 25, 49 and 11 values; 8 × 8 register transposes for
+/// contiguous fibers) give bitwise the result of the in-place path on the same logical fibers.
+#[test]
+fn packed_paths_match_the_in_place_path_bitwise() {
+    fn check<T: num_traits::Float + Send + Sync + std::fmt::Debug>(shape: &[usize], lambda: f64) {
+        let len: usize = shape.iter().product();
+        let g = ArrayD::from_shape_vec(IxDyn(shape), values(len, len as u64, 1.5))
+            .unwrap()
+            .mapv(|v| T::from(v).unwrap());
+        for metric in metrics(lambda) {
+            // Fibers along axis 1 (packed), and the same fibers along axis 0 of a copy with the
+            // first two axes swapped into contiguous memory (in place).
+            let mut packed = g.clone();
+            ChannelDirected::new(metric, Direction::Input)
+                .apply(&mut packed)
+                .unwrap();
+            let mut swapped = g.clone();
+            swapped.swap_axes(0, 1);
+            let mut in_place = swapped.as_standard_layout().into_owned();
+            ChannelDirected::new(metric, Direction::Output)
+                .apply(&mut in_place)
+                .unwrap();
+            in_place.swap_axes(0, 1);
+            let same = packed
+                .iter()
+                .zip(in_place.iter())
+                .all(|(a, b)| a.to_f64().unwrap().to_bits() == b.to_f64().unwrap().to_bits());
+            assert!(same, "{shape:?} {metric:?}");
+        }
+    }
+    for shape in [
+        vec![37, 29],
+        vec![21, 70, 1, 1],
+        vec![9, 17, 3, 3],
+        vec![5, 12, 5, 5],
+        vec![3, 10, 7, 7],
+        vec![4, 6, 11],
+    ] {
+        for lambda in [0.5, 1e3] {
+            check::<f32>(&shape, lambda);
+            check::<f64>(&shape, lambda);
+        }
+    }
+}
+
+/// Subnormal `f32` gradients: the answer is exact up to `16 + 4·√min(n, 1 + λ)` units of the
+/// smallest subnormal (a subnormal has no relative precision to keep, and a sweep adds up about
+/// `min(n, √λ)` absolute roundings).
+#[test]
+fn subnormal_f32_values_stay_within_a_few_units_of_the_smallest_float() {
+    for scale in [1e-38, 1e-41, 1e-44] {
+        for n in [2, 3, 9, 64] {
+            let g32: Vec<f32> = values(n, n as u64 + 7, scale)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let g: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
+            for lambda in [0.5, 1.0, 30.0, 400.0, 1e6] {
+                for metric in metrics(lambda) {
+                    let x: Vec<f64> = apply(metric, &g32).iter().map(|&v| v as f64).collect();
+                    let err = exact_error(&x, &exact_solve(&metric, &g));
+                    let units = 16.0 + 4.0 * (n as f64).min(1.0 + lambda).sqrt();
+                    let floor = units * f64::from(f32::from_bits(1));
+                    assert!(
+                        err <= 1e-5 * max_abs(&g) + floor,
+                        "{metric:?} n {n} scale {scale:e}: error {err:e}"
+                    );
+                }
+            }
+        }
     }
 }

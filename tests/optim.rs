@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use chandir::optim::{
-    Adam, AdamConfig, ChannelDirectedOptimizer, Optimizer, ParamRule, ParamStates, Sgd, SgdConfig,
+    Adam, AdamConfig, AdamState, ChannelDirectedOptimizer, Optimizer, ParamRule, ParamStates, Sgd,
+    SgdConfig, SgdState,
 };
 use chandir::{ChannelDirected, Direction, Error, Metric};
 use ndarray::{ArrayD, Axis};
@@ -353,4 +354,256 @@ fn resumed_runs_are_bit_identical() {
         adamw,
         ChannelDirected::sobolev(0.5),
     ));
+}
+
+#[test]
+fn fixed_rank_arrays_step_like_dynamic_ones() {
+    let adam = AdamConfig::adamw(1e-2, 0.1).init().unwrap();
+    let opt = ChannelDirectedOptimizer::new(adam, ChannelDirected::sobolev(1.0));
+    let param0 = conv_grad(21);
+    let grad0 = conv_grad(22);
+
+    let mut fixed = param0
+        .clone()
+        .into_dimensionality::<ndarray::Ix4>()
+        .unwrap();
+    let mut fixed_grad = grad0.clone().into_dimensionality::<ndarray::Ix4>().unwrap();
+    let mut fixed_states = ParamStates::default();
+    opt.step(
+        "w",
+        fixed.view_mut(),
+        fixed_grad.view_mut(),
+        &mut fixed_states,
+    )
+    .unwrap();
+
+    let (mut dynamic, mut dynamic_grad) = (param0, grad0);
+    let mut dynamic_states = ParamStates::default();
+    opt.step(
+        "w",
+        dynamic.view_mut(),
+        dynamic_grad.view_mut(),
+        &mut dynamic_states,
+    )
+    .unwrap();
+    assert_eq!(fixed.into_dyn(), dynamic);
+    assert_eq!(fixed_grad.into_dyn(), dynamic_grad);
+    assert_eq!(fixed_states, dynamic_states);
+
+    // The inner optimizers take any rank too.
+    let sgd = SgdConfig {
+        lr: 0.5,
+        ..Default::default()
+    }
+    .init()
+    .unwrap();
+    let mut p = ndarray::Array3::<f32>::ones((2, 3, 4));
+    let g = ndarray::Array3::<f32>::ones((2, 3, 4));
+    let mut state = None;
+    sgd.step(p.view_mut(), g.view(), &mut state).unwrap();
+    assert!(p.iter().all(|&v| v == 0.5));
+}
+
+/// One Adam step on a conv-shaped parameter, returning the state as JSON.
+fn adam_state_json<A: chandir::optim::Element>() -> String {
+    let adam = AdamConfig::default().init().unwrap();
+    let mut p = conv_grad(31).mapv(|v| A::from(v).unwrap());
+    let g = conv_grad(32).mapv(|v| A::from(v).unwrap());
+    let mut state = None;
+    adam.step(p.view_mut(), g.view(), &mut state).unwrap();
+    serde_json::to_string(&state.unwrap()).unwrap()
+}
+
+fn sgd_state_json<A: chandir::optim::Element>() -> String {
+    let sgd = SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        ..Default::default()
+    }
+    .init()
+    .unwrap();
+    let mut p = conv_grad(33).mapv(|v| A::from(v).unwrap());
+    let g = conv_grad(34).mapv(|v| A::from(v).unwrap());
+    let mut state = None;
+    sgd.step(p.view_mut(), g.view(), &mut state).unwrap();
+    serde_json::to_string(&state.unwrap()).unwrap()
+}
+
+/// Rewrites one top-level field of a saved state.
+fn with_field(json: &str, key: &str, value: Value) -> String {
+    let mut state: Value = serde_json::from_str(json).unwrap();
+    state[key] = value;
+    state.to_string()
+}
+
+fn load_error<S: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str) -> String {
+    serde_json::from_str::<S>(json).unwrap_err().to_string()
+}
+
+#[test]
+fn saved_states_say_what_they_are_and_the_wrong_kind_is_refused() {
+    let adam64 = adam_state_json::<f64>();
+    let adam32 = adam_state_json::<f32>();
+    let sgd32 = sgd_state_json::<f32>();
+    for (json, optimizer, dtype) in [
+        (&adam64, "adam", "f64"),
+        (&adam32, "adam", "f32"),
+        (&sgd32, "sgd", "f32"),
+    ] {
+        let record: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(record["optimizer"], optimizer);
+        assert_eq!(record["dtype"], dtype);
+        assert_eq!(record["shape"], serde_json::json!([8, 3, 3, 3]));
+    }
+    // Each loads as itself.
+    serde_json::from_str::<AdamState<f64>>(&adam64).unwrap();
+    serde_json::from_str::<AdamState<f32>>(&adam32).unwrap();
+    serde_json::from_str::<SgdState<f32>>(&sgd32).unwrap();
+
+    // An f64 Adam state is not silently rounded into f32, nor an f32 one widened.
+    let message = load_error::<AdamState<f32>>(&adam64);
+    assert!(
+        message.contains("the optimizer state is adam state of f64, expected adam state of f32"),
+        "{message}"
+    );
+    assert!(load_error::<AdamState<f64>>(&adam32)
+        .contains("adam state of f32, expected adam state of f64"));
+    // An Adam state does not load as an SGD one with its moments dropped, nor the reverse.
+    let message = load_error::<SgdState<f32>>(&adam32);
+    assert!(
+        message.contains("adam state of f32, expected sgd state of f32"),
+        "{message}"
+    );
+    assert!(load_error::<AdamState<f32>>(&sgd32)
+        .contains("sgd state of f32, expected adam state of f32"));
+    // ... also inside ParamStates, as a resumed run loads them.
+    let saved = format!(r#"{{"states":{{"conv1.weight":{adam32}}}}}"#);
+    serde_json::from_str::<ParamStates<AdamState<f32>>>(&saved).unwrap();
+    let message = load_error::<ParamStates<SgdState<f32>>>(&saved);
+    assert!(message.contains("expected sgd state of f32"), "{message}");
+    // A state that does not say what it is, or carries fields of another optimizer, is refused.
+    let mut bare: Value = serde_json::from_str(&adam32).unwrap();
+    bare.as_object_mut().unwrap().remove("optimizer");
+    assert!(load_error::<AdamState<f32>>(&bare.to_string()).contains("missing field `optimizer`"));
+    let mixed = with_field(&sgd32, "step", serde_json::json!(3));
+    assert!(load_error::<SgdState<f32>>(&mixed).contains("has only a momentum_buffer"));
+    let unknown = with_field(&adam32, "amsgrad_max", serde_json::json!(1));
+    assert!(load_error::<AdamState<f32>>(&unknown).contains("unknown field"));
+}
+
+#[test]
+fn impossible_states_are_refused_on_load() {
+    let adam = adam_state_json::<f64>();
+    let record: Value = serde_json::from_str(&adam).unwrap();
+
+    let mut negative = record.clone();
+    negative["exp_avg_sq"]["data"][5] = serde_json::json!(-1e-3);
+    let message = load_error::<AdamState<f64>>(&negative.to_string());
+    assert!(
+        message.contains("invalid optimizer state: exp_avg_sq holds -0.001 at flat index 5"),
+        "{message}"
+    );
+
+    // The state's shape must be the buffers' shape.
+    let wrong_shape = with_field(&adam, "shape", serde_json::json!([8, 27]));
+    assert!(load_error::<AdamState<f64>>(&wrong_shape)
+        .contains("exp_avg has shape [8, 3, 3, 3], the state says [8, 27]"));
+    let mut ragged = record.clone();
+    ragged["exp_avg_sq"] =
+        serde_json::json!({"v": 1, "dim": [8, 27], "data": record["exp_avg_sq"]["data"]});
+    assert!(
+        load_error::<AdamState<f64>>(&ragged.to_string()).contains("exp_avg_sq has shape [8, 27]")
+    );
+
+    // JSON has no NaN (serde_json writes it as null, which does not load); NaN and ∞ from code
+    // or other formats are refused by the same check.
+    let mut nan_sq = ArrayD::<f64>::ones(vec![2, 2]);
+    nan_sq[[1, 1]] = f64::NAN;
+    let err = AdamState::new(1, ArrayD::zeros(vec![2, 2]), nan_sq).unwrap_err();
+    assert!(matches!(err, Error::InvalidState { .. }), "{err}");
+    let mut inf_m = ArrayD::<f32>::zeros(vec![3]);
+    inf_m[0] = f32::INFINITY;
+    assert!(AdamState::new(1, inf_m, ArrayD::zeros(vec![3])).is_err());
+    let mut nan_momentum = ArrayD::<f32>::zeros(vec![3]);
+    nan_momentum[2] = f32::NAN;
+    assert!(matches!(
+        SgdState::new(vec![3], Some(nan_momentum)),
+        Err(Error::InvalidState { .. })
+    ));
+    let mut null_momentum: Value = serde_json::from_str(&sgd_state_json::<f32>()).unwrap();
+    null_momentum["momentum_buffer"]["data"][0] = Value::Null;
+    assert!(serde_json::from_str::<SgdState<f32>>(&null_momentum.to_string()).is_err());
+}
+
+#[test]
+fn an_exhausted_step_counter_is_an_error_not_a_panic_or_nan() {
+    let adam = AdamConfig::default().init().unwrap();
+    let opt = ChannelDirectedOptimizer::new(adam, ChannelDirected::sobolev(1.0));
+    let at_max = with_field(
+        &adam_state_json::<f64>(),
+        "step",
+        serde_json::json!(u64::MAX),
+    );
+    let state: AdamState<f64> = serde_json::from_str(&at_max).unwrap();
+    assert_eq!(state.step(), u64::MAX);
+    let mut states = ParamStates::default();
+    *states.slot("w") = Some(state.clone());
+
+    let (param0, grad0) = (conv_grad(31), conv_grad(35));
+    let (mut param, mut grad) = (param0.clone(), grad0.clone());
+    let err = opt
+        .step("w", param.view_mut(), grad.view_mut(), &mut states)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::InvalidState {
+            reason: format!("the step counter is at {} and cannot advance", u64::MAX)
+        }
+    );
+    assert_eq!((&param, &grad), (&param0, &grad0), "nothing changed");
+    assert_eq!(states.get("w"), Some(&state));
+    // The same through the bare optimizer.
+    let mut slot = Some(state);
+    assert!(adam.step(param.view_mut(), grad.view(), &mut slot).is_err());
+    assert_eq!(param, param0);
+
+    // One below the limit still steps, to finite values.
+    let below = with_field(
+        &adam_state_json::<f64>(),
+        "step",
+        serde_json::json!(u64::MAX - 1),
+    );
+    let mut slot = Some(serde_json::from_str::<AdamState<f64>>(&below).unwrap());
+    adam.step(param.view_mut(), grad.view(), &mut slot).unwrap();
+    assert!(param.iter().all(|v| v.is_finite()));
+    assert_eq!(slot.unwrap().step(), u64::MAX);
+}
+
+#[test]
+fn a_state_for_another_shape_names_the_parameter() {
+    let sgd = SgdConfig::default().init().unwrap(); // momentum 0: the state has no buffer
+    let opt = ChannelDirectedOptimizer::new(sgd, ChannelDirected::sobolev(1.0));
+    let mut states = ParamStates::default();
+    let mut w = ArrayD::<f32>::zeros(vec![4, 3]);
+    let mut g = ArrayD::<f32>::ones(vec![4, 3]);
+    opt.step("fc.weight", w.view_mut(), g.view_mut(), &mut states)
+        .unwrap();
+    assert_eq!(states.get("fc.weight").unwrap().shape(), &[4, 3]);
+    let mut other = ArrayD::<f32>::zeros(vec![3, 4]);
+    let mut other_grad = ArrayD::<f32>::ones(vec![3, 4]);
+    let err = opt
+        .step(
+            "fc.weight",
+            other.view_mut(),
+            other_grad.view_mut(),
+            &mut states,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::StateMismatch {
+            param: "fc.weight".into(),
+            reason: "the state is for shape [4, 3], the parameter has shape [3, 4]".into()
+        }
+    );
 }

@@ -132,3 +132,36 @@ fn dense_reference_agrees_with_the_manifest() {
         );
     }
 }
+
+#[test]
+fn f32_cases_cover_both_sides_of_the_f32_arithmetic_rule() {
+    // f32 tensors run in f32 arithmetic only where the error bound allows it: the f32 cases above
+    // must exercise both kernels.
+    let (mut f32_arithmetic, mut f64_arithmetic) = (0, 0);
+    for case in cases().iter().filter(|c| c["dtype"] == "float32") {
+        let cd = parse_case(case);
+        let shape: Vec<usize> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let n = match cd.direction.axis(shape.len()).unwrap() {
+            Some(axis) => shape[axis],
+            None => continue,
+        };
+        if let Metric::SobolevH1 { lambda, boundary } = cd.metric {
+            if lambda > 0.0 && (n > 1 || boundary == Boundary::Dirichlet) {
+                if chandir::solve::Sweep::sobolev(n, lambda, boundary).uses_f32_arithmetic() {
+                    f32_arithmetic += 1;
+                } else {
+                    f64_arithmetic += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        f32_arithmetic >= 10 && f64_arithmetic >= 10,
+        "{f32_arithmetic} cases in f32 arithmetic, {f64_arithmetic} in f64"
+    );
+}

@@ -21,6 +21,21 @@ pub const RESNET50: [[usize; 4]; 5] = [
     [2048, 512, 1, 1],
 ];
 
+/// Every convolution weight of the CIFAR ResNet-56 (He et al. 2016, option A shortcuts): 55
+/// tensors, 0.85 M values, most of them small.
+pub fn resnet56_convs() -> Vec<[usize; 4]> {
+    let mut shapes = vec![[16, 3, 3, 3]];
+    let mut in_channels = 16;
+    for planes in [16, 32, 64] {
+        for _ in 0..9 {
+            shapes.push([planes, in_channels, 3, 3]);
+            shapes.push([planes, planes, 3, 3]);
+            in_channels = planes;
+        }
+    }
+    shapes
+}
+
 /// Every convolution weight of torchvision's ResNet-50, in order (53 tensors, 23.5 M values).
 pub fn resnet50_convs() -> Vec<[usize; 4]> {
     let mut shapes = vec![[64, 3, 7, 7]];

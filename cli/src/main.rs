@@ -1,6 +1,9 @@
 //! `chandir`: weight-correlation analysis of stored CNN weights, impulse responses of the metrics,
 //! and channel-directed smoothing of stored tensors (Lao et al., arXiv 2008.10766).
 
+mod figure;
+#[cfg(test)]
+mod fuzz;
 mod plots;
 mod tensors;
 
@@ -13,10 +16,14 @@ use chandir::analysis::{
     impulse_response, output_vs_input, slice_moments, AxisCorrelation, LayerCorrelation,
 };
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use plots::Series;
+use figure::{Curve, Style};
 use tensors::{Tensor, TensorFile};
+
+/// The longest fiber `kernel` accepts: its table has one row per channel.
+const MAX_KERNEL_N: u32 = 1 << 20;
 
 #[derive(Parser)]
 #[command(
@@ -131,7 +138,10 @@ fn parse_direction(text: &str) -> Result<Direction, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     let outcome = match cli.command {
         Command::Correlation(args) => correlation(&args),
         Command::Kernel(args) => kernel(&args),
@@ -147,6 +157,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go to stdout as clap prints them; a usage error becomes one line on stderr,
+/// like every other error, with clap's exit code.
+fn usage_error(error: clap::Error) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("chandir: error: {message} (see chandir --help)");
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
 }
 
 /// The context chain joined by ": ", on one line. A cause whose text its parent already quotes
@@ -181,6 +212,9 @@ fn analyse(name: &str, tensor: &Tensor, max_distance: usize) -> Result<Layer> {
             "tensor {name:?} has shape {shape:?}: rank {} is too low (>= 2 needed)",
             shape.len()
         );
+    }
+    if shape.contains(&0) {
+        bail!("tensor {name:?} has shape {shape:?}: it holds no values");
     }
     let (correlation, moments) = match tensor {
         Tensor::F32(array) => (
@@ -235,12 +269,9 @@ fn correlation(args: &CorrelationArgs) -> Result<String> {
         plot_correlation_by_distance(path, &layers, plot_distance)?;
     }
     if let Some(path) = &args.scatter {
-        let clouds: Vec<Series> = layers
+        let clouds: Vec<(String, Vec<(f64, f64)>)> = layers
             .iter()
-            .map(|layer| Series {
-                label: layer.name.clone(),
-                points: layer.channel_moments.clone(),
-            })
+            .map(|layer| (layer.name.clone(), layer.channel_moments.clone()))
             .collect();
         plots::scatter(
             path,
@@ -340,45 +371,61 @@ fn table(layers: &[Layer], max_distance: usize) -> String {
 }
 
 fn plot_correlation_by_distance(path: &Path, layers: &[Layer], max_distance: usize) -> Result<()> {
-    let curve = |label: String, correlation: &AxisCorrelation| Series {
-        label,
-        points: correlation
+    let points = |correlation: &AxisCorrelation| -> Vec<(f64, f64)> {
+        correlation
             .by_distance
             .iter()
             .filter(|entry| entry.distance <= max_distance)
             .filter_map(|entry| entry.mean.map(|mean| (entry.distance as f64, mean)))
-            .collect(),
+            .collect()
     };
-    let output: Vec<Series> = layers
-        .iter()
-        .map(|layer| curve(format!("{} output", layer.name), &layer.correlation.output))
-        .collect();
-    let input: Vec<Series> = layers
-        .iter()
-        .map(|layer| curve(format!("{} input", layer.name), &layer.correlation.input))
-        .collect();
+    // One colour and marker per tensor: solid along the output channels, dashed along the inputs.
+    let mut curves = Vec::with_capacity(2 * layers.len());
+    for (index, layer) in layers.iter().enumerate() {
+        let style = Style::nth(index).dashed(figure::Dash::Solid);
+        curves.push(Curve {
+            label: format!("{} output", layer.name),
+            points: points(&layer.correlation.output),
+            style,
+        });
+        curves.push(Curve {
+            label: format!("{} input", layer.name),
+            points: points(&layer.correlation.input),
+            style: style.dashed(figure::Dash::Dashed),
+        });
+    }
     plots::lines(
         path,
-        "Mean correlation of weight slices against channel distance (solid: output, dashed: input)",
+        "Mean correlation of weight slices at channel distance d",
         "channel distance d",
-        "mean Pearson correlation",
-        &output,
-        &input,
+        "mean Pearson correlation (solid: output, dashed: input channels)",
+        curves,
     )
 }
 
-fn kernel_metrics(lambda: f64) -> Vec<(&'static str, Metric)> {
+/// Each metric's table column and legend label.
+fn kernel_metrics(lambda: f64) -> Vec<(&'static str, &'static str, Metric)> {
     let h1 = |boundary| Metric::SobolevH1 { lambda, boundary };
     vec![
-        ("H0", Metric::H0),
-        ("reweighted-H0", Metric::ReweightedH0 { lambda }),
-        ("H1-neumann", h1(Boundary::Neumann)),
-        ("H1-periodic", h1(Boundary::Periodic)),
-        ("H1-dirichlet", h1(Boundary::Dirichlet)),
+        ("H0", "H0 (identity)", Metric::H0),
+        (
+            "reweighted-H0",
+            "re-weighted H0",
+            Metric::ReweightedH0 { lambda },
+        ),
+        ("H1-neumann", "H1 Neumann", h1(Boundary::Neumann)),
+        ("H1-periodic", "H1 periodic", h1(Boundary::Periodic)),
+        ("H1-dirichlet", "H1 Dirichlet", h1(Boundary::Dirichlet)),
     ]
 }
 
 fn kernel(args: &KernelArgs) -> Result<String> {
+    if args.n > MAX_KERNEL_N {
+        bail!(
+            "--n {} is too large: at most {MAX_KERNEL_N} (the table has one row per channel)",
+            args.n
+        );
+    }
     let n = args.n as usize;
     let channel = args.channel.unwrap_or(n / 2);
     if channel >= n {
@@ -391,55 +438,97 @@ fn kernel(args: &KernelArgs) -> Result<String> {
     .context("--lambda")?;
     let metrics = kernel_metrics(args.lambda);
     let mut responses = Vec::with_capacity(metrics.len());
-    for &(label, metric) in &metrics {
+    for (index, &(_, label, metric)) in metrics.iter().enumerate() {
         let response =
             impulse_response(metric, n, channel).with_context(|| format!("metric {label}"))?;
-        responses.push(Series {
+        responses.push(Curve {
             label: label.to_owned(),
             points: response
                 .iter()
                 .enumerate()
                 .map(|(k, &v)| (k as f64, v))
                 .collect(),
+            style: Style::nth(index),
         });
     }
 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "impulse responses x = A^-1 e_c, n = {n}, lambda = {}, c = {channel}",
+        "impulse responses x = A⁻¹ e_c of every metric: n = {n}, λ = {}, c = {channel}; 9 decimals",
         args.lambda
     );
-    let _ = write!(out, "{:>5}", "k");
-    for (label, _) in &metrics {
-        let _ = write!(out, " {label:>14}");
+    let _ = write!(out, "{:>7}", "k");
+    for (column, _, _) in &metrics {
+        let _ = write!(out, " {column:>13}");
     }
     let _ = writeln!(out);
     for k in 0..n {
-        let _ = write!(out, "{k:>5}");
-        for series in &responses {
-            let _ = write!(out, " {:>14.6e}", series.points[k].1);
+        let _ = write!(out, "{k:>7}");
+        for curve in &responses {
+            let _ = write!(out, " {:>13}", decimal(curve.points[k].1));
         }
         let _ = writeln!(out);
     }
-    let _ = write!(out, "{:>5}", "sum");
-    for series in &responses {
+    let _ = write!(out, "{:>7}", "sum");
+    for curve in &responses {
         let _ = write!(
             out,
-            " {:>14.6e}",
-            series.points.iter().map(|p| p.1).sum::<f64>()
+            " {:>13}",
+            decimal(curve.points.iter().map(|p| p.1).sum::<f64>())
         );
     }
     let _ = writeln!(out);
 
     if let Some(path) = &args.plot {
         let title = format!(
-            "Impulse responses of the metrics, n = {n}, lambda = {}, c = {channel}",
+            "Impulse responses x = A⁻¹ e_c of the metrics, n = {n}, λ = {}, c = {channel}",
             args.lambda
         );
-        plots::lines(path, &title, "channel k", "(A^-1 e_c)_k", &responses, &[])?;
+        plots::lines(path, &title, "channel k", "x_k", responses)?;
     }
     Ok(out)
+}
+
+/// A value of an impulse response in plain decimals, 9 after the point (they lie in [−1, 1]).
+fn decimal(value: f64) -> String {
+    let text = format!("{value:.9}");
+    // −0.000000000 reads as a negative value; it is zero to the digits shown.
+    if text
+        .trim_start_matches('-')
+        .bytes()
+        .all(|b| b == b'0' || b == b'.')
+    {
+        text.trim_start_matches('-').to_owned()
+    } else {
+        text
+    }
+}
+
+/// `H1 (Neumann, λ = 1)`: the metric as a reader names it.
+fn describe_metric(metric: &Metric) -> String {
+    match *metric {
+        Metric::H0 => "H0 (identity)".to_owned(),
+        Metric::ReweightedH0 { lambda } => format!("re-weighted H0 (λ = {lambda})"),
+        Metric::SobolevH1 { lambda, boundary } => {
+            let boundary = match boundary {
+                Boundary::Neumann => "Neumann",
+                Boundary::Periodic => "periodic",
+                Boundary::Dirichlet => "Dirichlet",
+            };
+            format!("H1 ({boundary}, λ = {lambda})")
+        }
+    }
+}
+
+/// `axis 0 (output)`: which fibers are smoothed.
+fn describe_direction(direction: Direction) -> String {
+    match direction {
+        Direction::Output => "axis 0 (output)".to_owned(),
+        Direction::Input => "axis 1 (input)".to_owned(),
+        Direction::Axis(axis) => format!("axis {axis}"),
+        Direction::Flattened => "the whole tensor as one fiber (flattened)".to_owned(),
+    }
 }
 
 fn smooth(args: &SmoothArgs) -> Result<String> {
@@ -480,11 +569,13 @@ fn smooth(args: &SmoothArgs) -> Result<String> {
         )
     })?;
     tensors::write_npy(&args.output, &tensor)?;
+    let shape: Vec<String> = header.shape.iter().map(usize::to_string).collect();
     Ok(format!(
-        "wrote {} ({}, shape {:?}) smoothed with {metric:?} along {:?}\n",
+        "wrote {} ({}, {}): {} along {}\n",
         args.output.display(),
         header.dtype,
-        header.shape,
-        args.direction
+        shape.join("×"),
+        describe_metric(&metric),
+        describe_direction(args.direction)
     ))
 }

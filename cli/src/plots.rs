@@ -1,165 +1,101 @@
 //! SVG figures: correlation against distance (paper Fig 1), per-channel mean against standard
 //! deviation (Fig 14), histograms of pairwise correlations (Fig 13) and metric kernels (Fig 2).
+//! Their look (palette, line styles, legend beside the chart) comes from [`crate::figure`].
 
-use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-const SIZE: (u32, u32) = (900, 600);
+use crate::figure::{
+    self, colour, curve_legend, padded_range, tick_label, Curve, Entry, Sample, Style,
+};
 
-/// One named curve or point cloud.
-pub struct Series {
-    pub label: String,
-    pub points: Vec<(f64, f64)>,
+const SIZE: (u32, u32) = (1000, 600);
+
+/// Renders and writes a figure atomically; errors name the path.
+fn write(path: &Path, svg: std::result::Result<String, figure::Error>) -> Result<()> {
+    let svg = svg.map_err(|error| anyhow!("cannot draw {}: {error}", path.display()))?;
+    figure::save(path, &svg).map_err(|error| anyhow!(error))
 }
 
-fn colour(index: usize) -> RGBColor {
-    let (r, g, b) = Palette99::pick(index).to_rgba().rgb();
-    RGBColor(r, g, b)
-}
-
-/// The smallest range holding every finite value, padded by 5 %; `fallback` if there is none.
-fn padded_range(values: impl Iterator<Item = f64>, fallback: Range<f64>) -> Range<f64> {
-    let (low, high) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if low > high {
-        return fallback;
-    }
-    let pad = if high > low {
-        0.05 * (high - low)
-    } else {
-        0.5 * low.abs().max(1.0)
-    };
-    low - pad..high + pad
-}
-
-fn finite(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    points
-        .iter()
-        .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect()
-}
-
-/// `3` rather than `3.0` on axes of distances and channels; fractional ticks keep one decimal.
-fn integer_label(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.1}")
-    }
-}
-
-/// Lines against a shared x axis: `solid` series drawn as solid lines with circles, `dashed` ones
-/// dashed with the same colour as the solid series of the same index.
+/// Curves against a shared x axis, the legend beside the chart. Curves with no finite point are
+/// not drawn and are listed under the legend as having no data.
 pub fn lines(
     path: &Path,
     title: &str,
     x_label: &str,
     y_label: &str,
-    solid: &[Series],
-    dashed: &[Series],
+    curves: Vec<Curve>,
 ) -> Result<()> {
-    let all = solid
-        .iter()
-        .chain(dashed)
-        .flat_map(|series| series.points.iter());
-    let x_range = padded_range(all.clone().map(|p| p.0), 0.0..1.0);
-    let y_range = padded_range(all.map(|p| p.1), -1.0..1.0);
-    draw(path, || {
-        let root = SVGBackend::new(path, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+    let (drawn, empty): (Vec<Curve>, Vec<Curve>) = curves
+        .into_iter()
+        .partition(|curve| !figure::finite(&curve.points).is_empty());
+    let all = drawn.iter().flat_map(|curve| curve.points.iter());
+    let x_range = padded_range(all.clone().map(|p| p.0), 0.03, 0.0..1.0);
+    let y_range = padded_range(all.map(|p| p.1), 0.05, -1.0..1.0);
+    let mut legend = curve_legend(&drawn);
+    legend.extend(
+        empty
+            .iter()
+            .map(|curve| Entry::new(format!("no data: {}", curve.label), Sample::Note)),
+    );
+    let svg = figure::render(SIZE, title, &legend, |area| {
+        let mut chart = ChartBuilder::on(area)
             .margin(15)
             .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range, y_range)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
-            .x_label_formatter(&|x| integer_label(*x))
             .y_desc(y_label)
+            .x_label_formatter(&|x| tick_label(*x))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()?;
-        for (index, series) in solid.iter().enumerate() {
-            let style = colour(index).stroke_width(2);
-            let points = finite(&series.points);
-            chart
-                .draw_series(LineSeries::new(points.clone(), style))?
-                .label(series.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            chart.draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, style.filled())),
-            )?;
-        }
-        for (index, series) in dashed.iter().enumerate() {
-            let style = colour(index).stroke_width(2);
-            chart
-                .draw_series(DashedLineSeries::new(finite(&series.points), 6, 4, style))?
-                .label(series.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], style));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
-        Ok(())
-    })
+        figure::draw_curves(&mut chart, &drawn)
+    });
+    write(path, svg)
 }
 
-/// A scatter plot, one colour per series.
+/// A scatter plot, one colour and marker per cloud.
 pub fn scatter(
     path: &Path,
     title: &str,
     x_label: &str,
     y_label: &str,
-    clouds: &[Series],
+    clouds: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
-    let all = clouds.iter().flat_map(|series| series.points.iter());
-    let x_range = padded_range(all.clone().map(|p| p.0), -1.0..1.0);
-    let y_range = padded_range(all.map(|p| p.1), 0.0..1.0);
-    draw(path, || {
-        let root = SVGBackend::new(path, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+    let all = clouds.iter().flat_map(|(_, points)| points.iter());
+    let x_range = padded_range(all.clone().map(|p| p.0), 0.05, -1.0..1.0);
+    let y_range = padded_range(all.map(|p| p.1), 0.05, 0.0..1.0);
+    let legend: Vec<Entry> = clouds
+        .iter()
+        .enumerate()
+        .map(|(index, (label, _))| Entry::new(label.clone(), Sample::Point(Style::nth(index))))
+        .collect();
+    let svg = figure::render(SIZE, title, &legend, |area| {
+        let mut chart = ChartBuilder::on(area)
             .margin(15)
             .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range, y_range)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_label_formatter(&|x| tick_label(*x))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()?;
-        for (index, series) in clouds.iter().enumerate() {
-            let style = colour(index).filled();
-            chart
-                .draw_series(
-                    finite(&series.points)
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, style)),
-                )?
-                .label(series.label.clone())
-                .legend(move |(x, y)| Circle::new((x + 10, y), 4, style));
+        for (index, (_, points)) in clouds.iter().enumerate() {
+            let style = Style::nth(index);
+            for &point in &figure::finite(points) {
+                figure::draw_point(chart.plotting_area(), point, style)?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
         Ok(())
-    })
+    });
+    write(path, svg)
 }
 
 /// Overlaid histograms on `[−1, 1]`, each normalized to fractions of its own count so that samples
@@ -177,7 +113,7 @@ pub fn histograms(
         .map(|(_, values)| {
             let mut counts = vec![0usize; bins];
             for v in values.iter().filter(|v| v.is_finite()) {
-                let bin = (((v + 1.0) / width) as usize).min(bins - 1);
+                let bin = (((v + 1.0) / width).max(0.0) as usize).min(bins - 1);
                 counts[bin] += 1;
             }
             let total = counts.iter().sum::<usize>().max(1) as f64;
@@ -190,51 +126,36 @@ pub fn histograms(
         .fold(0.0_f64, |m, &f| m.max(f))
         .max(1e-3)
         * 1.1;
-    draw(path, || {
-        let root = SVGBackend::new(path, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+    let legend: Vec<Entry> = samples
+        .iter()
+        .enumerate()
+        .map(|(index, (label, values))| {
+            let counted = values.iter().filter(|v| v.is_finite()).count();
+            Entry::new(
+                format!("{label} ({counted} pairs)"),
+                Sample::Fill(colour(index)),
+            )
+        })
+        .collect();
+    let svg = figure::render(SIZE, title, &legend, |area| {
+        // A margin around [−1, 1], so that the outermost bars and their outlines are not cut.
+        let mut chart = ChartBuilder::on(area)
             .margin(15)
             .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-1.0..1.0, 0.0..top)?;
+            .y_label_area_size(70)
+            .build_cartesian_2d(-1.08..1.08, 0.0..top)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc("fraction of pairs")
+            .x_label_formatter(&|x| tick_label(*x))
+            .y_label_formatter(&|y| tick_label(*y))
             .draw()?;
-        for (index, ((label, values), fraction)) in samples.iter().zip(&fractions).enumerate() {
-            let fill = colour(index).mix(0.35).filled();
-            let edge = colour(index).stroke_width(1);
-            let bars = fraction.iter().enumerate().map(move |(bin, &f)| {
-                let left = -1.0 + bin as f64 * width;
-                Rectangle::new([(left, 0.0), (left + width, f)], fill)
-            });
-            chart
-                .draw_series(bars)?
-                .label(format!("{label} ({} pairs)", values.len()))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], fill));
-            let outline = fraction.iter().enumerate().flat_map(|(bin, &f)| {
-                let left = -1.0 + bin as f64 * width;
-                [(left, f), (left + width, f)]
-            });
-            chart.draw_series(LineSeries::new(outline, edge))?;
+        for (index, fraction) in fractions.iter().enumerate() {
+            let edges: Vec<f64> = (0..=bins).map(|bin| -1.0 + bin as f64 * width).collect();
+            figure::draw_bars(&mut chart, &edges, fraction, colour(index))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
         Ok(())
-    })
-}
-
-/// Runs a drawing and names the file in its error.
-fn draw<F>(path: &Path, body: F) -> Result<()>
-where
-    F: FnOnce() -> std::result::Result<(), Box<dyn std::error::Error>>,
-{
-    body().map_err(|error| anyhow!("cannot draw {}: {error}", path.display()))
+    });
+    write(path, svg)
 }

@@ -322,7 +322,7 @@ fn plots_are_written_as_svg() {
         (&plot, "conv2.weight"),
         (&scatter, "conv3.weight"),
         (&hist, "input channels"),
-        (&kernel, "H1-periodic"),
+        (&kernel, "H1 periodic"),
     ] {
         let svg = std::fs::read_to_string(path).unwrap();
         assert!(
@@ -466,10 +466,12 @@ fn kernel_prints_the_impulse_responses_of_every_metric() {
         let row = table_row(&table, &k.to_string());
         assert_eq!(row.len(), 1 + metrics.len());
         for (cell, column) in row[1..].iter().zip(&columns) {
+            // Plain decimals, 9 after the point.
+            assert!(!cell.contains('e'), "{cell}");
+            assert_eq!(cell.split('.').nth(1).map(str::len), Some(9), "{cell}");
             let printed: f64 = cell.parse().unwrap();
-            // Printed with 7 significant digits.
             assert!(
-                (printed - column[k]).abs() <= 1e-6 * column[k].abs(),
+                (printed - column[k]).abs() <= 5e-10 + 1e-15,
                 "k {k}: {printed} vs {}",
                 column[k]
             );
@@ -571,4 +573,281 @@ fn bad_files_and_arguments_fail_with_one_line() {
         !file("out.npy").exists(),
         "a failed smooth must not write its output"
     );
+}
+
+#[test]
+fn smooth_says_what_it_did_in_words() {
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("grad.npy");
+    write_npy(&input, &Normal(16).tensor(&[9, 4, 3, 2]).mapv(|v| v as f32)).unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[],
+            "(float32, 9×4×3×2): H1 (Neumann, λ = 1) along axis 0 (output)",
+        ),
+        (
+            &[
+                "--lambda",
+                "0.5",
+                "--boundary",
+                "periodic",
+                "--direction",
+                "input",
+            ],
+            "H1 (periodic, λ = 0.5) along axis 1 (input)",
+        ),
+        (
+            &[
+                "--metric",
+                "reweighted-h0",
+                "--lambda",
+                "3",
+                "--direction",
+                "flattened",
+            ],
+            "re-weighted H0 (λ = 3) along the whole tensor as one fiber (flattened)",
+        ),
+        (
+            &["--metric", "h0", "--direction", "2"],
+            "H0 (identity) along axis 2",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["smooth", "grad.npy", "out.npy"];
+        args.extend_from_slice(flags);
+        let report = stdout_of(&chandir_in(dir.path(), &args));
+        assert_eq!(report.lines().count(), 1, "{report}");
+        assert!(report.starts_with("wrote out.npy "), "{report}");
+        assert!(
+            report.trim_end().ends_with(expected),
+            "{report:?} vs {expected:?}"
+        );
+        assert!(
+            !report.contains("Some") && !report.contains('{'),
+            "{report}"
+        );
+    }
+}
+
+/// A `.npy` file whose header declares `shape` of `descr` but holds only `data` bytes.
+fn npy_declaring(descr: &str, shape: &str, data: usize) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    // Pad so that magic (6) + version (2) + length (2) + header is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(vec![0u8; data]);
+    bytes
+}
+
+#[test]
+fn huge_declared_sizes_are_refused_before_allocating() {
+    let dir = TempDir::new().unwrap();
+    let cases = [
+        ("f4_2_40.npy", npy_declaring("<f4", "(1099511627776,)", 64)),
+        ("f8_2_36.npy", npy_declaring("<f8", "(68719476736,)", 64)),
+        // The product overflows 64 bits.
+        (
+            "overflow.npy",
+            npy_declaring("<f8", "(4294967296, 4294967296, 16)", 64),
+        ),
+        // A declared length that fits but is one value longer than the data.
+        ("short.npy", npy_declaring("<f4", "(3, 5)", 56)),
+        // Zero-sized but a huge axis: nothing to allocate, nothing to analyse.
+        (
+            "empty_wide.npy",
+            npy_declaring("<f4", "(0, 1099511627776)", 0),
+        ),
+    ];
+    for (name, bytes) in &cases {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    for (name, fragment) in [
+        ("f4_2_40.npy", "declares shape [1099511627776] of 4-byte values (4398046511104 bytes), but the file holds 64 bytes of data"),
+        ("f8_2_36.npy", "(549755813888 bytes), but the file holds 64 bytes"),
+        ("overflow.npy", "more values than any array can hold"),
+        ("short.npy", "(60 bytes), but the file holds 56 bytes"),
+    ] {
+        for command in [vec!["correlation", name], vec!["smooth", name, "out.npy"]] {
+            let output = chandir_in(dir.path(), &command);
+            assert_one_line_error(&output, fragment);
+            assert_one_line_error(&output, &format!("{name} is not a readable .npy file: the header declares shape ["));
+        }
+    }
+    assert_one_line_error(
+        &chandir_in(
+            dir.path(),
+            &["correlation", "empty_wide.npy", "--tensor", "empty_wide"],
+        ),
+        "holds no values",
+    );
+    // A huge safetensors header is refused by the safetensors crate's own checks.
+    let mut bytes = 16u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(
+        br#"{"w":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,4398046511104]}}"#,
+    );
+    std::fs::write(dir.path().join("huge.safetensors"), &bytes).unwrap();
+    assert_one_line_error(
+        &chandir_in(dir.path(), &["correlation", "huge.safetensors"]),
+        "not a valid .safetensors",
+    );
+    assert!(!dir.path().join("out.npy").exists());
+}
+
+#[test]
+fn a_huge_kernel_is_a_one_line_error() {
+    for n in ["4294967295", "1048577"] {
+        assert_one_line_error(
+            &chandir(&["kernel", "--n", n]),
+            &format!("--n {n} is too large: at most 1048576"),
+        );
+    }
+    // Past u32: clap's own error, also on one line.
+    assert_one_line_error(&chandir(&["kernel", "--n", "4294967296"]), "--n <N>");
+    assert_one_line_error(
+        &chandir(&["smooth", "a.npy", "b.npy", "--direction", "sideways"]),
+        "expected output, input, flattened or an axis number",
+    );
+    assert_one_line_error(&chandir(&["kernel", "--bogus"]), "--bogus");
+    // Help is still help.
+    let help = chandir(&["kernel", "--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--lambda"));
+}
+
+#[test]
+fn a_bad_plot_path_names_the_path_on_one_line() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("no/such/dir/kernel.svg");
+    assert_one_line_error(
+        &chandir(&["kernel", "--n", "8", "--plot", path_str(&missing)]),
+        &format!("cannot write {}: ", missing.display()),
+    );
+}
+
+/// The files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs `chandir args` in `dir` under a file-size limit of `blocks` (`ulimit -f`), with SIGXFSZ
+/// ignored so that the write fails with EFBIG instead of killing the process.
+#[cfg(unix)]
+fn chandir_with_file_limit(dir: &Path, blocks: u32, args: &[&str]) -> Output {
+    let script = format!("trap '' XFSZ; ulimit -f {blocks} && exec \"$0\" \"$@\"");
+    Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_chandir"))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_write_leaves_the_target_and_the_input_as_they_were() {
+    let dir = TempDir::new().unwrap();
+    // 256 KiB of f64: far past a limit of 16 blocks (8 or 16 KiB, whatever the block size).
+    let w = Normal(17).tensor(&[64, 16, 4, 8]);
+    write_npy(dir.path().join("in.npy"), &w).unwrap();
+    let input = std::fs::read(dir.path().join("in.npy")).unwrap();
+    let before = listing(dir.path());
+
+    // A new output: not created.
+    let output = chandir_with_file_limit(dir.path(), 16, &["smooth", "in.npy", "out.npy"]);
+    assert_one_line_error(&output, "cannot write out.npy");
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "no output, no temporary file left"
+    );
+
+    // An existing output: untouched.
+    std::fs::write(dir.path().join("old.npy"), b"the previous result").unwrap();
+    let output = chandir_with_file_limit(dir.path(), 16, &["smooth", "in.npy", "old.npy"]);
+    assert_one_line_error(&output, "cannot write old.npy");
+    assert_eq!(
+        std::fs::read(dir.path().join("old.npy")).unwrap(),
+        b"the previous result"
+    );
+
+    // The input as its own output: it survives.
+    let output = chandir_with_file_limit(dir.path(), 16, &["smooth", "in.npy", "in.npy"]);
+    assert_one_line_error(&output, "cannot write in.npy");
+    assert_eq!(std::fs::read(dir.path().join("in.npy")).unwrap(), input);
+    assert_eq!(listing(dir.path()), {
+        let mut names = before.clone();
+        names.push("old.npy".into());
+        names.sort();
+        names
+    });
+
+    // The same limit raised: the write goes through, in place, and is the smoothed input.
+    let output = chandir_with_file_limit(dir.path(), 4096, &["smooth", "in.npy", "in.npy"]);
+    stdout_of(&output);
+    let got: ArrayD<f64> = read_npy(dir.path().join("in.npy")).unwrap();
+    let mut expected = w.clone();
+    ChannelDirected::sobolev(1.0).apply(&mut expected).unwrap();
+    assert_eq!(got, expected);
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_get_the_usual_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    write_npy(dir.path().join("in.npy"), &Normal(18).tensor(&[4, 3])).unwrap();
+    std::fs::write(dir.path().join("plain"), b"").unwrap();
+    let usual = std::fs::metadata(dir.path().join("plain"))
+        .unwrap()
+        .permissions()
+        .mode();
+    stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", "out.npy"]));
+    stdout_of(&chandir_in(
+        dir.path(),
+        &["kernel", "--n", "4", "--plot", "k.svg"],
+    ));
+    for name in ["out.npy", "k.svg"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, usual & 0o777, "{name}");
+    }
+    // A replaced file keeps its own mode.
+    std::fs::set_permissions(
+        dir.path().join("out.npy"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", "out.npy"]));
+    let mode = std::fs::metadata(dir.path().join("out.npy"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    // A read-only target is not replaced.
+    std::fs::set_permissions(
+        dir.path().join("out.npy"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    let before = std::fs::read(dir.path().join("out.npy")).unwrap();
+    write_npy(dir.path().join("in.npy"), &Normal(19).tensor(&[4, 3])).unwrap();
+    assert_one_line_error(
+        &chandir_in(dir.path(), &["smooth", "in.npy", "out.npy"]),
+        "cannot write out.npy: the file is read-only",
+    );
+    assert_eq!(std::fs::read(dir.path().join("out.npy")).unwrap(), before);
 }

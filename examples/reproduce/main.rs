@@ -450,16 +450,9 @@ fn correlations(checkpoints: &[Checkpoint]) -> Result<Vec<Correlation>, BoxError
 // ---------------------------------------------------------------------------------------------
 // Output
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+/// Writes `bytes` to `path` atomically (a temporary file in the same folder, then a rename).
 pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), BoxError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file path", path.display()))?
-        .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(())
+    plots::figure::write_atomically(path, |out| Ok(out.write_all(bytes.as_ref())?))
 }
 
 fn checkpoint_bytes(
@@ -560,7 +553,8 @@ fn results_markdown(study: &Study, claims: &[report::Claim], figures: &[String])
 }
 
 fn readme_section(study: &Study, claims: &[report::Claim], figures: &[String]) -> String {
-    let link = |f: &str| format!("[{f}](results/{f})");
+    // file names, not links: relative links break on crates.io, where results/ is not shipped
+    let link = |f: &str| format!("`{f}`");
     let figs = |prefix: &str| {
         figures
             .iter()
@@ -574,8 +568,8 @@ fn readme_section(study: &Study, claims: &[report::Claim], figures: &[String]) -
          do not edit by hand -->\n\n\
          This snapshot: `cargo run --release --example reproduce{}` (mode: {}), wall time {:.0} s \
          ({:.0} min) on {} threads of this 2-core machine (load average at the start: {}). All of \
-         it is in [`results/results.md`](results/results.md), with the tuned settings, per-run \
-         CSVs and figures.\n\n{}\n{}\n\n**Protocol.** {}\n\n\
+         it is in `results/results.md` of the source repository (not part of the crates.io \
+         package), with the tuned settings, per-run CSVs and figures.\n\n{}\n{}\n\n**Protocol.** {}\n\n\
          **Test accuracy at the tuned settings** ({} seeds; − baseline: paired difference from \
          the plain optimizer, percentage points, 95 % CI):\n\n{}",
         if study.mode.starts_with("full") {
@@ -614,7 +608,7 @@ fn readme_section(study: &Study, claims: &[report::Claim], figures: &[String]) -
     }
     let _ = write!(
         out,
-        "\nFigures (SVG): paired differences with CIs ({}), accuracy histograms over seeds, paper \
+        "\nFigures (SVG, in `results/`): paired differences with CIs ({}), accuracy histograms over seeds, paper \
          Fig 5 ({}), train and validation accuracy per epoch at the tuned settings ({}), validation \
          accuracy vs λ (Fig 6: {}) and vs learning rate ({}).\n{README_END}",
         figs("diffs_"),

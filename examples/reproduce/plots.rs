@@ -1,28 +1,22 @@
 //! SVG figures of the study (plotters): paired differences with their confidence intervals,
-//! accuracy histograms over seeds (the paper's Fig 5), train loss and validation accuracy per
-//! epoch (Figs 4, 8, 9), validation accuracy vs λ (Fig 6) and vs learning rate. Each file is
-//! rendered in memory and written atomically.
+//! accuracy histograms over seeds (the paper's Fig 5), training and validation accuracy per epoch
+//! at the tuned settings (Figs 4, 8, 9), validation accuracy vs λ (Fig 6) and vs learning rate.
+//! Their look (palette, line styles, legend beside the chart, atomic output) is shared with the
+//! `chandir` command: `cli/src/figure.rs`, included here.
+
+#[path = "../../cli/src/figure.rs"]
+pub mod figure;
 
 use std::path::Path;
 
-use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::data::{BoxError, DataKind};
 use crate::protocol::{Method, Tuned};
 use crate::report::Study;
 use crate::stats;
-
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
+use figure::{colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
 
 /// One point of an error-bar series: mean ± std of accuracies (fractions) at `x`.
 struct Point {
@@ -31,23 +25,9 @@ struct Point {
     std: f64,
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-
-/// Renders one figure into memory and writes it atomically to `out/file`; returns the file name.
-fn svg(
-    out: &Path,
-    file: String,
-    size: (u32, u32),
-    draw: impl FnOnce(&Area<'_>) -> Result<(), BoxError>,
-) -> Result<String, BoxError> {
-    let mut buffer = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buffer, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        draw(&root)?;
-        root.present()?;
-    }
-    crate::write_atomic(&out.join(&file), buffer)?;
+/// Renders nothing itself: writes `svg` to `out/file` atomically and returns the file name.
+fn save(out: &Path, file: String, svg: &str) -> Result<String, BoxError> {
+    figure::save(&out.join(&file), svg)?;
     Ok(file)
 }
 
@@ -98,10 +78,12 @@ pub fn write_all(out: &Path, study: &Study) -> Result<Vec<String>, BoxError> {
 }
 
 fn accuracy_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if !lo.is_finite() || !hi.is_finite() {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
         return (0.0, 100.0);
     }
     let pad = ((hi - lo) * 0.05).max(0.5);
@@ -109,13 +91,16 @@ fn accuracy_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 /// Paired difference of test accuracy from the plain optimizer, with the 95 % t interval, for
-/// every method and batch size of one data set.
+/// every method and batch size of one data set (one colour per batch size).
 fn diffs(out: &Path, study: &Study, d: DataKind) -> Result<String, BoxError> {
+    let batches: Vec<usize> = study
+        .cells()
+        .into_iter()
+        .filter(|c| c.0 == d)
+        .map(|c| c.1)
+        .collect();
     let mut rows: Vec<(String, stats::Interval, usize)> = Vec::new();
-    for (i, &(data, batch)) in study.cells().iter().enumerate() {
-        if data != d {
-            continue;
-        }
+    for (k, &batch) in batches.iter().enumerate() {
         for e in study
             .evaluated
             .iter()
@@ -128,73 +113,92 @@ fn diffs(out: &Path, study: &Study, d: DataKind) -> Result<String, BoxError> {
                 rows.push((
                     format!("{}, b{batch}", e.method.name()),
                     stats::paired_difference(&e.test, &base.test),
-                    i,
+                    k,
                 ));
             }
         }
     }
-    let file = format!("diffs_{}.svg", d.slug());
     let n = rows.len().max(1);
-    svg(out, file, (1000, 60 * n as u32 + 120), |root| {
-        let finite = rows
-            .iter()
-            .flat_map(|(_, i, _)| [i.low, i.high, i.estimate])
-            .filter(|v| v.is_finite())
-            .map(|v| 100.0 * v);
-        let (lo, hi) = finite.fold((0.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let pad = ((hi - lo) * 0.08).max(0.2);
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!(
-                    "{}: test accuracy minus the plain optimizer's, same seeds (mean, 95 % CI)",
-                    d.name()
-                ),
-                ("sans-serif", 18),
+    let (lo, hi) = rows
+        .iter()
+        .flat_map(|(_, i, _)| [i.low, i.high, i.estimate])
+        .filter(|v| v.is_finite())
+        .map(|v| 100.0 * v)
+        .fold((0.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = ((hi - lo) * 0.08).max(0.2);
+    let legend: Vec<Entry> = batches
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            Entry::new(
+                format!("batch {b}: mean, 95 % CI"),
+                Sample::Point(Style {
+                    marker: Marker::Circle,
+                    ..Style::nth(k)
+                }),
             )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(300)
-            .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n as f64 - 0.5))?;
-        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        chart
-            .configure_mesh()
-            .x_desc("difference, percentage points")
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                    labels[n - 1 - i as usize].clone()
-                } else {
-                    String::new()
+        })
+        .chain(std::iter::once(Entry::new(
+            "left of 0: worse than the plain optimizer",
+            Sample::Note,
+        )))
+        .collect();
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let svg = figure::render(
+        (1100, 48 * n as u32 + 130),
+        &format!(
+            "{}: test accuracy minus SGD's / Adam's, same seeds (percentage points)",
+            d.name()
+        ),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(300)
+                .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n as f64 - 0.5))?;
+            chart
+                .configure_mesh()
+                .x_desc("difference, percentage points")
+                .x_label_formatter(&|x| tick_label(*x))
+                .y_labels(n)
+                .y_label_formatter(&|y| {
+                    let i = y.round();
+                    if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                        labels[n - 1 - i as usize].clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .disable_y_mesh()
+                .draw()?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
+                BLACK.stroke_width(1),
+            )))?;
+            for (k, (_, interval, batch)) in rows.iter().enumerate() {
+                let y = (n - 1 - k) as f64;
+                let c = colour(*batch);
+                if interval.low.is_finite() {
+                    chart.draw_series(std::iter::once(ErrorBar::new_horizontal(
+                        y,
+                        100.0 * interval.low,
+                        100.0 * interval.estimate,
+                        100.0 * interval.high,
+                        c.stroke_width(2),
+                        12,
+                    )))?;
                 }
-            })
-            .disable_y_mesh()
-            .draw()?;
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
-            BLACK.stroke_width(1),
-        )))?;
-        for (k, (_, interval, cell)) in rows.iter().enumerate() {
-            let y = (n - 1 - k) as f64;
-            let color = PALETTE[cell % PALETTE.len()];
-            if interval.low.is_finite() {
-                chart.draw_series(std::iter::once(ErrorBar::new_horizontal(
-                    y,
-                    100.0 * interval.low,
-                    100.0 * interval.estimate,
-                    100.0 * interval.high,
-                    color.stroke_width(2),
-                    12,
+                chart.draw_series(std::iter::once(Circle::new(
+                    (100.0 * interval.estimate, y),
+                    5,
+                    c.filled(),
                 )))?;
             }
-            chart.draw_series(std::iter::once(Circle::new(
-                (100.0 * interval.estimate, y),
-                5,
-                color.filled(),
-            )))?;
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )?;
+    save(out, format!("diffs_{}.svg", d.slug()), &svg)
 }
 
 /// One histogram of final test accuracies over seeds per method, on a shared axis.
@@ -206,69 +210,64 @@ fn histograms(
 ) -> Result<String, BoxError> {
     let cols = 2;
     let rows = methods.len().div_ceil(cols).max(1);
-    let file = format!("hist_{slug}.svg");
-    svg(out, file, (1000, 220 * rows as u32 + 40), |root| {
-        let root = root.titled(
-            &format!("Test accuracy over seeds — {title}"),
-            ("sans-serif", 22),
-        )?;
-        let (lo, hi) = accuracy_range(
-            methods
-                .iter()
-                .flat_map(|(_, accs)| accs.iter().map(|a| 100.0 * a)),
-        );
-        let bins = 20;
-        let width = (hi - lo) / bins as f64;
-        let count = |accs: &[f64]| -> Vec<usize> {
-            let mut counts = vec![0; bins];
-            for a in accs {
-                let bin = (((100.0 * a - lo) / width).max(0.0) as usize).min(bins - 1);
-                counts[bin] += 1;
-            }
-            counts
-        };
-        let y_max = methods
+    let (lo, hi) = accuracy_range(
+        methods
             .iter()
-            .flat_map(|(_, accs)| count(accs))
-            .max()
-            .unwrap_or(1)
-            .max(1) as u32;
-        for (i, (area, (name, accs))) in root
-            .split_evenly((rows, cols))
-            .iter()
-            .zip(methods)
-            .enumerate()
-        {
-            let (mean, std) = stats::mean_std(accs);
-            let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{name} — {:.1} ± {:.1} %", 100.0 * mean, 100.0 * std),
-                    ("sans-serif", 15),
-                )
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(35)
-                .build_cartesian_2d(lo..hi, 0u32..y_max + 1)?;
-            chart
-                .configure_mesh()
-                .x_desc("test accuracy %")
-                .y_desc("seeds")
-                .disable_x_mesh()
-                .draw()?;
-            let color = PALETTE[i % PALETTE.len()];
-            chart.draw_series(
-                count(accs)
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, c)| *c > 0)
-                    .map(|(b, c)| {
-                        let x0 = lo + b as f64 * width;
-                        Rectangle::new([(x0, 0), (x0 + width, c as u32)], color.mix(0.7).filled())
-                    }),
-            )?;
+            .flat_map(|(_, accs)| accs.iter().map(|a| 100.0 * a)),
+    );
+    let bins = 20;
+    let width = (hi - lo) / bins as f64;
+    let count = |accs: &[f64]| -> Vec<f64> {
+        let mut counts = vec![0.0; bins];
+        for a in accs {
+            let bin = (((100.0 * a - lo) / width).max(0.0) as usize).min(bins - 1);
+            counts[bin] += 1.0;
         }
-        Ok(())
-    })
+        counts
+    };
+    let y_max = methods
+        .iter()
+        .flat_map(|(_, accs)| count(accs))
+        .fold(1.0_f64, f64::max);
+    let edges: Vec<f64> = (0..=bins).map(|b| lo + b as f64 * width).collect();
+    let svg = figure::render(
+        (1000, 220 * rows as u32 + 50),
+        &format!("Test accuracy over seeds — {title}"),
+        &[],
+        |area| {
+            for (i, (panel, (name, accs))) in area
+                .split_evenly((rows, cols))
+                .iter()
+                .zip(methods)
+                .enumerate()
+            {
+                let (mean, std) = stats::mean_std(accs);
+                // Half a bin of margin on each side: the outermost bars are whole.
+                let mut chart = ChartBuilder::on(panel)
+                    .caption(
+                        format!("{name} — {:.1} ± {:.1} %", 100.0 * mean, 100.0 * std),
+                        ("sans-serif", 15),
+                    )
+                    .margin(10)
+                    .margin_right(20)
+                    .x_label_area_size(30)
+                    .y_label_area_size(35)
+                    .build_cartesian_2d(lo - width / 2.0..hi + width / 2.0, 0.0..y_max + 0.5)?;
+                chart
+                    .configure_mesh()
+                    .x_desc("test accuracy %")
+                    .y_desc("seeds")
+                    .x_label_formatter(&|x| tick_label(*x))
+                    .y_label_formatter(&|y| tick_label(*y))
+                    .y_labels((y_max as usize + 1).min(10))
+                    .disable_x_mesh()
+                    .draw()?;
+                figure::draw_bars(&mut chart, &edges, &count(accs), colour(i))?;
+            }
+            Ok(())
+        },
+    )?;
+    save(out, format!("hist_{slug}.svg"), &svg)
 }
 
 /// The mean validation curve of the chosen (lr, λ) of a tuning.
@@ -280,87 +279,77 @@ fn chosen_curve(t: &Tuned) -> Option<&Vec<f64>> {
 }
 
 /// Validation accuracy (solid) and training accuracy (dashed) per epoch at each method's chosen
-/// (lr, λ), mean over the tuning seeds; a dot marks the chosen number of epochs.
+/// (lr, λ), mean over the tuning seeds, up to the longest training; a dot marks the chosen
+/// number of epochs.
 fn curves(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<String, BoxError> {
-    let file = format!("curves_{slug}.svg");
-    svg(out, file, (900, 560), |root| {
-        let epochs = methods
+    let points = |curve: &[f64]| -> Vec<(f64, f64)> {
+        curve
             .iter()
-            .map(|t| t.train_accuracy.len())
-            .max()
-            .unwrap_or(1)
-            .max(2);
-        let (lo, hi) = accuracy_range(
-            methods
-                .iter()
-                .flat_map(|t| {
-                    t.train_accuracy
-                        .iter()
-                        .chain(chosen_curve(t).into_iter().flatten())
-                        .copied()
-                        .collect::<Vec<_>>()
-                })
-                .map(|a| 100.0 * a),
-        );
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Accuracy per epoch at the tuned settings (tuning seeds) — {title}"),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(1f64..epochs as f64, lo..hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("accuracy %")
-            .draw()?;
-        for (i, t) in methods.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let name = t.method.name();
-            let points = |curve: &[f64]| -> Vec<(f64, f64)> {
-                curve
-                    .iter()
-                    .enumerate()
-                    .map(|(e, a)| ((e + 1) as f64, 100.0 * a))
-                    .collect()
-            };
-            if let Some(validation) = chosen_curve(t) {
-                chart
-                    .draw_series(LineSeries::new(points(validation), color.stroke_width(2)))?
-                    .label(format!(
-                        "{name}: validation (lr {}, λ {}, stop at {})",
-                        t.chosen.lr, t.chosen.lambda, t.chosen.epochs
-                    ))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-                let e = t.chosen.epochs;
-                chart.draw_series(std::iter::once(Circle::new(
-                    (e as f64, 100.0 * validation[e - 1]),
-                    5,
-                    color.filled(),
-                )))?;
-            }
-            chart
-                .draw_series(DashedLineSeries::new(
-                    points(&t.train_accuracy),
-                    6,
-                    4,
-                    color.into(),
-                ))?
-                .label(format!("{name}: train (running, during the epoch)"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            .enumerate()
+            .map(|(e, a)| ((e + 1) as f64, 100.0 * a))
+            .collect()
+    };
+    let mut lines = Vec::new();
+    let mut stops = Vec::new();
+    for (index, t) in methods.iter().enumerate() {
+        let name = t.method.name();
+        let style = Style::nth(index).dashed(Dash::Solid);
+        if let Some(validation) = chosen_curve(t) {
+            lines.push(Curve {
+                label: format!(
+                    "{name}: validation (lr {}, λ {}, stops at {})",
+                    t.chosen.lr, t.chosen.lambda, t.chosen.epochs
+                ),
+                points: points(validation),
+                style,
+            });
+            let e = t.chosen.epochs;
+            stops.push(((e as f64, 100.0 * validation[e - 1]), style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
-    })
+        lines.push(Curve {
+            label: format!("{name}: train (running, during the epoch)"),
+            points: points(&t.train_accuracy),
+            style: style.dashed(Dash::Dashed),
+        });
+    }
+    let epoch_count = methods
+        .iter()
+        .map(|t| t.train_accuracy.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let (lo, hi) = accuracy_range(lines.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
+    let mut legend = figure::curve_legend(&lines);
+    legend.push(Entry::new(
+        "large dot: the epoch chosen on validation",
+        Sample::Note,
+    ));
+    let svg = figure::render(
+        (1100, 560),
+        &format!("Accuracy per epoch at the tuned settings, mean over tuning seeds — {title}"),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.8..epoch_count as f64 + 0.2, lo..hi)?;
+            chart
+                .configure_mesh()
+                .x_labels(epoch_count.min(12))
+                .x_desc("epoch")
+                .y_desc("accuracy %")
+                .x_label_formatter(&|x| tick_label(*x))
+                .y_label_formatter(&|y| tick_label(*y))
+                .draw()?;
+            figure::draw_curves(&mut chart, &lines)?;
+            for (at, style) in &stops {
+                chart.draw_series(std::iter::once(Circle::new(*at, 7, style.colour.filled())))?;
+            }
+            Ok(())
+        },
+    )?;
+    save(out, format!("curves_{slug}.svg"), &svg)
 }
 
 /// Validation accuracy (at the chosen epochs) of a candidate, mean ± std over tuning seeds.
@@ -376,8 +365,8 @@ fn point_at(t: &Tuned, lr: f64, lambda: f64, x: f64) -> Option<Point> {
         })
 }
 
-/// Validation accuracy vs λ (log axis) of SGD + H1 output at its tuned lr; SGD at the same lr as
-/// a horizontal band.
+/// Validation accuracy vs λ (log axis, a tick at every λ of the grid) of SGD + H1 output at its
+/// tuned lr; SGD at the same lr as a horizontal band.
 fn lambda_plot(
     out: &Path,
     slug: &str,
@@ -392,6 +381,7 @@ fn lambda_plot(
         .filter(|(c, ..)| c.lr == lr)
         .map(|(c, ..)| c.lambda)
         .collect();
+    lambdas.sort_by(f64::total_cmp);
     lambdas.dedup();
     let points: Vec<Point> = lambdas
         .iter()
@@ -401,62 +391,69 @@ fn lambda_plot(
         return Ok(None);
     }
     let baseline = point_at(sgd, lr, 0.0, 0.0);
-    let file = format!("lambda_{slug}.svg");
-    svg(out, file, (900, 560), |root| {
-        let (lo, hi) = accuracy_range(
-            points
-                .iter()
-                .chain(baseline.as_ref())
-                .flat_map(|p| [100.0 * (p.mean - p.std), 100.0 * (p.mean + p.std)]),
-        );
-        let (l_lo, l_hi) = (
-            lambdas.iter().copied().fold(f64::INFINITY, f64::min) / 1.5,
-            lambdas.iter().copied().fold(0.0, f64::max) * 1.5,
-        );
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Validation accuracy vs λ (SGD + H1 output, lr {lr}) — {title}"),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d((l_lo..l_hi).log_scale(), lo..hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("λ")
-            .x_label_formatter(&|v| tick_label(*v))
-            .y_desc("validation accuracy % (mean ± std, tuning seeds)")
-            .draw()?;
-        if let Some(p) = &baseline {
-            let (m, s) = (100.0 * p.mean, 100.0 * p.std);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(l_lo, m - s), (l_hi, m + s)],
-                PALETTE[0].mix(0.15).filled(),
-            )))?;
+    let (lo, hi) = accuracy_range(
+        points
+            .iter()
+            .chain(baseline.as_ref())
+            .flat_map(|p| [100.0 * (p.mean - p.std), 100.0 * (p.mean + p.std)]),
+    );
+    let (l_lo, l_hi) = (lambdas[0] / 1.5, lambdas[lambdas.len() - 1] * 1.5);
+    let band = colour(0);
+    let smoothed = Style::nth(1).dashed(Dash::Solid);
+    let mut legend = Vec::new();
+    if baseline.is_some() {
+        legend.push(Entry::new(
+            format!("SGD (λ = 0) at lr {lr}: mean"),
+            Sample::Line(Style {
+                marker: Marker::None,
+                ..Style::nth(0)
+            }),
+        ));
+        legend.push(Entry::new("SGD (λ = 0): ± std", Sample::Fill(band)));
+    }
+    legend.push(Entry::new(
+        "SGD + H1 output: mean ± std",
+        Sample::Line(smoothed),
+    ));
+    let svg = figure::render(
+        (1000, 560),
+        &format!("Validation accuracy vs λ (SGD + H1 output, lr {lr}) — {title}"),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(
+                    (l_lo..l_hi).log_scale().with_key_points(lambdas.clone()),
+                    lo..hi,
+                )?;
             chart
-                .draw_series(LineSeries::new(
+                .configure_mesh()
+                .x_desc("λ")
+                .x_label_formatter(&|v| tick_label(*v))
+                .y_label_formatter(&|y| tick_label(*y))
+                .y_desc("validation accuracy % (mean ± std, tuning seeds)")
+                .draw()?;
+            if let Some(p) = &baseline {
+                let (m, s) = (100.0 * p.mean, 100.0 * p.std);
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(l_lo, m - s), (l_hi, m + s)],
+                    band.mix(0.15).filled(),
+                )))?;
+                chart.draw_series(LineSeries::new(
                     [(l_lo, m), (l_hi, m)],
-                    PALETTE[0].stroke_width(2),
-                ))?
-                .label(format!("SGD (λ = 0) at lr {lr}, mean ± std"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(2))
-                });
-        }
-        draw_errorbar_series(&mut chart, &points, PALETTE[1], "SGD + H1 output")?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
-    })
-    .map(Some)
+                    band.stroke_width(2),
+                ))?;
+            }
+            draw_errorbar_series(&mut chart, &points, 1.0, smoothed)
+        },
+    )?;
+    save(out, format!("lambda_{slug}.svg"), &svg).map(Some)
 }
 
-/// Validation accuracy vs learning rate (log axis): SGD, and SGD + H1 output at its tuned λ.
+/// Validation accuracy vs learning rate (log axis, a tick at every rate of the grid): SGD, and
+/// SGD + H1 output at its tuned λ.
 fn lr_plot(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<String, BoxError> {
     let series: Vec<(String, Vec<Point>)> = methods
         .iter()
@@ -475,75 +472,91 @@ fn lr_plot(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<St
             (name, points)
         })
         .collect();
-    let file = format!("lr_{slug}.svg");
-    svg(out, file, (900, 560), |root| {
-        let all: Vec<&Point> = series.iter().flat_map(|(_, p)| p).collect();
-        let (lo, hi) = accuracy_range(
-            all.iter()
-                .flat_map(|p| [100.0 * (p.mean - p.std), 100.0 * (p.mean + p.std)]),
-        );
-        let (x_lo, x_hi) = (
-            all.iter().map(|p| p.x).fold(f64::INFINITY, f64::min) / 1.3,
-            all.iter().map(|p| p.x).fold(0.0, f64::max) * 1.3,
-        );
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Validation accuracy vs learning rate — {title}"),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), lo..hi)?;
-        chart
-            .configure_mesh()
-            .x_desc("learning rate (SGD, momentum 0.9)")
-            .x_label_formatter(&|v| tick_label(*v))
-            .y_desc("validation accuracy % (mean ± std, tuning seeds)")
-            .draw()?;
-        for (i, (name, points)) in series.iter().enumerate() {
-            draw_errorbar_series(&mut chart, points, PALETTE[i % PALETTE.len()], name)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
-    })
+    let all: Vec<&Point> = series.iter().flat_map(|(_, p)| p).collect();
+    let (lo, hi) = accuracy_range(
+        all.iter()
+            .flat_map(|p| [100.0 * (p.mean - p.std), 100.0 * (p.mean + p.std)]),
+    );
+    let mut lrs: Vec<f64> = all.iter().map(|p| p.x).collect();
+    lrs.sort_by(f64::total_cmp);
+    lrs.dedup();
+    let (x_lo, x_hi) = (
+        lrs.first().copied().unwrap_or(0.01) / 1.3,
+        lrs.last().copied().unwrap_or(1.0) * 1.3,
+    );
+    let styles: Vec<Style> = (0..series.len())
+        .map(|i| Style::nth(i).dashed(Dash::Solid))
+        .collect();
+    let legend: Vec<Entry> = series
+        .iter()
+        .zip(&styles)
+        .map(|((name, _), &style)| Entry::new(format!("{name}: mean ± std"), Sample::Line(style)))
+        .collect();
+    let svg = figure::render(
+        (1000, 560),
+        &format!("Validation accuracy vs learning rate — {title}"),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(
+                    (x_lo..x_hi).log_scale().with_key_points(lrs.clone()),
+                    lo..hi,
+                )?;
+            chart
+                .configure_mesh()
+                .x_desc("learning rate (SGD, momentum 0.9)")
+                .x_label_formatter(&|v| tick_label(*v))
+                .y_label_formatter(&|y| tick_label(*y))
+                .y_desc("validation accuracy % (mean ± std, tuning seeds)")
+                .draw()?;
+            // Series side by side at each rate (2 % apart), so that error bars do not hide each other.
+            let middle = (series.len() as f64 - 1.0) / 2.0;
+            for (index, ((_, points), &style)) in series.iter().zip(&styles).enumerate() {
+                let dodge = 1.0 + 0.02 * (index as f64 - middle);
+                draw_errorbar_series(&mut chart, points, dodge, style)?;
+            }
+            Ok(())
+        },
+    )?;
+    save(out, format!("lr_{slug}.svg"), &svg)
 }
 
-/// A log-axis tick without float noise (0.30000000000000004 → 0.3).
-fn tick_label(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-type LogChart<'a, 'b> = ChartContext<
-    'a,
-    SVGBackend<'b>,
-    Cartesian2d<
-        plotters::coord::combinators::LogCoord<f64>,
-        plotters::coord::types::RangedCoordf64,
-    >,
->;
-
-fn draw_errorbar_series(
-    chart: &mut LogChart<'_, '_>,
+/// Means joined by a line, with ± std error bars and the style's markers (the legend's); each x
+/// is multiplied by `dodge`.
+fn draw_errorbar_series<X>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, RangedCoordf64>>,
     points: &[Point],
-    color: RGBColor,
-    name: &str,
-) -> Result<(), BoxError> {
-    let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.x, 100.0 * p.mean)).collect();
-    chart
-        .draw_series(LineSeries::new(xy.clone(), color.stroke_width(2)))?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-    chart.draw_series(points.iter().map(|p| {
+    dodge: f64,
+    style: Style,
+) -> Result<(), figure::Error>
+where
+    X: Ranged<ValueType = f64>,
+{
+    let stroke = style.colour.stroke_width(2);
+    for p in points {
         let (m, sd) = (100.0 * p.mean, 100.0 * p.std);
-        ErrorBar::new_vertical(p.x, m - sd, m, m + sd, color.stroke_width(2), 10)
-    }))?;
-    chart.draw_series(xy.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
-    Ok(())
+        let x = p.x * dodge;
+        chart.draw_series(LineSeries::new([(x, m - sd), (x, m + sd)], stroke))?;
+        let area = chart.plotting_area();
+        for end in [m - sd, m + sd] {
+            area.draw(
+                &(EmptyElement::at((x, end)) + PathElement::new(vec![(-5, 0), (5, 0)], stroke)),
+            )?;
+        }
+    }
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.x * dodge, 100.0 * p.mean))
+        .collect();
+    figure::draw_curves(
+        chart,
+        &[Curve {
+            label: String::new(),
+            points: xy,
+            style,
+        }],
+    )
 }

@@ -397,7 +397,7 @@ pub struct Tuned {
     /// Mean train loss and accuracy per epoch at the chosen (lr, λ), over the tuning seeds.
     pub train_loss: Vec<f64>,
     pub train_accuracy: Vec<f64>,
-    /// Where the choice lies on the edge of the grid (lr low/high, λ low/high).
+    /// Where the choice lies on the edge of the grid (lr low/high, longest training, λ low/high).
     pub at_edge: Vec<&'static str>,
 }
 
@@ -488,6 +488,10 @@ pub fn choose(
         if tuned.chosen.lr == max(&lrs) {
             tuned.at_edge.push("highest lr");
         }
+    }
+    if tuned.chosen.epochs == grid.max_epochs(data, batch) {
+        // validation accuracy may still have been rising: more epochs might have helped
+        tuned.at_edge.push("longest training");
     }
     if method.smooths() && min(&lambdas) < max(&lambdas) {
         if tuned.chosen.lambda == min(&lambdas) {

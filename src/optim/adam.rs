@@ -1,10 +1,16 @@
 //! Adam and AdamW.
 
-use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
-use serde::{Deserialize, Serialize};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, Zip};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{cast, check_buffer, check_range, check_shapes, Element, Optimizer};
+use super::{
+    cast, check_buffer, check_range, check_shapes, check_state_shape, Element, Optimizer,
+    StateRecord, StateRecordRef,
+};
 use crate::Error;
+
+/// The optimizer kind written into saved [`AdamState`]s (Adam and AdamW share it).
+const KIND: &str = "adam";
 
 /// Hyperparameters of [`Adam`], defaults as in `torch.optim.Adam`; `decoupled = true` is AdamW.
 ///
@@ -88,11 +94,11 @@ impl AdamConfig {
 /// use ndarray::arr1;
 ///
 /// let adam = AdamConfig { lr: 0.1, ..Default::default() }.init()?;
-/// let mut p = arr1(&[1.0_f64]).into_dyn();
+/// let mut p = arr1(&[1.0_f64]);
 /// let mut state = None;
-/// adam.step(p.view_mut(), arr1(&[3.0]).into_dyn().view(), &mut state)?;
-/// assert!((p[[0]] - 0.9).abs() < 1e-8); // the first step has size lr
-/// assert_eq!(state.unwrap().step, 1);
+/// adam.step(p.view_mut(), arr1(&[3.0]).view(), &mut state)?;
+/// assert!((p[0] - 0.9).abs() < 1e-8); // the first step has size lr
+/// assert_eq!(state.unwrap().step(), 1);
 /// # Ok::<(), chandir::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,40 +120,179 @@ impl Adam {
 }
 
 /// The moments and step count of one parameter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A saved state says what it is: the optimizer (`"adam"`, for Adam and AdamW), the element type
+/// and the parameter shape. Loading checks all of it, so an `f64` state never loads as
+/// `AdamState<f32>`, an SGD state never loads as an Adam one, and a state no run could produce
+/// (a negative or non-finite moment, moments of different shapes) is refused; so is a step from a
+/// counter at `u64::MAX`.
+///
+/// ```
+/// use chandir::optim::{AdamConfig, AdamState, Optimizer, SgdState};
+/// use ndarray::Array2;
+///
+/// let adam = AdamConfig::default().init()?;
+/// let (mut p, g) = (Array2::<f32>::zeros((3, 2)), Array2::<f32>::ones((3, 2)));
+/// let mut state = None;
+/// adam.step(p.view_mut(), g.view(), &mut state)?;
+/// let saved = serde_json::to_string(&state).unwrap();
+/// assert!(saved.contains(r#""optimizer":"adam","dtype":"f32","shape":[3,2]"#));
+/// let back: Option<AdamState<f32>> = serde_json::from_str(&saved).unwrap();
+/// assert_eq!(back, state);
+/// // the wrong element type or optimizer is refused, not rounded or dropped
+/// assert!(serde_json::from_str::<Option<AdamState<f64>>>(&saved).is_err());
+/// assert!(serde_json::from_str::<Option<SgdState<f32>>>(&saved).is_err());
+/// # Ok::<(), chandir::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdamState<A> {
+    step: u64,
+    exp_avg: ArrayD<A>,
+    exp_avg_sq: ArrayD<A>,
+}
+
+impl<A: Element> AdamState<A> {
+    /// A state from its parts (e.g. converted from a PyTorch checkpoint), checked as a loaded one
+    /// is: both moments of one shape, the first finite, the second finite and ≥ 0.
+    ///
+    /// ```
+    /// use chandir::optim::AdamState;
+    /// use chandir::Error;
+    /// use ndarray::{arr1, ArrayD};
+    ///
+    /// let m = arr1(&[0.1_f64, -0.2]).into_dyn();
+    /// assert!(AdamState::new(3, m.clone(), arr1(&[0.01, 0.04]).into_dyn()).is_ok());
+    /// let negative = AdamState::new(3, m, arr1(&[0.01, -0.04]).into_dyn());
+    /// assert!(matches!(negative, Err(Error::InvalidState { .. })));
+    /// ```
+    pub fn new(step: u64, exp_avg: ArrayD<A>, exp_avg_sq: ArrayD<A>) -> Result<Self, Error> {
+        let shape = exp_avg.shape().to_vec();
+        check_buffer("exp_avg", &exp_avg, &shape, |v| v.is_finite(), "finite")?;
+        check_buffer(
+            "exp_avg_sq",
+            &exp_avg_sq,
+            &shape,
+            |v| v.is_finite() && v >= A::zero(),
+            "finite and >= 0",
+        )?;
+        Ok(AdamState {
+            step,
+            exp_avg,
+            exp_avg_sq,
+        })
+    }
+
     /// Steps taken.
-    pub step: u64,
-    /// First moment.
-    pub exp_avg: ArrayD<A>,
-    /// Second moment.
-    pub exp_avg_sq: ArrayD<A>,
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// First moment (`exp_avg` in PyTorch).
+    pub fn exp_avg(&self) -> &ArrayD<A> {
+        &self.exp_avg
+    }
+
+    /// Second moment (`exp_avg_sq` in PyTorch).
+    pub fn exp_avg_sq(&self) -> &ArrayD<A> {
+        &self.exp_avg_sq
+    }
+
+    /// The shape of the parameter this state belongs to.
+    pub fn shape(&self) -> &[usize] {
+        self.exp_avg.shape()
+    }
+}
+
+impl<A: Element> Serialize for AdamState<A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StateRecordRef {
+            optimizer: KIND,
+            dtype: A::DTYPE,
+            shape: self.shape(),
+            step: Some(self.step),
+            exp_avg: Some(&self.exp_avg),
+            exp_avg_sq: Some(&self.exp_avg_sq),
+            momentum_buffer: None,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, A: Element> Deserialize<'de> for AdamState<A> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let record = StateRecord::<A>::deserialize(deserializer)?;
+        AdamState::from_record(record).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<A: Element> AdamState<A> {
+    fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
+        record.expect_kind(KIND)?;
+        let missing = |field: &str| Error::InvalidState {
+            reason: format!("an {KIND} state needs {field}"),
+        };
+        if record.momentum_buffer.is_some() {
+            return Err(Error::InvalidState {
+                reason: format!("an {KIND} state has no momentum_buffer"),
+            });
+        }
+        let step = record.step.ok_or_else(|| missing("step"))?;
+        let exp_avg = record.exp_avg.ok_or_else(|| missing("exp_avg"))?;
+        let exp_avg_sq = record.exp_avg_sq.ok_or_else(|| missing("exp_avg_sq"))?;
+        if exp_avg.shape() != record.shape.as_slice() {
+            return Err(Error::InvalidState {
+                reason: format!(
+                    "exp_avg has shape {:?}, the state says {:?}",
+                    exp_avg.shape(),
+                    record.shape
+                ),
+            });
+        }
+        AdamState::new(step, exp_avg, exp_avg_sq)
+    }
 }
 
 impl<A: Element> Optimizer<A> for Adam {
     type State = AdamState<A>;
 
-    fn check(
+    fn check<D: Dimension>(
         &self,
-        param: &ArrayViewD<'_, A>,
-        grad: &ArrayViewD<'_, A>,
+        param: &ArrayView<'_, A, D>,
+        grad: &ArrayView<'_, A, D>,
         state: Option<&AdamState<A>>,
     ) -> Result<(), Error> {
-        check_shapes(param, grad)?;
+        check_shapes(param.shape(), grad.shape())?;
         if let Some(s) = state {
-            check_buffer("exp_avg", &s.exp_avg.view(), param)?;
-            check_buffer("exp_avg_sq", &s.exp_avg_sq.view(), param)?;
+            check_state_shape(s.shape(), param.shape())?;
+            if s.step.checked_add(1).is_none() {
+                return Err(Error::InvalidState {
+                    reason: format!("the step counter is at {} and cannot advance", s.step),
+                });
+            }
         }
         Ok(())
     }
 
-    fn step(
+    fn step<D: Dimension>(
+        &self,
+        param: ArrayViewMut<'_, A, D>,
+        grad: ArrayView<'_, A, D>,
+        state: &mut Option<AdamState<A>>,
+    ) -> Result<(), Error> {
+        self.check(&param.view(), &grad, state.as_ref())?;
+        self.step_checked(param.into_dyn(), grad.into_dyn(), state);
+        Ok(())
+    }
+}
+
+impl Adam {
+    /// The update, once [`Optimizer::check`] has passed (one copy for every rank).
+    fn step_checked<A: Element>(
         &self,
         mut param: ArrayViewMutD<'_, A>,
         grad: ArrayViewD<'_, A>,
         state: &mut Option<AdamState<A>>,
-    ) -> Result<(), Error> {
-        self.check(&param.view(), &grad, state.as_ref())?;
+    ) {
         let c = &self.config;
         let (b1, b2) = c.betas;
         let s = state.get_or_insert_with(|| AdamState {
@@ -186,6 +331,5 @@ impl<A: Element> Optimizer<A> for Adam {
             .for_each(|p, &m, &v| {
                 *p = *p - step_size * (m / (v.sqrt() / correction2_sqrt + eps));
             });
-        Ok(())
     }
 }

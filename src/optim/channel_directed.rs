@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayViewMutD, Dimension};
+use ndarray::{ArrayViewMut, Dimension};
 
-use super::{check_shapes, Element, Optimizer, ParamStates};
+use super::model::{run_balanced, Task};
+use super::{check_shapes, Element, Optimizer, ParamStates, UNNAMED};
 use crate::{ChannelDirected, Error};
 
 /// How one parameter's gradient is treated.
@@ -26,7 +27,7 @@ pub enum ParamRule {
 /// ```
 /// use chandir::optim::{AdamConfig, ChannelDirectedOptimizer, ParamRule, ParamStates};
 /// use chandir::{ChannelDirected, Direction, Metric};
-/// use ndarray::ArrayD;
+/// use ndarray::Array2;
 ///
 /// let opt = ChannelDirectedOptimizer::new(AdamConfig::default().init()?, ChannelDirected::sobolev(1.0))
 ///     // opt a linear layer in, with its own λ
@@ -37,8 +38,8 @@ pub enum ParamRule {
 /// assert_eq!(opt.preconditioner_for("fc.weight", 2), Some(ChannelDirected::sobolev(0.3)));
 ///
 /// let mut states = ParamStates::default();
-/// let mut w = ArrayD::<f64>::zeros(vec![8, 4]);
-/// let mut g = ArrayD::<f64>::ones(vec![8, 4]);
+/// let mut w = Array2::<f64>::zeros((8, 4));
+/// let mut g = Array2::<f64>::ones((8, 4));
 /// opt.step("fc.weight", w.view_mut(), g.view_mut(), &mut states)?;
 /// assert!(states.get("fc.weight").is_some());
 /// # Ok::<(), chandir::Error>(())
@@ -92,27 +93,206 @@ impl<O> ChannelDirectedOptimizer<O> {
 
     /// Smooths `grad` in place (per the rule for `name`), then steps `param` with the inner optimizer,
     /// keeping its state in `states[name]`. Everything is validated first: on error neither `param`,
-    /// `grad` nor `states` has changed.
-    pub fn step<A: Element>(
+    /// `grad` nor `states` has changed. Any rank works (`Array4` views as well as `ArrayViewMutD`).
+    pub fn step<A, D>(
         &self,
         name: &str,
-        param: ArrayViewMutD<'_, A>,
-        mut grad: ArrayViewMutD<'_, A>,
+        param: ArrayViewMut<'_, A, D>,
+        mut grad: ArrayViewMut<'_, A, D>,
         states: &mut ParamStates<O::State>,
     ) -> Result<(), Error>
     where
+        A: Element,
+        D: Dimension,
         O: Optimizer<A>,
     {
-        check_shapes(&param.view(), &grad.view())?;
-        let preconditioner = self.preconditioner_for(name, param.raw_dim().ndim());
+        let preconditioner = self.check_one(name, &param, &grad, states)?;
+        if let Some(cd) = preconditioner {
+            cd.apply(&mut grad)?;
+        }
+        self.inner
+            .step(param, grad.view(), states.slot(name))
+            .map_err(|error| named(error, name))
+    }
+
+    /// Steps every `(name, param, grad)` of a model in one call: each gradient is smoothed per its
+    /// rule and the inner optimizer steps its parameter, with the tensors spread over the current
+    /// rayon pool, largest first to the least-loaded thread (tensors large enough are still split
+    /// inside). Install a pool (`ThreadPool::install`) to cap the threads; a wrapper whose
+    /// preconditioner has [`Threading::Single`](crate::Threading::Single) keeps the parameters it
+    /// does not smooth, and those it smooths with a `Single` preconditioner, on the calling thread.
+    ///
+    /// The result, parameters, gradients and states, is bitwise identical to calling
+    /// [`step`](Self::step) on each parameter in turn. Everything (shapes, preconditioners, states,
+    /// distinct names) is validated before anything is written: on error nothing has changed. The
+    /// inner optimizer's [`check`](Optimizer::check) must accept exactly what its `step` accepts,
+    /// as [`Sgd`](super::Sgd)'s and [`Adam`](super::Adam)'s do.
+    ///
+    /// ```
+    /// use chandir::optim::{ChannelDirectedOptimizer, ParamStates, SgdConfig};
+    /// use chandir::ChannelDirected;
+    /// use ndarray::{Array1, Array4};
+    ///
+    /// let sgd = SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }.init()?;
+    /// let opt = ChannelDirectedOptimizer::new(sgd, ChannelDirected::sobolev(1.0));
+    /// let mut states = ParamStates::default();
+    ///
+    /// let (mut w1, mut w2) = (Array4::<f32>::zeros((32, 16, 3, 3)), Array4::<f32>::zeros((64, 32, 3, 3)));
+    /// let mut bias = Array1::<f32>::zeros(64);
+    /// let (mut g1, mut g2) = (Array4::<f32>::ones((32, 16, 3, 3)), Array4::<f32>::ones((64, 32, 3, 3)));
+    /// let mut g_bias = Array1::<f32>::ones(64);
+    /// opt.step_all(
+    ///     [
+    ///         ("conv1.weight", w1.view_mut().into_dyn(), g1.view_mut().into_dyn()),
+    ///         ("conv2.weight", w2.view_mut().into_dyn(), g2.view_mut().into_dyn()),
+    ///         ("conv2.bias", bias.view_mut().into_dyn(), g_bias.view_mut().into_dyn()),
+    ///     ],
+    ///     &mut states,
+    /// )?;
+    /// assert_eq!(states.len(), 3);
+    /// assert!((w2[[0, 0, 0, 0]] + 0.1).abs() < 1e-6); // constant gradients pass through H1 Neumann
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    pub fn step_all<'a, A, D, N, I>(
+        &self,
+        params: I,
+        states: &mut ParamStates<O::State>,
+    ) -> Result<(), Error>
+    where
+        A: Element,
+        D: Dimension + 'a,
+        N: AsRef<str> + Send,
+        O: Optimizer<A>,
+        I: IntoIterator<Item = (N, ArrayViewMut<'a, A, D>, ArrayViewMut<'a, A, D>)>,
+    {
+        let params: Vec<Param<'a, N, A, D>> = params.into_iter().collect();
+        // Parameters in name order: to find repeated names, and to take each one's state slot
+        // from the (name-ordered) map in one walk.
+        let mut order: Vec<usize> = (0..params.len()).collect();
+        order.sort_by(|&a, &b| params[a].0.as_ref().cmp(params[b].0.as_ref()));
+        for pair in order.windows(2) {
+            let name = params[pair[0]].0.as_ref();
+            if name == params[pair[1]].0.as_ref() {
+                return Err(Error::DuplicateParam {
+                    name: name.to_owned(),
+                });
+            }
+        }
+
+        let mut preconditioners = Vec::with_capacity(params.len());
+        for (name, param, grad) in &params {
+            preconditioners.push(self.check_one(name.as_ref(), param, grad, states)?);
+        }
+
+        for &index in &order {
+            states.slot(params[index].0.as_ref());
+        }
+        let mut slots: Vec<Option<&mut Option<O::State>>> =
+            (0..params.len()).map(|_| None).collect();
+        let mut wanted = order.iter().peekable();
+        for (key, slot) in states.states.iter_mut() {
+            if let Some(&&index) = wanted.peek() {
+                if params[index].0.as_ref() == key {
+                    slots[index] = Some(slot);
+                    wanted.next();
+                }
+            }
+        }
+
+        let default_threading = self.preconditioner.threading;
+        let tasks = params
+            .into_iter()
+            .zip(preconditioners)
+            .zip(slots)
+            .map(|(((name, param, grad), preconditioner), slot)| Task {
+                size: param.len(),
+                threading: preconditioner.map_or(default_threading, |cd| cd.threading),
+                job: (
+                    name,
+                    param,
+                    grad,
+                    preconditioner,
+                    slot.expect("every name has a slot"),
+                ),
+            })
+            .collect();
+        run_balanced(tasks, |(name, param, mut grad, preconditioner, slot)| {
+            if let Some(cd) = preconditioner {
+                cd.apply(&mut grad)?;
+            }
+            self.inner
+                .step(param, grad.view(), slot)
+                .map_err(|error| named(error, name.as_ref()))
+        })
+    }
+
+    /// Smooths every `(name, grad)` per its rule, in one call, without stepping: the tensors are
+    /// spread over the current rayon pool as in [`step_all`](Self::step_all), and the result is
+    /// bitwise identical to applying [`preconditioner_for`](Self::preconditioner_for) to each.
+    /// All preconditioners are validated first: on error no gradient has changed.
+    ///
+    /// ```
+    /// use chandir::optim::{ChannelDirectedOptimizer, SgdConfig};
+    /// use chandir::ChannelDirected;
+    /// use ndarray::{Array1, Array4};
+    ///
+    /// let opt = ChannelDirectedOptimizer::new(SgdConfig::default().init()?, ChannelDirected::sobolev(1.0));
+    /// let mut conv = Array4::<f64>::from_shape_fn((8, 4, 3, 3), |(o, ..)| o as f64);
+    /// let mut bias = Array1::<f64>::from_shape_fn(8, |o| o as f64);
+    /// opt.precondition_all([("conv.weight", conv.view_mut().into_dyn()), ("conv.bias", bias.view_mut().into_dyn())])?;
+    /// assert!(conv[[0, 0, 0, 0]] > 0.0); // smoothed: channel 0 moved towards its neighbours
+    /// assert_eq!(bias[0], 0.0); // rank 1: left alone
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    pub fn precondition_all<'a, A, D, N, I>(&self, grads: I) -> Result<(), Error>
+    where
+        A: Element,
+        D: Dimension + 'a,
+        N: AsRef<str>,
+        I: IntoIterator<Item = (N, ArrayViewMut<'a, A, D>)>,
+    {
+        super::precondition_each(grads.into_iter().filter_map(|(name, grad)| {
+            self.preconditioner_for(name.as_ref(), grad.ndim())
+                .map(|cd| (cd, grad))
+        }))
+    }
+
+    /// Validates one parameter (shapes, its preconditioner, the inner optimizer's check of its
+    /// state) and returns its preconditioner.
+    fn check_one<A, D>(
+        &self,
+        name: &str,
+        param: &ArrayViewMut<'_, A, D>,
+        grad: &ArrayViewMut<'_, A, D>,
+        states: &ParamStates<O::State>,
+    ) -> Result<Option<ChannelDirected>, Error>
+    where
+        A: Element,
+        D: Dimension,
+        O: Optimizer<A>,
+    {
+        check_shapes(param.shape(), grad.shape())?;
+        let preconditioner = self.preconditioner_for(name, param.ndim());
         if let Some(cd) = &preconditioner {
             cd.validate(param.ndim())?;
         }
         self.inner
-            .check(&param.view(), &grad.view(), states.get(name))?;
-        if let Some(cd) = preconditioner {
-            cd.apply(&mut grad)?;
-        }
-        self.inner.step(param, grad.view(), states.slot(name))
+            .check(&param.view(), &grad.view(), states.get(name))
+            .map_err(|error| named(error, name))?;
+        Ok(preconditioner)
+    }
+}
+
+/// One `(name, param, grad)` of a whole-model call.
+type Param<'a, N, A, D> = (N, ArrayViewMut<'a, A, D>, ArrayViewMut<'a, A, D>);
+
+/// Puts the parameter's name into a state mismatch reported by an optimizer that does not know it.
+fn named(error: Error, name: &str) -> Error {
+    match error {
+        Error::StateMismatch { param, reason } if param == UNNAMED => Error::StateMismatch {
+            param: name.to_owned(),
+            reason,
+        },
+        other => other,
     }
 }

@@ -1,10 +1,16 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay.
 
-use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
-use serde::{Deserialize, Serialize};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, Zip};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{cast, check_buffer, check_range, check_shapes, Element, Optimizer};
+use super::{
+    cast, check_buffer, check_range, check_shapes, check_state_shape, Element, Optimizer,
+    StateRecord, StateRecordRef,
+};
 use crate::Error;
+
+/// The optimizer kind written into saved [`SgdState`]s.
+const KIND: &str = "sgd";
 
 /// Hyperparameters of [`Sgd`], defaults as in `torch.optim.SGD`.
 ///
@@ -95,11 +101,11 @@ impl SgdConfig {
 /// use ndarray::arr1;
 ///
 /// let sgd = SgdConfig { lr: 0.5, ..Default::default() }.init()?;
-/// let mut p = arr1(&[1.0_f64, 2.0]).into_dyn();
-/// let g = arr1(&[2.0_f64, 2.0]).into_dyn();
+/// let mut p = arr1(&[1.0_f64, 2.0]);
+/// let g = arr1(&[2.0_f64, 2.0]);
 /// let mut state = None;
 /// sgd.step(p.view_mut(), g.view(), &mut state)?;
-/// assert_eq!(p, arr1(&[0.0, 1.0]).into_dyn());
+/// assert_eq!(p, arr1(&[0.0, 1.0]));
 /// # Ok::<(), chandir::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -121,35 +127,141 @@ impl Sgd {
 }
 
 /// The momentum buffer of one parameter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A saved state says what it is (`"sgd"`, the element type, the parameter shape); loading checks
+/// it, so an Adam state never loads as an SGD one with its moments dropped, an `f64` state never
+/// loads as `f32`, and a non-finite momentum buffer is refused.
+///
+/// ```
+/// use chandir::optim::{Optimizer, SgdConfig, SgdState};
+/// use ndarray::Array3;
+///
+/// let sgd = SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }.init()?;
+/// let (mut p, g) = (Array3::<f64>::zeros((4, 2, 3)), Array3::<f64>::ones((4, 2, 3)));
+/// let mut state = None;
+/// sgd.step(p.view_mut(), g.view(), &mut state)?;
+/// let saved = serde_json::to_string(&state).unwrap();
+/// assert!(saved.starts_with(r#"{"optimizer":"sgd","dtype":"f64","shape":[4,2,3]"#));
+/// let back: Option<SgdState<f64>> = serde_json::from_str(&saved).unwrap();
+/// assert_eq!(back, state);
+/// assert!(serde_json::from_str::<Option<SgdState<f32>>>(&saved).is_err());
+/// # Ok::<(), chandir::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct SgdState<A> {
-    /// `None` when momentum is 0.
-    pub momentum_buffer: Option<ArrayD<A>>,
+    shape: Vec<usize>,
+    momentum_buffer: Option<ArrayD<A>>,
+}
+
+impl<A: Element> SgdState<A> {
+    /// A state from its parts (e.g. converted from a PyTorch checkpoint): the parameter shape and
+    /// the momentum buffer (`None` when momentum is 0), which must have that shape and be finite.
+    ///
+    /// ```
+    /// use chandir::optim::SgdState;
+    /// use ndarray::arr1;
+    ///
+    /// assert!(SgdState::new(vec![2], Some(arr1(&[0.5_f32, 1.0]).into_dyn())).is_ok());
+    /// assert!(SgdState::new(vec![2], Some(arr1(&[f32::NAN, 1.0]).into_dyn())).is_err());
+    /// assert!(SgdState::<f32>::new(vec![3], Some(arr1(&[0.5, 1.0]).into_dyn())).is_err());
+    /// ```
+    pub fn new(shape: Vec<usize>, momentum_buffer: Option<ArrayD<A>>) -> Result<Self, Error> {
+        if let Some(buffer) = &momentum_buffer {
+            check_buffer(
+                "momentum_buffer",
+                buffer,
+                &shape,
+                |v| v.is_finite(),
+                "finite",
+            )?;
+        }
+        Ok(SgdState {
+            shape,
+            momentum_buffer,
+        })
+    }
+
+    /// The momentum buffer; `None` when momentum is 0.
+    pub fn momentum_buffer(&self) -> Option<&ArrayD<A>> {
+        self.momentum_buffer.as_ref()
+    }
+
+    /// The shape of the parameter this state belongs to.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+impl<A: Element> Serialize for SgdState<A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StateRecordRef {
+            optimizer: KIND,
+            dtype: A::DTYPE,
+            shape: &self.shape,
+            step: None,
+            exp_avg: None,
+            exp_avg_sq: None,
+            momentum_buffer: self.momentum_buffer.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, A: Element> Deserialize<'de> for SgdState<A> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let record = StateRecord::<A>::deserialize(deserializer)?;
+        SgdState::from_record(record).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<A: Element> SgdState<A> {
+    fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
+        record.expect_kind(KIND)?;
+        if record.step.is_some() || record.exp_avg.is_some() || record.exp_avg_sq.is_some() {
+            return Err(Error::InvalidState {
+                reason: format!("an {KIND} state has only a momentum_buffer"),
+            });
+        }
+        SgdState::new(record.shape, record.momentum_buffer)
+    }
 }
 
 impl<A: Element> Optimizer<A> for Sgd {
     type State = SgdState<A>;
 
-    fn check(
+    fn check<D: Dimension>(
         &self,
-        param: &ArrayViewD<'_, A>,
-        grad: &ArrayViewD<'_, A>,
+        param: &ArrayView<'_, A, D>,
+        grad: &ArrayView<'_, A, D>,
         state: Option<&SgdState<A>>,
     ) -> Result<(), Error> {
-        check_shapes(param, grad)?;
-        if let Some(buffer) = state.and_then(|s| s.momentum_buffer.as_ref()) {
-            check_buffer("momentum_buffer", &buffer.view(), param)?;
+        check_shapes(param.shape(), grad.shape())?;
+        if let Some(s) = state {
+            check_state_shape(s.shape(), param.shape())?;
         }
         Ok(())
     }
 
-    fn step(
+    fn step<D: Dimension>(
+        &self,
+        param: ArrayViewMut<'_, A, D>,
+        grad: ArrayView<'_, A, D>,
+        state: &mut Option<SgdState<A>>,
+    ) -> Result<(), Error> {
+        self.check(&param.view(), &grad, state.as_ref())?;
+        self.step_checked(param.into_dyn(), grad.into_dyn(), state);
+        Ok(())
+    }
+}
+
+impl Sgd {
+    /// The update, once [`Optimizer::check`] has passed (one copy for every rank).
+    fn step_checked<A: Element>(
         &self,
         mut param: ArrayViewMutD<'_, A>,
         grad: ArrayViewD<'_, A>,
         state: &mut Option<SgdState<A>>,
-    ) -> Result<(), Error> {
-        self.check(&param.view(), &grad, state.as_ref())?;
+    ) {
         let c = &self.config;
         let (lr, wd, mu): (A, A, A) = (cast(c.lr), cast(c.weight_decay), cast(c.momentum));
         let keep = cast::<A>(1.0 - c.dampening);
@@ -159,10 +271,11 @@ impl<A: Element> Optimizer<A> for Sgd {
                 .and(&param)
                 .for_each(|d, &p| *d = *d + wd * p);
         }
+        let slot = state.get_or_insert_with(|| SgdState {
+            shape: param.shape().to_vec(),
+            momentum_buffer: None,
+        });
         if c.momentum != 0.0 {
-            let slot = state.get_or_insert(SgdState {
-                momentum_buffer: None,
-            });
             match &mut slot.momentum_buffer {
                 None => slot.momentum_buffer = Some(direction.clone()),
                 Some(buffer) => Zip::from(buffer)
@@ -177,14 +290,9 @@ impl<A: Element> Optimizer<A> for Sgd {
             } else {
                 direction.assign(buffer);
             }
-        } else {
-            state.get_or_insert(SgdState {
-                momentum_buffer: None,
-            });
         }
         Zip::from(&mut param)
             .and(&direction)
             .for_each(|p, &d| *p = *p + (-lr) * d);
-        Ok(())
     }
 }

@@ -151,9 +151,9 @@ pub(crate) fn sobolev<T: Float + Send + Sync>(sweep: &Sweep, fiber: &mut [T], sc
         x_end += f.mu.get(end) * x_last;
     }
     segmented::solve(&r, &mut fiber[start..end], z, OUT_SCALE * x_end);
-    fiber[end] = store(x_end);
+    fiber[end] = store::<T, true>(x_end);
     if m < n {
-        fiber[n - 1] = store(x_last);
+        fiber[n - 1] = store::<T, true>(x_last);
     }
     // Head, backward, from the body's first value (rounded once to the storage type).
     let mut x = to_f64(fiber[start]) / OUT_SCALE;
@@ -162,7 +162,7 @@ pub(crate) fn sobolev<T: Float + Send + Sync>(sweep: &Sweep, fiber: &mut [T], sc
         if f.mu.get(i) != 0.0 {
             x += f.mu.get(i) * x_last;
         }
-        fiber[i] = store(x);
+        fiber[i] = store::<T, true>(x);
     }
 }
 
@@ -206,7 +206,7 @@ pub(crate) fn reweighted<T: Float + Send + Sync>(
     let shrink = f.shrink / OUT_SCALE;
     let update = |chunk: &mut [T]| {
         for g in chunk {
-            *g = store(shrink * to_f64(*g) + offset);
+            *g = store::<T, true>(shrink * to_f64(*g) + offset);
         }
     };
     if parallel {

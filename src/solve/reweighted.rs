@@ -2,8 +2,8 @@
 
 use num_traits::Float;
 
-use super::sweep::store;
-use super::{to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
+use super::sweep::{far_from_overflow, magnitude_key, store};
+use super::{is_f32, to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
 
 /// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
 ///
@@ -49,18 +49,35 @@ impl Reweighted {
         debug_assert_eq!(block.rows(), self.n);
         let offset = &mut scratch[..block.width()];
         offset.fill(0.0);
+        // f32 values summed in f64 cannot overflow, and x (never rounded on the way) cannot round
+        // past f32::MAX: only f64 storage needs the scaled sum and the watch for large values.
+        let wide = !is_f32::<T>();
+        let down = if wide { self.down } else { 1.0 };
+        let mut largest = 0;
         for i in 0..self.n {
             for (sum, &g) in offset.iter_mut().zip(block.row(i).iter()) {
-                *sum += self.down * to_f64(g);
+                if wide {
+                    largest = largest.max(magnitude_key(g));
+                }
+                *sum += down * to_f64(g);
             }
         }
         // x/8 = (s/8)·g + (1 − s)·mean(g)/8
-        let mean_weight = self.mean_weight();
+        let mean_weight = self.mean_weight() * self.down / down;
         offset.iter_mut().for_each(|sum| *sum *= mean_weight);
+        if far_from_overflow::<T>(largest) {
+            self.update::<T, false>(block, offset);
+        } else {
+            self.update::<T, true>(block, offset);
+        }
+    }
+
+    #[inline(always)]
+    fn update<T: Float, const CLAMP: bool>(&self, block: &mut RowBlock<'_, T>, offset: &[f64]) {
         let shrink = self.shrink / OUT_SCALE;
         for i in 0..self.n {
             for (g, &o) in block.row(i).iter_mut().zip(offset.iter()) {
-                *g = store(shrink * to_f64(*g) + o);
+                *g = store::<T, CLAMP>(shrink * to_f64(*g) + o);
             }
         }
     }

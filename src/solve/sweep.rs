@@ -1,11 +1,17 @@
 //! The two sweeps of every Sobolev H1 operator (Neumann, Dirichlet, periodic) on an `n × w` block,
 //! with the coefficients of [`SweepCoefficients`] and the carries between rows kept in `f64`.
 
+use std::sync::OnceLock;
+
 use num_traits::Float;
 
 use super::coefficients::{SweepCoefficients, OUT_SCALE};
-use super::{from_f64, to_f64, wide_vector_build, BlockSolver, RowBlock};
+use super::{from_f64, is_f32, to_f64, wide_vector_build, BlockSolver, RowBlock};
 use crate::Boundary;
+
+/// `f32` tensors are swept in `f32` arithmetic where [`SweepCoefficients::f32_error_bound`] is at
+/// most this (a tenth of the `10⁻⁵·max|g|` the crate guarantees for `f32`), in `f64` otherwise.
+pub const F32_ARITHMETIC_BOUND: f64 = 1e-6;
 
 /// `A = I + λL` solved by the forward and backward sweeps of its `LDLᵀ` factorization.
 ///
@@ -27,6 +33,8 @@ use crate::Boundary;
 #[derive(Debug, Clone)]
 pub struct Sweep {
     pub(crate) coefficients: SweepCoefficients,
+    /// Whether `f32` blocks may run in `f32` arithmetic; decided on the first `f32` block.
+    f32_arithmetic: OnceLock<bool>,
 }
 
 impl Sweep {
@@ -34,12 +42,30 @@ impl Sweep {
     pub fn sobolev(n: usize, lambda: f64, boundary: Boundary) -> Self {
         Sweep {
             coefficients: SweepCoefficients::sobolev(n, lambda, boundary),
+            f32_arithmetic: OnceLock::new(),
         }
     }
 
     /// The coefficients the sweeps apply.
     pub fn coefficients(&self) -> &SweepCoefficients {
         &self.coefficients
+    }
+
+    /// Whether `f32` tensors are swept in `f32` arithmetic: where the first-order error bound of
+    /// those sweeps is at most [`F32_ARITHMETIC_BOUND`] (small λ: up to about 3.3 for Neumann
+    /// and Dirichlet, 1.7 for periodic); otherwise they run in `f64`, like every `f64` tensor.
+    ///
+    /// ```
+    /// use chandir::solve::Sweep;
+    /// use chandir::Boundary;
+    ///
+    /// assert!(Sweep::sobolev(64, 1.0, Boundary::Neumann).uses_f32_arithmetic());
+    /// assert!(!Sweep::sobolev(64, 1e4, Boundary::Neumann).uses_f32_arithmetic());
+    /// ```
+    pub fn uses_f32_arithmetic(&self) -> bool {
+        *self
+            .f32_arithmetic
+            .get_or_init(|| self.coefficients.f32_error_bound() <= F32_ARITHMETIC_BOUND)
     }
 
     #[inline(always)]
@@ -51,29 +77,54 @@ impl Sweep {
         let (carry, rest) = scratch.split_at_mut(w);
         let last = &mut rest[..w];
         last.fill(0.0);
+        let mut largest = 0;
+        if m < n {
+            largest = block
+                .row(n - 1)
+                .iter()
+                .fold(0, |l, &g| l.max(magnitude_key(g)));
+        }
         for i in 0..m {
             let (alpha, coupling) = (c.alpha.get(i), c.coupling.get(i));
-            if i == 0 {
-                forward_first(block.row(0), carry, alpha);
+            largest = largest.max(if i == 0 {
+                forward_first(block.row(0), carry, alpha)
             } else {
-                forward(block.row(i), carry, alpha, coupling);
-            }
+                forward(block.row(i), carry, alpha, coupling)
+            });
             let kappa = c.kappa.get(i);
             if kappa != 0.0 {
                 accumulate(last, carry, kappa);
             }
         }
+        // Only values near the largest float can make `8·x̃` round past it: then store clamped.
+        if far_from_overflow::<T>(largest) {
+            self.backward_rows::<T, false>(block, carry, last);
+        } else {
+            self.backward_rows::<T, true>(block, carry, last);
+        }
+    }
+
+    /// The last row (if any) and the backward sweep, storing with or without the clamp.
+    #[inline(always)]
+    fn backward_rows<T: Float, const CLAMP: bool>(
+        &self,
+        block: &mut RowBlock<'_, T>,
+        carry: &mut [f64],
+        last: &mut [f64],
+    ) {
+        let c = &self.coefficients;
+        let (n, m) = (c.n, c.m);
         if m < n {
-            last_row(block.row(n - 1), carry, last, c.gamma);
+            last_row::<T, CLAMP>(block.row(n - 1), carry, last, c.gamma);
         } else {
             carry.fill(0.0);
         }
         for i in (0..m).rev() {
             let (coupling, mu) = (c.coupling.get(i), c.mu.get(i));
             if mu == 0.0 {
-                backward(block.row(i), carry, c.beta, coupling);
+                backward::<T, CLAMP>(block.row(i), carry, c.beta, coupling);
             } else {
-                backward_spiked(block.row(i), carry, last, c.beta, coupling, mu);
+                backward_spiked::<T, CLAMP>(block.row(i), carry, last, c.beta, coupling, mu);
             }
         }
     }
@@ -95,39 +146,225 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        if is_f32::<T>() && self.uses_f32_arithmetic() {
+            // SAFETY: `T` is `f32` (checked just above), so the block's rows are rows of `f32`.
+            let block =
+                unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f32>>() };
+            return self.sweep_f32_dispatch(block);
+        }
         self.sweep_dispatch(block, scratch);
     }
 }
 
-/// `x = 8·x̃` in the storage type. A finite `x̃` whose stored value rounds past the largest float
-/// is the exact answer, at most the largest input by the maximum principle, plus rounding (of
-/// `z` in `f32` storage, or of the product): store `±MAX`, not `∞`.
+/// Inputs at most this large cannot make an `f32` sweep overflow (`|x| ≤ max|g|` up to rounding).
+const F32_SAFE: f32 = f32::MAX / 16.0;
+
+impl Sweep {
+    /// Both sweeps in `f32` arithmetic, every carry read back from the block (where it is stored
+    /// exactly): `x` itself is carried (`8·x̃`, the scale folded into β, γ and κ).
+    #[inline(always)]
+    fn sweep_f32(&self, block: &mut RowBlock<'_, f32>) {
+        let c = &self.coefficients;
+        let (n, m) = (c.n, c.m);
+        let scale = OUT_SCALE as f32;
+        let beta = scale * c.beta as f32;
+        let spiked = m < n;
+        let mut largest = 0;
+        if spiked {
+            let gamma = scale * c.gamma as f32;
+            for g in block.row(n - 1) {
+                largest = largest.max(magnitude_bits(*g));
+                *g *= gamma;
+            }
+        }
+        largest = largest.max(f32_forward_first(block.row(0), c.alpha.get(0) as f32));
+        for i in 0..m {
+            if i > 0 {
+                let (prev, row) = block.pair(i - 1, i);
+                let (alpha, coupling) = (c.alpha.get(i) as f32, c.coupling.get(i) as f32);
+                largest = largest.max(f32_forward(row, prev, alpha, coupling));
+            }
+            let kappa = c.kappa.get(i);
+            if kappa != 0.0 {
+                let (row, last) = block.pair(i, n - 1);
+                f32_accumulate(last, row, scale * kappa as f32);
+            }
+        }
+        let exact = largest <= magnitude_bits(F32_SAFE);
+        if !spiked {
+            let coupling_zero = 0.0;
+            let row = block.row(m - 1);
+            row.iter_mut().for_each(|z| *z = beta * *z + coupling_zero);
+            if !exact {
+                row.iter_mut().for_each(|x| *x = clamp_f32(*x, true));
+            }
+        }
+        let top = if spiked { m } else { m - 1 };
+        for i in (0..top).rev() {
+            let (coupling, mu) = (c.coupling.get(i) as f32, c.mu.get(i) as f32);
+            let (next, last, row) = if spiked {
+                block.triple(i + 1, n - 1, i)
+            } else {
+                let (next, row) = block.pair(i + 1, i);
+                (next, &[][..], row)
+            };
+            match (mu == 0.0, exact) {
+                (true, true) => f32_backward(row, next, beta, coupling),
+                (false, true) => f32_backward_spiked(row, next, last, beta, coupling, mu),
+                _ => f32_backward_clamped(row, next, last, beta, coupling, mu),
+            }
+        }
+    }
+
+    wide_vector_build!(sweep_f32, sweep_f32_avx2, sweep_f32_dispatch, f32);
+}
+
+/// A value that overflowed although what it was made of is finite: the exact answer is at most
+/// the largest input (maximum principle), so the overflow is rounding: `±f32::MAX`.
 #[inline(always)]
-pub(crate) fn store<T: Float>(xt: f64) -> T {
+fn clamp_f32(x: f32, operands_finite: bool) -> f32 {
+    if x.is_infinite() && operands_finite {
+        f32::MAX.copysign(x)
+    } else {
+        x
+    }
+}
+
+/// The bits of `|v|`: ordered like `|v|` for every value, NaN above ∞, and an integer maximum
+/// vectorizes where a float one (with its NaN rule) does not.
+#[inline(always)]
+fn magnitude_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7fff_ffff
+}
+
+/// `z = α·g`; returns the largest [`magnitude_bits`] of `g`.
+#[inline(always)]
+fn f32_forward_first(row: &mut [f32], alpha: f32) -> u32 {
+    let mut largest = 0;
+    for g in row.iter_mut() {
+        largest = largest.max(magnitude_bits(*g));
+        *g *= alpha;
+    }
+    largest
+}
+
+/// `z = α·g + c·z₋₁`; returns the largest [`magnitude_bits`] of `g`.
+#[inline(always)]
+fn f32_forward(row: &mut [f32], prev: &[f32], alpha: f32, coupling: f32) -> u32 {
+    let mut largest = 0;
+    for (g, &z) in row.iter_mut().zip(prev) {
+        largest = largest.max(magnitude_bits(*g));
+        *g = alpha * *g + coupling * z;
+    }
+    largest
+}
+
+/// `acc += κ·z`, clamped (a few rows per block: the partial sums of the last row are bounded
+/// by the largest input, so only rounding can take them past the largest float).
+#[inline(always)]
+fn f32_accumulate(acc: &mut [f32], z: &[f32], kappa: f32) {
+    for (a, &z) in acc.iter_mut().zip(z) {
+        let sum = *a + kappa * z;
+        *a = clamp_f32(sum, a.is_finite() && z.is_finite());
+    }
+}
+
+/// `x = β·z + c·x₊₁`.
+#[inline(always)]
+fn f32_backward(row: &mut [f32], next: &[f32], beta: f32, coupling: f32) {
+    for (z, &x) in row.iter_mut().zip(next) {
+        *z = beta * *z + coupling * x;
+    }
+}
+
+/// `x = β·z + c·x₊₁ + μ·xₙ₋₁`.
+#[inline(always)]
+fn f32_backward_spiked(
+    row: &mut [f32],
+    next: &[f32],
+    last: &[f32],
+    beta: f32,
+    coupling: f32,
+    mu: f32,
+) {
+    for ((z, &x), &l) in row.iter_mut().zip(next).zip(last) {
+        *z = beta * *z + coupling * x + mu * l;
+    }
+}
+
+/// [`f32_backward_spiked`] (with `last` possibly empty) where inputs near the largest float may
+/// round past it.
+fn f32_backward_clamped(
+    row: &mut [f32],
+    next: &[f32],
+    last: &[f32],
+    beta: f32,
+    coupling: f32,
+    mu: f32,
+) {
+    for (j, (z, &x)) in row.iter_mut().zip(next).enumerate() {
+        let l = last.get(j).copied().unwrap_or(0.0);
+        let value = beta * *z + coupling * x + mu * l;
+        *z = clamp_f32(value, z.is_finite() && x.is_finite() && l.is_finite());
+    }
+}
+
+/// `x = 8·x̃` in the storage type. With `CLAMP`, a finite `x̃` whose stored value rounds past
+/// the largest float is the exact answer, at most the largest input by the maximum principle,
+/// plus rounding: store `±MAX`, not `∞`. (Without, the caller knows no input is that large.)
+#[inline(always)]
+pub(crate) fn store<T: Float, const CLAMP: bool>(xt: f64) -> T {
     let x: T = from_f64(OUT_SCALE * xt);
-    if x.is_infinite() && xt.is_finite() {
+    if CLAMP && x.is_infinite() && xt.is_finite() {
         T::max_value().copysign(x)
     } else {
         x
     }
 }
 
-/// `z = α·g` into the row and the carry.
+/// A 32-bit key that grows with `|g|` (NaN above ∞): the bits of `|g|` for `f32`, their upper
+/// half otherwise. An integer maximum of them vectorizes where a float one (with its NaN rule)
+/// does not, and 32-bit lanes are twice as many as 64-bit ones.
 #[inline(always)]
-fn forward_first<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64) {
-    for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
-        *z = alpha * to_f64(*g);
-        *g = from_f64(*z);
+pub(crate) fn magnitude_key<T: Float>(g: T) -> u32 {
+    if is_f32::<T>() {
+        // SAFETY: `T` is `f32`, checked just above.
+        let bits: u32 = unsafe { std::mem::transmute_copy(&g) };
+        bits & 0x7fff_ffff
+    } else {
+        ((to_f64(g).to_bits() >> 32) as u32) & 0x7fff_ffff
     }
 }
 
-/// `z = α·g + c·z₋₁` into the row and the carry.
+/// Whether no input with keys up to `largest` can make a result round past the largest float:
+/// every such input is below `MAX/8` (the key of `MAX/16`, give or take its dropped low bits).
 #[inline(always)]
-fn forward<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) {
+pub(crate) fn far_from_overflow<T: Float>(largest: u32) -> bool {
+    largest <= magnitude_key(T::max_value() / from_f64(16.0))
+}
+
+/// `z = α·g` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
+#[inline(always)]
+fn forward_first<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64) -> u32 {
+    let mut largest = 0;
     for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
+        largest = largest.max(magnitude_key(*g));
+        *z = alpha * to_f64(*g);
+        *g = from_f64(*z);
+    }
+    largest
+}
+
+/// `z = α·g + c·z₋₁` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
+#[inline(always)]
+fn forward<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) -> u32 {
+    let mut largest = 0;
+    for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
+        largest = largest.max(magnitude_key(*g));
         *z = alpha * to_f64(*g) + coupling * *z;
         *g = from_f64(*z);
     }
+    largest
 }
 
 /// `acc += κ·z`.
@@ -140,26 +377,36 @@ fn accumulate(acc: &mut [f64], z: &[f64], kappa: f64) {
 
 /// `x̃ = γ·g + acc` into the row (as `8·x̃`), the carry and `acc`.
 #[inline(always)]
-fn last_row<T: Float>(row: &mut [T], carry: &mut [f64], acc: &mut [f64], gamma: f64) {
+fn last_row<T: Float, const CLAMP: bool>(
+    row: &mut [T],
+    carry: &mut [f64],
+    acc: &mut [f64],
+    gamma: f64,
+) {
     for ((g, x), a) in row.iter_mut().zip(carry.iter_mut()).zip(acc.iter_mut()) {
         *a += gamma * to_f64(*g);
         *x = *a;
-        *g = store(*a);
+        *g = store::<T, CLAMP>(*a);
     }
 }
 
 /// `x̃ = β·z + c·x̃₊₁` into the row (as `8·x̃`) and the carry.
 #[inline(always)]
-fn backward<T: Float>(row: &mut [T], carry: &mut [f64], beta: f64, coupling: f64) {
+fn backward<T: Float, const CLAMP: bool>(
+    row: &mut [T],
+    carry: &mut [f64],
+    beta: f64,
+    coupling: f64,
+) {
     for (z, x) in row.iter_mut().zip(carry.iter_mut()) {
         *x = beta * to_f64(*z) + coupling * *x;
-        *z = store(*x);
+        *z = store::<T, CLAMP>(*x);
     }
 }
 
 /// `x̃ = β·z + c·x̃₊₁ + μ·x̃ₙ₋₁` into the row (as `8·x̃`) and the carry.
 #[inline(always)]
-fn backward_spiked<T: Float>(
+fn backward_spiked<T: Float, const CLAMP: bool>(
     row: &mut [T],
     carry: &mut [f64],
     last: &[f64],
@@ -169,6 +416,6 @@ fn backward_spiked<T: Float>(
 ) {
     for ((z, x), &l) in row.iter_mut().zip(carry.iter_mut()).zip(last) {
         *x = beta * to_f64(*z) + coupling * *x + mu * l;
-        *z = store(*x);
+        *z = store::<T, CLAMP>(*x);
     }
 }
