@@ -4,7 +4,7 @@
 //! checkpoints.
 //!
 //! ```text
-//! cargo run --release --example reproduce                     # headline: SGD vs SGD + H1 (≈ 5 min)
+//! cargo run --release --example reproduce                     # headline: SGD vs SGD + H1 (~1 min)
 //! cargo run --release --example reproduce -- --full           # every method, batch 8 and 64, tuned
 //! cargo run --release --example reproduce -- --quick          # smoke run (seconds; numbers mean nothing)
 //! cargo run --release --example reproduce -- --full --snapshot   # rewrite results/ and the README's results
