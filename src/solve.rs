@@ -24,6 +24,7 @@ mod coefficients;
 mod long_fiber;
 mod reweighted;
 mod sweep;
+mod transposed;
 
 use std::marker::PhantomData;
 
@@ -32,6 +33,8 @@ use num_traits::Float;
 pub use coefficients::{ExpandedCoefficients, SweepCoefficients, OUT_SCALE};
 pub use reweighted::Reweighted;
 pub use sweep::{Sweep, F32_ARITHMETIC_BOUND};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use transposed::transpose8;
 
 use crate::{Boundary, Metric};
 
@@ -55,6 +58,18 @@ pub trait BlockSolver<T>: Send + Sync {
     /// How many `f64` of scratch [`BlockSolver::solve_fiber`] needs.
     fn fiber_scratch_len(&self) -> usize {
         self.scratch_len(1)
+    }
+
+    /// Overwrites eight contiguous fibers (fiber `k` is the [`BlockSolver::len`] values from
+    /// `fibers[k]` on) with `A⁻¹g` in place, where the kernel can without packing them into a
+    /// block; returns whether it did (the default: no).
+    ///
+    /// # Safety
+    /// Each pointer must address `len()` valid values, borrowed uniquely; the fibers must not
+    /// overlap.
+    unsafe fn solve_eight_contiguous(&self, fibers: [*mut T; 8]) -> bool {
+        let _ = fibers;
+        false
     }
 
     /// Overwrites one contiguous fiber `g` (of length [`BlockSolver::len`]) with `A⁻¹g`: the case of

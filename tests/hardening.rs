@@ -412,11 +412,15 @@ proptest! {
 /// contiguous fibers) give bitwise the result of the in-place path on the same logical fibers.
 #[test]
 fn packed_paths_match_the_in_place_path_bitwise() {
-    fn check<T: num_traits::Float + Send + Sync + std::fmt::Debug>(shape: &[usize], lambda: f64) {
+    fn check<T: num_traits::Float + Send + Sync + std::fmt::Debug>(
+        shape: &[usize],
+        lambda: f64,
+        scale: f64,
+    ) {
         let len: usize = shape.iter().product();
         let g = ArrayD::from_shape_vec(IxDyn(shape), values(len, len as u64, 1.5))
             .unwrap()
-            .mapv(|v| T::from(v).unwrap());
+            .mapv(|v| T::from(v / 1.5 * scale).unwrap());
         for metric in metrics(lambda) {
             // Fibers along axis 1 (packed), and the same fibers along axis 0 of a copy with the
             // first two axes swapped into contiguous memory (in place).
@@ -447,8 +451,11 @@ fn packed_paths_match_the_in_place_path_bitwise() {
         vec![4, 6, 11],
     ] {
         for lambda in [0.5, 1e3] {
-            check::<f32>(&shape, lambda);
-            check::<f64>(&shape, lambda);
+            check::<f32>(&shape, lambda, 1.5);
+            check::<f64>(&shape, lambda, 1.5);
+            // Near the largest float: the clamped kernels.
+            check::<f32>(&shape, lambda, f32::MAX as f64);
+            check::<f64>(&shape, lambda, f64::MAX);
         }
     }
 }
