@@ -26,7 +26,10 @@ mod reweighted;
 mod sweep;
 mod transposed;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use num_traits::Float;
 
@@ -93,9 +96,55 @@ pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn
         Metric::ReweightedH0 { .. } if n == 1 => None,
         Metric::ReweightedH0 { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
         Metric::SobolevH1 { boundary, .. } if n == 1 && boundary != Boundary::Dirichlet => None,
-        Metric::SobolevH1 { lambda, boundary } => {
-            Some(Box::new(Sweep::sobolev(n, lambda, boundary)))
+        Metric::SobolevH1 { lambda, boundary } => Some(Box::new(cached_sweep(n, lambda, boundary))),
+    }
+}
+
+/// The sweeps for `(n, λ, boundary)`, shared: a training loop asks for the same few plans every
+/// step (one per distinct channel count), and making one (coefficients, the `f32` error bound,
+/// the rounded `f32` coefficients) costs about as much as smoothing a small tensor.
+fn cached_sweep(n: usize, lambda: f64, boundary: Boundary) -> Arc<Sweep> {
+    type Key = (usize, u64, Boundary);
+    /// Enough for every distinct fiber length of a large model; beyond it the cache starts over.
+    const CAPACITY: usize = 256;
+    thread_local! {
+        // One cache per thread: no lock, and no reference count shared between cores.
+        static CACHE: RefCell<HashMap<Key, Arc<Sweep>>> = RefCell::new(HashMap::new());
+    }
+    let key = (n, lambda.to_bits(), boundary);
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(sweep) = cache.get(&key) {
+            return Arc::clone(sweep);
         }
+        if cache.len() >= CAPACITY {
+            cache.clear();
+        }
+        let sweep = Arc::new(Sweep::sobolev(n, lambda, boundary));
+        cache.insert(key, Arc::clone(&sweep));
+        sweep
+    })
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for Arc<Sweep> {
+    fn len(&self) -> usize {
+        BlockSolver::<T>::len(&**self)
+    }
+    fn scratch_len(&self, width: usize) -> usize {
+        BlockSolver::<T>::scratch_len(&**self, width)
+    }
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        (**self).solve(block, scratch)
+    }
+    unsafe fn solve_eight_contiguous(&self, fibers: [*mut T; 8]) -> bool {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).solve_eight_contiguous(fibers) }
+    }
+    fn fiber_scratch_len(&self) -> usize {
+        BlockSolver::<T>::fiber_scratch_len(&**self)
+    }
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        (**self).solve_fiber(fiber, scratch)
     }
 }
 
