@@ -4,11 +4,13 @@
 //! Every number is a ratio of two medians measured in this run on the same tensor: a kernel's
 //! time over a plain copy of the tensor (the memory floor), or a baseline's time over the kernel's.
 //! `--quick` measures only the small shapes, for a smoke run; `--only TEXT` keeps the shapes whose
-//! printed form contains TEXT.
+//! printed form contains TEXT; `--write BENCHMARKS.md` regenerates that file (date, machine,
+//! tables, targets) from this run.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chandir::optim::precondition_each;
@@ -47,7 +49,9 @@ fn h1(boundary: Boundary, direction: Direction) -> ChannelDirected {
 struct Row {
     shape: String,
     copy_us: f64,
-    cells: Vec<String>,
+    /// H1 out / copy, naive / H1 out, periodic / copy, FFT / periodic, rH0 / copy, H1 in / copy,
+    /// H1 flat / copy, 1 thread / all.
+    ratios: Vec<f64>,
 }
 
 fn ratio(x: f64) -> String {
@@ -85,30 +89,33 @@ fn measure<T: Float + Send + Sync>(
     Row {
         shape: format!("{shape:?}"),
         copy_us: copy * 1e6,
-        cells: vec![
-            ratio(neumann / copy),
-            ratio(naive / neumann),
-            ratio(periodic / copy),
-            ratio(fft_time / periodic),
-            ratio(reweighted / copy),
-            ratio(input / copy),
-            ratio(flattened / copy),
-            ratio(neumann / threaded),
+        ratios: vec![
+            neumann / copy,
+            naive / neumann,
+            periodic / copy,
+            fft_time / periodic,
+            reweighted / copy,
+            input / copy,
+            flattened / copy,
+            neumann / threaded,
         ],
     }
 }
 
-fn print_rows(title: &str, rows: &[Row]) {
-    println!("\n### {title}\n");
-    println!("| shape | copy (µs) | H1 out / copy | naive / H1 out | periodic out / copy | FFT / periodic | rH0 out / copy | H1 in / copy | H1 flat / copy | 1 thread / all |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+fn print_rows(out: &mut String, title: &str, rows: &[Row]) {
+    writeln!(out, "\n### {title}\n").unwrap();
+    writeln!(out, "| shape | copy (µs) | H1 out / copy | naive / H1 out | periodic out / copy | FFT / periodic | rH0 out / copy | H1 in / copy | H1 flat / copy | 1 thread / all |").unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
     for r in rows {
-        println!(
+        let cells: Vec<String> = r.ratios.iter().map(|&x| ratio(x)).collect();
+        writeln!(
+            out,
             "| {} | {:.1} | {} |",
             r.shape,
             r.copy_us,
-            r.cells.join(" | ")
-        );
+            cells.join(" | ")
+        )
+        .unwrap();
     }
 }
 
@@ -149,32 +156,165 @@ fn whole_set<T: Float + Send + Sync>(
     (copy, one, all)
 }
 
-fn print_set(name: &str, set: &[[usize; 4]], single: &rayon::ThreadPool, budget: Duration) {
-    let total: usize = set.iter().map(|s| s.iter().product::<usize>()).sum();
-    println!(
-        "\n### Whole {name} conv set ({} tensors, {:.2} M values), H1 Neumann output\n",
-        set.len(),
-        total as f64 / 1e6
-    );
-    println!("| type | copy (ms) | one by one / copy, 1 thread | whole-model call / copy, all threads | 1 thread / all |");
-    println!("|---|---:|---:|---:|---:|");
-    let (c, o, a) = whole_set::<f32>(set, single, budget);
-    println!(
-        "| f32 | {:.3} | {:.2} | {:.2} | {:.2} |",
-        c * 1e3,
-        o / c,
-        a / c,
-        o / a
-    );
-    let (c, o, a) = whole_set::<f64>(set, single, budget);
-    println!(
-        "| f64 | {:.3} | {:.2} | {:.2} | {:.2} |",
-        c * 1e3,
-        o / c,
-        a / c,
-        o / a
-    );
+/// `(copy, one by one on 1 thread, whole-model call on all threads)` for f32 and f64.
+struct Set {
+    name: &'static str,
+    tensors: usize,
+    values: usize,
+    f32: (f64, f64, f64),
+    f64: (f64, f64, f64),
 }
+
+fn measure_set(
+    name: &'static str,
+    set: &[[usize; 4]],
+    single: &rayon::ThreadPool,
+    budget: Duration,
+) -> Set {
+    Set {
+        name,
+        tensors: set.len(),
+        values: set.iter().map(|s| s.iter().product::<usize>()).sum(),
+        f32: whole_set::<f32>(set, single, budget),
+        f64: whole_set::<f64>(set, single, budget),
+    }
+}
+
+fn print_set(out: &mut String, set: &Set) {
+    writeln!(
+        out,
+        "\n### Whole {} conv set ({} tensors, {:.2} M values), H1 Neumann output\n",
+        set.name,
+        set.tensors,
+        set.values as f64 / 1e6
+    )
+    .unwrap();
+    writeln!(out, "| type | copy (ms) | one by one / copy, 1 thread | whole-model call / copy, all threads | 1 thread / all |").unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|").unwrap();
+    for (name, (c, o, a)) in [("f32", set.f32), ("f64", set.f64)] {
+        writeln!(
+            out,
+            "| {name} | {:.3} | {:.2} | {:.2} | {:.2} |",
+            c * 1e3,
+            o / c,
+            a / c,
+            o / a
+        )
+        .unwrap();
+    }
+}
+
+/// The targets of the speed issue, each against what this run measured (f32).
+fn print_targets(out: &mut String, rows: &[Row], sets: &[Set]) {
+    let find = |shape: &str| rows.iter().find(|r| r.shape == shape).map(|r| &r.ratios);
+    let mut lines: Vec<(String, String, Option<bool>)> = Vec::new();
+    let mut at_most = |what: &str, shape: &str, column: usize, target: f64| {
+        if let Some(r) = find(shape) {
+            let v = r[column];
+            lines.push((
+                format!("{what} `{shape}` ≤ {target}× copy"),
+                format!("{v:.2}×"),
+                Some(v <= target),
+            ));
+        }
+    };
+    at_most("H1 Neumann output, 1 thread,", "[512, 512, 3, 3]", 0, 1.5);
+    at_most("H1 Neumann output, 1 thread,", "[64, 64, 3, 3]", 0, 2.0);
+    at_most("H1 Neumann output, 1 thread,", "[2048, 512, 1, 1]", 0, 2.0);
+    for shape in ["[512, 512, 3, 3]", "[2048, 512, 1, 1]", "[4096, 4096]"] {
+        at_most("H1 input axis (≥ 1 M values), 1 thread,", shape, 5, 4.0);
+    }
+    for set in sets {
+        let (c, o, a) = set.f32;
+        match set.name {
+            "ResNet-50" => {
+                lines.push((
+                    "whole ResNet-50 conv set, 1 thread, ≤ 1.3× copy".into(),
+                    format!("{:.2}×", o / c),
+                    Some(o / c <= 1.3),
+                ));
+                lines.push((
+                    "whole ResNet-50 conv set, whole-model call, all threads vs 1, ≥ 1.7×".into(),
+                    format!("{:.2}×", o / a),
+                    Some(o / a >= 1.7),
+                ));
+            }
+            _ => lines.push((
+                format!(
+                    "whole {} conv set, whole-model call, all threads vs 1, ≥ 1.6×",
+                    set.name
+                ),
+                format!("{:.2}×", o / a),
+                Some(o / a >= 1.6),
+            )),
+        }
+    }
+    writeln!(out, "\n## Against the targets (f32)\n").unwrap();
+    writeln!(out, "| target | measured | |").unwrap();
+    writeln!(out, "|---|---:|---|").unwrap();
+    for (what, measured, met) in lines {
+        let verdict = match met {
+            Some(true) => "met",
+            Some(false) => "missed",
+            None => "",
+        };
+        writeln!(out, "| {what} | {measured} | {verdict} |").unwrap();
+    }
+}
+
+/// What this machine is, read from the OS (Linux), for the header of BENCHMARKS.md.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU")
+        .to_string();
+    let cache = |index: usize| {
+        std::fs::read_to_string(format!(
+            "/sys/devices/system/cpu/cpu0/cache/index{index}/size"
+        ))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
+    };
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "?".into());
+    let avx2 = if std::arch::is_x86_feature_detected!("avx2") {
+        "AVX2"
+    } else {
+        "no AVX2"
+    };
+    format!(
+        "{model}, {} threads, L1d {} / L2 {} per core, L3 {}, {avx2}; load average (1, 5, 15 min) {load} at the end of the run",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cache(0),
+        cache(2),
+        cache(3),
+    )
+}
+
+fn today() -> String {
+    std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown date".into())
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename.
+fn write_atomically(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+const PREAMBLE: &str = include_str!("bench_table/preamble.md");
+const WHY: &str = include_str!("bench_table/why.md");
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -197,7 +337,9 @@ fn main() {
     {
         shapes.retain(|s| format!("{s:?}").contains(filter.as_str()));
     }
-    println!("Ratios of medians in one run; 1 thread unless the column says otherwise; all threads = {}.", rayon::current_num_threads());
+    let mut out = String::new();
+    writeln!(out, "Ratios of medians in one run; 1 thread unless the column says otherwise; all threads = {}.", rayon::current_num_threads()).unwrap();
+    let mut f32_rows = Vec::new();
     for (name, f64_too) in [("f32", false), ("f64", true)] {
         let rows: Vec<Row> = shapes
             .iter()
@@ -209,13 +351,37 @@ fn main() {
                 }
             })
             .collect();
-        print_rows(name, &rows);
+        print_rows(&mut out, name, &rows);
+        if !f64_too {
+            f32_rows = rows;
+        }
     }
     let set = if quick {
         resnet50_convs()[..5].to_vec()
     } else {
         resnet50_convs()
     };
-    print_set("ResNet-50", &set, &single, budget);
-    print_set("ResNet-56", &resnet56_convs(), &single, budget);
+    let sets = [
+        measure_set("ResNet-50", &set, &single, budget),
+        measure_set("ResNet-56", &resnet56_convs(), &single, budget),
+    ];
+    for set in &sets {
+        print_set(&mut out, set);
+    }
+    print_targets(&mut out, &f32_rows, &sets);
+    print!("{out}");
+    // `--write BENCHMARKS.md` regenerates the file: date, machine, these tables, the notes.
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--write")
+        .and_then(|i| args.get(i + 1))
+    {
+        let document = format!(
+            "{PREAMBLE}\nMeasured on {}, {}.\n\n{out}\n{WHY}",
+            today(),
+            machine()
+        );
+        write_atomically(std::path::Path::new(path), &document).expect("BENCHMARKS.md written");
+        println!("\nwrote {path}");
+    }
 }

@@ -246,9 +246,11 @@ impl ChannelDirected {
     /// - every finite λ ≥ 0 (up to `f64::MAX`) and every finite value (up to the largest float)
     ///   gets a finite answer, exact up to rounding: for `f64`, each value is within
     ///   `(4n + 16)·2⁻⁵³·max|g|` of the exact solution (`max|g|` over its fiber), a bound that does
-    ///   not grow with λ; `f32` storage adds at most two roundings to `f32` and stays within
-    ///   `10⁻⁵·max|g|` (coefficients are computed without cancellation, and the sweeps run and
-    ///   carry in `f64`, see [`crate::solve::SweepCoefficients`]);
+    ///   not grow with λ; `f32` storage stays within `10⁻⁵·max|g|` (coefficients are computed
+    ///   without cancellation; the sweeps run and carry in `f64`, or in `f32` where their error
+    ///   bound is below `10⁻⁶·max|g|`, see [`crate::solve::SweepCoefficients`]). Subnormal
+    ///   values, which have no relative precision to keep, add a few units of the smallest float
+    ///   (`16 + 4·√min(n, 1 + λ)` for `f32`);
     /// - maximum principle: every output value lies between the smallest and the largest value
     ///   of its input fiber, up to that rounding (for Dirichlet, between those and 0);
     /// - results are bitwise identical for every view of the same logical tensor (permuted,

@@ -24,14 +24,20 @@ mod coefficients;
 mod long_fiber;
 mod reweighted;
 mod sweep;
+mod transposed;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use num_traits::Float;
 
 pub use coefficients::{ExpandedCoefficients, SweepCoefficients, OUT_SCALE};
 pub use reweighted::Reweighted;
-pub use sweep::Sweep;
+pub use sweep::{Sweep, F32_ARITHMETIC_BOUND};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use transposed::transpose8;
 
 use crate::{Boundary, Metric};
 
@@ -57,6 +63,18 @@ pub trait BlockSolver<T>: Send + Sync {
         self.scratch_len(1)
     }
 
+    /// Overwrites eight contiguous fibers (fiber `k` is the [`BlockSolver::len`] values from
+    /// `fibers[k]` on) with `A⁻¹g` in place, where the kernel can without packing them into a
+    /// block; returns whether it did (the default: no).
+    ///
+    /// # Safety
+    /// Each pointer must address `len()` valid values, borrowed uniquely; the fibers must not
+    /// overlap.
+    unsafe fn solve_eight_contiguous(&self, fibers: [*mut T; 8]) -> bool {
+        let _ = fibers;
+        false
+    }
+
     /// Overwrites one contiguous fiber `g` (of length [`BlockSolver::len`]) with `A⁻¹g`: the case of
     /// [`crate::Direction::Flattened`], where a block would have a single column.
     fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
@@ -78,9 +96,55 @@ pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn
         Metric::ReweightedH0 { .. } if n == 1 => None,
         Metric::ReweightedH0 { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
         Metric::SobolevH1 { boundary, .. } if n == 1 && boundary != Boundary::Dirichlet => None,
-        Metric::SobolevH1 { lambda, boundary } => {
-            Some(Box::new(Sweep::sobolev(n, lambda, boundary)))
+        Metric::SobolevH1 { lambda, boundary } => Some(Box::new(cached_sweep(n, lambda, boundary))),
+    }
+}
+
+/// The sweeps for `(n, λ, boundary)`, shared: a training loop asks for the same few plans every
+/// step (one per distinct channel count), and making one (coefficients, the `f32` error bound,
+/// the rounded `f32` coefficients) costs about as much as smoothing a small tensor.
+fn cached_sweep(n: usize, lambda: f64, boundary: Boundary) -> Arc<Sweep> {
+    type Key = (usize, u64, Boundary);
+    /// Enough for every distinct fiber length of a large model; beyond it the cache starts over.
+    const CAPACITY: usize = 256;
+    thread_local! {
+        // One cache per thread: no lock, and no reference count shared between cores.
+        static CACHE: RefCell<HashMap<Key, Arc<Sweep>>> = RefCell::new(HashMap::new());
+    }
+    let key = (n, lambda.to_bits(), boundary);
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(sweep) = cache.get(&key) {
+            return Arc::clone(sweep);
         }
+        if cache.len() >= CAPACITY {
+            cache.clear();
+        }
+        let sweep = Arc::new(Sweep::sobolev(n, lambda, boundary));
+        cache.insert(key, Arc::clone(&sweep));
+        sweep
+    })
+}
+
+impl<T: Float + Send + Sync> BlockSolver<T> for Arc<Sweep> {
+    fn len(&self) -> usize {
+        BlockSolver::<T>::len(&**self)
+    }
+    fn scratch_len(&self, width: usize) -> usize {
+        BlockSolver::<T>::scratch_len(&**self, width)
+    }
+    fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        (**self).solve(block, scratch)
+    }
+    unsafe fn solve_eight_contiguous(&self, fibers: [*mut T; 8]) -> bool {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { (**self).solve_eight_contiguous(fibers) }
+    }
+    fn fiber_scratch_len(&self) -> usize {
+        BlockSolver::<T>::fiber_scratch_len(&**self)
+    }
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+        (**self).solve_fiber(fiber, scratch)
     }
 }
 

@@ -412,11 +412,15 @@ proptest! {
 /// contiguous fibers) give bitwise the result of the in-place path on the same logical fibers.
 #[test]
 fn packed_paths_match_the_in_place_path_bitwise() {
-    fn check<T: num_traits::Float + Send + Sync + std::fmt::Debug>(shape: &[usize], lambda: f64) {
+    fn check<T: num_traits::Float + Send + Sync + std::fmt::Debug>(
+        shape: &[usize],
+        lambda: f64,
+        scale: f64,
+    ) {
         let len: usize = shape.iter().product();
         let g = ArrayD::from_shape_vec(IxDyn(shape), values(len, len as u64, 1.5))
             .unwrap()
-            .mapv(|v| T::from(v).unwrap());
+            .mapv(|v| T::from(v / 1.5 * scale).unwrap());
         for metric in metrics(lambda) {
             // Fibers along axis 1 (packed), and the same fibers along axis 0 of a copy with the
             // first two axes swapped into contiguous memory (in place).
@@ -447,8 +451,39 @@ fn packed_paths_match_the_in_place_path_bitwise() {
         vec![4, 6, 11],
     ] {
         for lambda in [0.5, 1e3] {
-            check::<f32>(&shape, lambda);
-            check::<f64>(&shape, lambda);
+            check::<f32>(&shape, lambda, 1.5);
+            check::<f64>(&shape, lambda, 1.5);
+            // Near the largest float: the clamped kernels.
+            check::<f32>(&shape, lambda, f32::MAX as f64);
+            check::<f64>(&shape, lambda, f64::MAX);
+        }
+    }
+}
+
+/// Subnormal `f32` gradients: the answer is exact up to `16 + 4·√min(n, 1 + λ)` units of the
+/// smallest subnormal (a subnormal has no relative precision to keep, and a sweep adds up about
+/// `min(n, √λ)` absolute roundings).
+#[test]
+fn subnormal_f32_values_stay_within_a_few_units_of_the_smallest_float() {
+    for scale in [1e-38, 1e-41, 1e-44] {
+        for n in [2, 3, 9, 64] {
+            let g32: Vec<f32> = values(n, n as u64 + 7, scale)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let g: Vec<f64> = g32.iter().map(|&v| v as f64).collect();
+            for lambda in [0.5, 1.0, 30.0, 400.0, 1e6] {
+                for metric in metrics(lambda) {
+                    let x: Vec<f64> = apply(metric, &g32).iter().map(|&v| v as f64).collect();
+                    let err = exact_error(&x, &exact_solve(&metric, &g));
+                    let units = 16.0 + 4.0 * (n as f64).min(1.0 + lambda).sqrt();
+                    let floor = units * f64::from(f32::from_bits(1));
+                    assert!(
+                        err <= 1e-5 * max_abs(&g) + floor,
+                        "{metric:?} n {n} scale {scale:e}: error {err:e}"
+                    );
+                }
+            }
         }
     }
 }

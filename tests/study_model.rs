@@ -13,7 +13,8 @@
 mod model;
 
 use model::{
-    col2im, im2col, relu, relu_backward, softmax_cross_entropy, Conv, Geometry, Linear, Network,
+    col2im, im2col, max_pool2, max_pool2_backward, relu, relu_backward, softmax_cross_entropy,
+    Conv, Geometry, Linear, Network,
 };
 use ndarray::{Array2, Array4, ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
@@ -234,6 +235,31 @@ fn relu_backward_matches_finite_differences() {
 }
 
 #[test]
+fn max_pool2_matches_a_direct_loop_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    // distinct values (no ties within ±ε), as after a ReLU of a generic input
+    let x = random(&mut rng, &[2, 3, 4, 6]);
+    let (out, argmax) = max_pool2(&x);
+    assert_eq!(out.shape(), &[2, 3, 2, 3]);
+    let x4 = as4(&x);
+    for ((b, c, y, xx), &v) in as4(&out).indexed_iter() {
+        let window = [
+            x4[[b, c, 2 * y, 2 * xx]],
+            x4[[b, c, 2 * y, 2 * xx + 1]],
+            x4[[b, c, 2 * y + 1, 2 * xx]],
+            x4[[b, c, 2 * y + 1, 2 * xx + 1]],
+        ];
+        assert_eq!(v, window.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    }
+    let readout = random(&mut rng, out.shape());
+    let grad = max_pool2_backward(x.shape(), &argmax, &readout);
+    let err = max_fd_error(&x, &grad, |x| (&max_pool2(x).0 * &readout).sum());
+    assert!(err < TOL, "{err:e}");
+    // exactly one input per window receives its output's gradient
+    assert_eq!(grad.iter().filter(|g| **g != 0.0).count(), out.len());
+}
+
+#[test]
 fn softmax_cross_entropy_value_and_gradient() {
     // uniform logits: loss ln(classes), one correct arg-max (ties go to the first class)
     let (loss, _, correct) = softmax_cross_entropy(&Array2::<f64>::zeros((2, 10)), &[0, 3]);
@@ -311,6 +337,25 @@ fn digits_network_backward_matches_finite_differences() {
     assert_eq!(net.params()[4].1.shape(), &[10, 32 * 4 * 4]);
     let x = random(&mut rng, &[2, 1, 8, 8]);
     check_network(net, x, &[5, 0]);
+}
+
+#[test]
+fn mnist_network_backward_matches_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    // the study's shapes on 28×28 inputs
+    let net = Network::<f64>::mnist(&mut rng, 28, 10);
+    let shapes: Vec<Vec<usize>> = net
+        .params()
+        .iter()
+        .map(|(_, p)| p.shape().to_vec())
+        .collect();
+    assert_eq!(shapes[0], [16, 1, 3, 3]);
+    assert_eq!(shapes[2], [32, 16, 3, 3]);
+    assert_eq!(shapes[4], [10, 32 * 7 * 7]);
+    // the same layers on 8×8 inputs keep the finite-difference check fast
+    let net = Network::<f64>::mnist(&mut rng, 8, 10);
+    let x = random(&mut rng, &[2, 1, 8, 8]);
+    check_network(net, x, &[2, 9]);
 }
 
 #[test]

@@ -1,676 +1,464 @@
-//! The study: what channel-directed gradients (Lao et al., arXiv 2008.10766) do on real data.
-//!
-//! Trains small CNNs (hand-written forward/backward on ndarray, see `model.rs`) on MNIST-1D and the
-//! UCI handwritten digits with SGD and Adam, with and without channel-directed preconditioning,
-//! over many seeds, and writes a markdown table, SVG plots and two checkpoints per data set.
+//! The study: does channel-directed gradient smoothing (Lao et al., arXiv 2008.10766) make small
+//! CNNs better on real data, with every method tuned on a validation split and compared seed by
+//! seed? Writes a claims table (one verdict per claim of the paper), tables, SVG figures and
+//! checkpoints.
 //!
 //! ```text
-//! cargo run --release --example reproduce                # the full study (< 30 min on 2 cores)
-//! cargo run --release --example reproduce -- --quick     # smoke run (< 1 min)
-//! cargo run --release --example reproduce -- --seeds 4 --epochs 10 --out /tmp/study
+//! cargo run --release --example reproduce                     # headline: SGD vs SGD + H1 (~1 min)
+//! cargo run --release --example reproduce -- --full           # every method, batch 8 and 64, tuned
+//! cargo run --release --example reproduce -- --quick          # smoke run (seconds; numbers mean nothing)
+//! cargo run --release --example reproduce -- --full --snapshot   # rewrite results/ and the README's results
 //! ```
+//!
+//! Output goes to `reproduce-out/` (ignored by git) or `--out DIR`; only `--snapshot` writes the
+//! committed snapshot `results/` and the README section between its markers.
 
+mod data;
 mod model;
 mod plots;
+mod protocol;
+mod report;
+mod runner;
+mod stats;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chandir::optim::{AdamConfig, ChannelDirectedOptimizer, Optimizer, ParamStates, SgdConfig};
-use chandir::{Boundary, ChannelDirected, Direction, Metric};
-use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
+use ndarray::ArrayD;
 
-use model::Network;
+use data::{BoxError, DataKind, Dataset};
+use protocol::{Grid, Method, RunSpec, Setting, TestSplit, Tuned};
+use report::{Correlation, Evaluated, LambdaZero, Stability, Study};
+use runner::Job;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The batch size of the headline comparison (the default run): small batches give the noisy
+/// gradients that smoothing is meant to help with.
+const HEADLINE_BATCH: usize = 8;
+/// Seeds of the final evaluation (fresh: the tuning seeds are 1000 and up).
+const EVAL_SEEDS: u64 = 10;
+const README_BEGIN: &str = "<!-- reproduce:results:begin -->";
+const README_END: &str = "<!-- reproduce:results:end -->";
 
-const SGD_MOMENTUM: f64 = 0.9;
-const SGD_WEIGHT_DECAY: f64 = 5e-4;
-const ADAM_LR: f64 = 1e-3;
-/// λ of the smoothing methods, except in the λ sweep.
-const DEFAULT_LAMBDA: f64 = 1.0;
-const LAMBDA_SWEEP: [f64; 5] = [0.03, 0.1, 0.3, 1.0, 3.0];
-const LR_SWEEP: [f64; 4] = [0.05, 0.1, 0.2, 0.4];
-/// The seed of the fixed train/test split of the UCI digits (independent of the run seeds).
-const DIGITS_SPLIT_SEED: u64 = 1998;
-const DIGITS_TRAIN: usize = 1347;
-const EVAL_CHUNK: usize = 500;
-
-// ---------------------------------------------------------------------------------------------
-// Data
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum DataKind {
-    Mnist1d,
-    Digits,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Quick,
+    Default,
+    Full,
 }
 
-struct Dataset {
-    kind: DataKind,
-    name: &'static str,
-    train_x: Array2<f32>,
-    train_y: Vec<u8>,
-    test_x: Array2<f32>,
-    test_y: Vec<u8>,
-    /// The shape of one sample as the network sees it: `[1, 40]` or `[1, 8, 8]`.
-    sample_shape: Vec<usize>,
-}
-
-impl Dataset {
-    fn load(kind: DataKind, dir: &Path) -> Result<Self, BoxError> {
-        let read_f32 = |name: &str| -> Result<Array2<f32>, BoxError> {
-            Ok(ndarray_npy::read_npy(dir.join(name))?)
-        };
-        let read_labels = |name: &str| -> Result<Vec<u8>, BoxError> {
-            let y: Array1<u8> = ndarray_npy::read_npy(dir.join(name))?;
-            Ok(y.to_vec())
-        };
-        let (train_x, train_y, test_x, test_y, sample_shape, name) = match kind {
-            DataKind::Mnist1d => {
-                let train_x = read_f32("mnist1d_x_train.npy")?;
-                let length = train_x.ncols();
-                (
-                    train_x,
-                    read_labels("mnist1d_y_train.npy")?,
-                    read_f32("mnist1d_x_test.npy")?,
-                    read_labels("mnist1d_y_test.npy")?,
-                    vec![1, length],
-                    "MNIST-1D",
-                )
-            }
-            DataKind::Digits => {
-                let x: Array2<u8> = ndarray_npy::read_npy(dir.join("digits_x.npy"))?;
-                let y = read_labels("digits_y.npy")?;
-                let mut order: Vec<usize> = (0..x.nrows()).collect();
-                order.shuffle(&mut ChaCha8Rng::seed_from_u64(DIGITS_SPLIT_SEED));
-                let (train, test) = order.split_at(DIGITS_TRAIN);
-                let pick_x = |rows: &[usize]| x.select(Axis(0), rows).mapv(f32::from);
-                let pick_y = |rows: &[usize]| rows.iter().map(|&i| y[i]).collect::<Vec<_>>();
-                let side = (x.ncols() as f64).sqrt() as usize;
-                (
-                    pick_x(train),
-                    pick_y(train),
-                    pick_x(test),
-                    pick_y(test),
-                    vec![1, side, side],
-                    "UCI digits",
-                )
-            }
-        };
-        let mut data = Dataset {
-            kind,
-            name,
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            sample_shape,
-        };
-        data.standardize();
-        Ok(data)
-    }
-
-    /// One mean and one standard deviation for all pixels / positions, from the training split only.
-    fn standardize(&mut self) {
-        let n = self.train_x.len() as f64;
-        let mean = self.train_x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = self
-            .train_x
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        let (mean, std) = (mean as f32, var.sqrt() as f32);
-        self.train_x.mapv_inplace(|v| (v - mean) / std);
-        self.test_x.mapv_inplace(|v| (v - mean) / std);
-    }
-
-    /// Keeps the first `train` / `test` samples (for `--quick`).
-    fn truncate(&mut self, train: usize, test: usize) {
-        let train = train.min(self.train_y.len());
-        let test = test.min(self.test_y.len());
-        self.train_x = self.train_x.slice(ndarray::s![..train, ..]).to_owned();
-        self.train_y.truncate(train);
-        self.test_x = self.test_x.slice(ndarray::s![..test, ..]).to_owned();
-        self.test_y.truncate(test);
-    }
-
-    fn batch(&self, x: &Array2<f32>, rows: &[usize]) -> ArrayD<f32> {
-        let mut shape = vec![rows.len()];
-        shape.extend_from_slice(&self.sample_shape);
-        x.select(Axis(0), rows)
-            .into_shape_with_order(IxDyn(&shape))
-            .expect("selected rows are contiguous")
-    }
-
-    fn network(&self, rng: &mut ChaCha8Rng) -> Network<f32> {
-        match self.kind {
-            DataKind::Mnist1d => Network::mnist1d(rng, self.sample_shape[1], 32, 10),
-            DataKind::Digits => Network::digits(rng, self.sample_shape[1], 10),
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Quick => "quick (smoke run: the numbers mean nothing)",
+            Mode::Default => "default (headline: SGD vs SGD + H1 output)",
+            Mode::Full => "full",
         }
     }
+}
 
-    fn test_accuracy(&self, net: &Network<f32>) -> f64 {
-        let rows: Vec<usize> = (0..self.test_y.len()).collect();
-        let correct: usize = rows
-            .chunks(EVAL_CHUNK)
-            .map(|chunk| {
-                let (logits, _) = net.forward(self.batch(&self.test_x, chunk));
-                let labels: Vec<u8> = chunk.iter().map(|&i| self.test_y[i]).collect();
-                model::softmax_cross_entropy(&logits, &labels).2
-            })
-            .sum();
-        correct as f64 / self.test_y.len() as f64
+/// The grid of the full study (the default run reuses its tuning results when they match).
+fn full_grid() -> Grid {
+    Grid {
+        sgd_lr: vec![(64, vec![0.05, 0.1, 0.2]), (8, vec![0.01, 0.02, 0.04])],
+        adam_lr: vec![5e-4, 1e-3, 2e-3],
+        lambda: vec![0.1, 0.3, 1.0],
+        max_epochs: vec![
+            ((DataKind::Mnist1d, 64), 32),
+            ((DataKind::Mnist1d, 8), 16),
+            ((DataKind::Digits, 64), 24),
+            ((DataKind::Digits, 8), 12),
+            ((DataKind::Mnist, 8), 4),
+        ],
+        tuning_seeds: vec![1000, 1001, 1002],
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Methods and the grid
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OptimizerKind {
-    Sgd,
-    Adam,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    /// The method comparison at the default λ and learning rate.
-    Main,
-    LambdaSweep,
-    LrSweep,
-}
-
-#[derive(Debug, Clone)]
-struct Method {
-    name: String,
-    optimizer: OptimizerKind,
-    preconditioner: ChannelDirected,
-}
-
-fn h1(lambda: f64, boundary: Boundary, direction: Direction) -> ChannelDirected {
-    ChannelDirected::new(Metric::SobolevH1 { lambda, boundary }, direction)
-}
-
-fn plain() -> ChannelDirected {
-    ChannelDirected::new(Metric::H0, Direction::Output)
-}
-
-fn main_methods() -> Vec<Method> {
-    let sgd = |name: &str, preconditioner| Method {
-        name: name.into(),
-        optimizer: OptimizerKind::Sgd,
-        preconditioner,
-    };
-    let adam = |name: &str, preconditioner| Method {
-        name: name.into(),
-        optimizer: OptimizerKind::Adam,
-        preconditioner,
-    };
-    let l = DEFAULT_LAMBDA;
-    vec![
-        sgd("SGD", plain()),
-        sgd(
-            "SGD + H1 output",
-            h1(l, Boundary::Neumann, Direction::Output),
-        ),
-        sgd(
-            "SGD + re-weighted H0 output",
-            ChannelDirected::new(Metric::ReweightedH0 { lambda: l }, Direction::Output),
-        ),
-        sgd("SGD + H1 input", h1(l, Boundary::Neumann, Direction::Input)),
-        sgd(
-            "SGD + H1 flattened (≈ LS-SGD)",
-            h1(l, Boundary::Periodic, Direction::Flattened),
-        ),
-        sgd(
-            "SGD + H1 periodic output (≈ LS-ChanDir)",
-            h1(l, Boundary::Periodic, Direction::Output),
-        ),
-        adam("Adam", plain()),
-        adam(
-            "Adam + H1 output",
-            h1(l, Boundary::Neumann, Direction::Output),
-        ),
-    ]
-}
-
-/// One cell of the grid: trained once per seed.
-#[derive(Debug, Clone)]
-struct Config {
-    dataset: usize,
-    batch: usize,
-    method: Method,
-    lr: f64,
-    epochs: usize,
-    family: Family,
-}
-
-impl Config {
-    fn lambda(&self) -> f64 {
-        self.method.preconditioner.metric.lambda()
+fn quick_grid() -> Grid {
+    Grid {
+        sgd_lr: vec![(64, vec![0.05, 0.1]), (8, vec![0.01, 0.02])],
+        adam_lr: vec![1e-3],
+        lambda: vec![0.3, 1.0],
+        max_epochs: DataKind::ALL
+            .iter()
+            .flat_map(|&d| [((d, 64), 2), ((d, 8), 2)])
+            .collect(),
+        tuning_seeds: vec![1000, 1001],
     }
 }
 
 struct Plan {
-    seeds: usize,
-    /// (data set, batch size) → epochs.
-    epochs: HashMap<(DataKind, usize), usize>,
-    /// Batch sizes that get the λ and learning-rate sweeps (the others only the method comparison).
-    sweep_batches: Vec<usize>,
-    batches: Vec<usize>,
+    mode: Mode,
+    grid: Grid,
+    cells: Vec<(DataKind, usize)>,
+    methods: Vec<Method>,
+    eval_seeds: Vec<u64>,
+    /// (data, batch) of the stability experiment and its learning-rate ladder.
+    stability: Vec<(DataKind, usize)>,
+    stability_lrs: Vec<f64>,
 }
 
-/// SGD learning rate per batch size: 0.05 at batch 64 (the PyTorch reference protocol); at batch 8
-/// a step sees 8× fewer samples, so the rate is scaled by √(8/64) (rounded: 0.02) to keep the
-/// step noise comparable.
-fn sgd_lr(batch: usize) -> f64 {
-    if batch >= 64 {
-        0.05
-    } else {
-        0.02
+impl Plan {
+    fn new(mode: Mode, seeds: Option<usize>) -> Plan {
+        let eval = |n: u64| (0..seeds.map_or(n, |s| s as u64)).collect::<Vec<u64>>();
+        match mode {
+            Mode::Quick => Plan {
+                mode,
+                grid: quick_grid(),
+                cells: DataKind::ALL.iter().map(|&d| (d, 64)).collect(),
+                methods: Method::ALL.to_vec(),
+                eval_seeds: eval(3),
+                stability: DataKind::ALL.iter().map(|&d| (d, 64)).collect(),
+                stability_lrs: vec![0.1, 0.8],
+            },
+            Mode::Default => Plan {
+                mode,
+                grid: full_grid(),
+                cells: DataKind::ALL.iter().map(|&d| (d, HEADLINE_BATCH)).collect(),
+                methods: vec![Method::Sgd, Method::SgdH1Output],
+                eval_seeds: eval(EVAL_SEEDS),
+                stability: Vec::new(),
+                stability_lrs: Vec::new(),
+            },
+            Mode::Full => Plan {
+                mode,
+                grid: full_grid(),
+                // MNIST at batch 8 only: its runs cost ~10× the others' on a CPU
+                cells: vec![
+                    (DataKind::Mnist1d, 64),
+                    (DataKind::Mnist1d, 8),
+                    (DataKind::Digits, 64),
+                    (DataKind::Digits, 8),
+                    (DataKind::Mnist, 8),
+                ],
+                methods: Method::ALL.to_vec(),
+                eval_seeds: eval(EVAL_SEEDS),
+                stability: vec![(DataKind::Mnist1d, 64), (DataKind::Digits, 64)],
+                stability_lrs: vec![0.1, 0.2, 0.4],
+            },
+        }
+    }
+
+    fn data_kinds(&self) -> Vec<DataKind> {
+        let mut kinds: Vec<DataKind> = self.cells.iter().map(|c| c.0).collect();
+        kinds.dedup();
+        kinds
     }
 }
 
-fn build_grid(datasets: &[Dataset], plan: &Plan) -> Vec<Config> {
-    let mut grid: Vec<Config> = Vec::new();
-    let mut push = |config: Config| {
-        // the sweeps share their default point with the method comparison: train it once
-        let duplicate = grid.iter().any(|c| {
-            c.dataset == config.dataset
-                && c.batch == config.batch
-                && c.method.optimizer == config.method.optimizer
-                && c.method.preconditioner == config.method.preconditioner
-                && c.lr == config.lr
-        });
-        if !duplicate {
-            grid.push(config);
-        }
-    };
-    for (d, data) in datasets.iter().enumerate() {
-        for &batch in &plan.batches {
-            let epochs = plan.epochs[&(data.kind, batch)];
-            let cell = |method: Method, lr: f64, family| Config {
-                dataset: d,
-                batch,
-                method,
-                lr,
-                epochs,
-                family,
-            };
-            for method in main_methods() {
-                let lr = match method.optimizer {
-                    OptimizerKind::Sgd => sgd_lr(batch),
-                    OptimizerKind::Adam => ADAM_LR,
-                };
-                push(cell(method, lr, Family::Main));
-            }
-            if !plan.sweep_batches.contains(&batch) {
-                continue;
-            }
-            for lambda in LAMBDA_SWEEP {
-                let method = Method {
-                    name: "SGD + H1 output".into(),
-                    optimizer: OptimizerKind::Sgd,
-                    preconditioner: h1(lambda, Boundary::Neumann, Direction::Output),
-                };
-                push(cell(method, sgd_lr(batch), Family::LambdaSweep));
-            }
-            for lr in LR_SWEEP {
-                for (name, preconditioner) in [
-                    ("SGD", plain()),
-                    (
-                        "SGD + H1 output",
-                        h1(DEFAULT_LAMBDA, Boundary::Neumann, Direction::Output),
-                    ),
-                ] {
-                    let method = Method {
-                        name: name.into(),
-                        optimizer: OptimizerKind::Sgd,
-                        preconditioner,
-                    };
-                    push(cell(method, lr, Family::LrSweep));
-                }
-            }
-        }
-    }
-    grid
-}
-
-// ---------------------------------------------------------------------------------------------
-// Training
-
-struct RunResult {
-    test_accuracy: f64,
-    /// Per epoch: accuracy on the training batches as they were seen, and test accuracy at the end.
-    train_curve: Vec<f64>,
-    test_curve: Vec<f64>,
-    precondition_time: Duration,
-    step_time: Duration,
-    final_params: Option<Vec<(String, ArrayD<f32>)>>,
-}
-
-fn train(
-    data: &Dataset,
-    config: &Config,
-    seed: u64,
-    keep_params: bool,
-) -> Result<RunResult, BoxError> {
-    let cd = config.method.preconditioner;
-    match config.method.optimizer {
-        OptimizerKind::Sgd => {
-            let sgd = SgdConfig {
-                lr: config.lr,
-                momentum: SGD_MOMENTUM,
-                weight_decay: SGD_WEIGHT_DECAY,
-                ..Default::default()
-            }
-            .init()?;
-            train_with(
-                data,
-                config,
-                seed,
-                keep_params,
-                ChannelDirectedOptimizer::new(sgd, cd),
-            )
-        }
-        OptimizerKind::Adam => {
-            let adam = AdamConfig {
-                lr: config.lr,
-                ..Default::default()
-            }
-            .init()?;
-            train_with(
-                data,
-                config,
-                seed,
-                keep_params,
-                ChannelDirectedOptimizer::new(adam, cd),
-            )
-        }
-    }
-}
-
-fn train_with<O: Optimizer<f32>>(
-    data: &Dataset,
-    config: &Config,
-    seed: u64,
-    keep_params: bool,
-    optimizer: ChannelDirectedOptimizer<O>,
-) -> Result<RunResult, BoxError> {
-    // the same seed gives every method the same initial weights and the same batch order
-    let mut net = data.network(&mut ChaCha8Rng::seed_from_u64(seed));
-    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(seed);
-    shuffle_rng.set_stream(1);
-    let mut states = ParamStates::default();
-    let mut order: Vec<usize> = (0..data.train_y.len()).collect();
-    let (mut precondition_time, mut step_time) = (Duration::ZERO, Duration::ZERO);
-    let (mut train_curve, mut test_curve) = (Vec::new(), Vec::new());
-    for _ in 0..config.epochs {
-        order.shuffle(&mut shuffle_rng);
-        let mut correct = 0;
-        for rows in order.chunks(config.batch) {
-            let x = data.batch(&data.train_x, rows);
-            let labels: Vec<u8> = rows.iter().map(|&i| data.train_y[i]).collect();
-            let step_start = Instant::now();
-            let (logits, caches) = net.forward(x);
-            let (_, grad_logits, batch_correct) = model::softmax_cross_entropy(&logits, &labels);
-            correct += batch_correct;
-            let (_, grads) = net.backward(caches, grad_logits);
-            for ((name, param), mut grad) in net.params_mut().into_iter().zip(grads) {
-                // what ChannelDirectedOptimizer::step does (smooth per the rule, then the inner
-                // step), split in two so that the smoothing can be timed on its own
-                let smooth_start = Instant::now();
-                if let Some(cd) = optimizer.preconditioner_for(&name, grad.ndim()) {
-                    cd.apply(&mut grad)?;
-                }
-                precondition_time += smooth_start.elapsed();
-                optimizer
-                    .inner()
-                    .step(param.view_mut(), grad.view(), states.slot(&name))?;
-            }
-            step_time += step_start.elapsed();
-        }
-        train_curve.push(correct as f64 / order.len() as f64);
-        test_curve.push(data.test_accuracy(&net));
-    }
-    let final_params = keep_params.then(|| {
-        net.params()
-            .into_iter()
-            .map(|(name, p)| (name, p.clone()))
-            .collect()
-    });
-    Ok(RunResult {
-        test_accuracy: test_curve
-            .last()
-            .copied()
-            .unwrap_or_else(|| data.test_accuracy(&net)),
-        train_curve,
-        test_curve,
-        precondition_time,
-        step_time,
-        final_params,
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Summary
-
-struct Summary {
-    config: Config,
-    accuracies: Vec<f64>,
-    mean: f64,
-    std: f64,
-    min: f64,
-    max: f64,
-    precondition_fraction: f64,
-    /// Mean time in training steps per run (forward, backward, smoothing, optimizer), seconds.
-    step_seconds: f64,
-    mean_train_curve: Vec<f64>,
-    mean_test_curve: Vec<f64>,
-}
-
-fn summarize(config: Config, runs: &[RunResult]) -> Summary {
-    let accuracies: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
-    let n = accuracies.len() as f64;
-    let mean = accuracies.iter().sum::<f64>() / n;
-    // sample standard deviation over seeds (0 for one seed)
-    let std = if accuracies.len() > 1 {
-        (accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    let precondition: Duration = runs.iter().map(|r| r.precondition_time).sum();
-    let step: Duration = runs.iter().map(|r| r.step_time).sum();
-    let mean_curve = |curve: fn(&RunResult) -> &Vec<f64>| -> Vec<f64> {
-        (0..config.epochs)
-            .map(|e| runs.iter().map(|r| curve(r)[e]).sum::<f64>() / n)
-            .collect()
-    };
-    Summary {
-        mean_train_curve: mean_curve(|r| &r.train_curve),
-        mean_test_curve: mean_curve(|r| &r.test_curve),
-        min: accuracies.iter().copied().fold(f64::INFINITY, f64::min),
-        max: accuracies.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        precondition_fraction: precondition.as_secs_f64() / step.as_secs_f64().max(1e-12),
-        step_seconds: step.as_secs_f64() / n,
-        accuracies,
-        mean,
-        std,
-        config,
-    }
-}
-
-/// The summary of SGD with `preconditioner` at learning rate `lr`, if it was trained.
-fn find_sgd(
-    summaries: &[Summary],
-    dataset: usize,
-    batch: usize,
-    preconditioner: ChannelDirected,
-    lr: f64,
-) -> Option<&Summary> {
-    summaries.iter().find(|s| {
-        let c = &s.config;
-        c.dataset == dataset
-            && c.batch == batch
-            && c.method.optimizer == OptimizerKind::Sgd
-            && c.method.preconditioner == preconditioner
-            && c.lr == lr
-    })
-}
-
-/// The λ sweep of one (data set, batch): SGD (λ = 0) then H1 output at each λ, at the default lr.
-fn lambda_sweep(summaries: &[Summary], dataset: usize, batch: usize) -> Vec<&Summary> {
-    let lr = sgd_lr(batch);
-    std::iter::once(plain())
-        .chain(
-            LAMBDA_SWEEP
-                .iter()
-                .map(|&l| h1(l, Boundary::Neumann, Direction::Output)),
-        )
-        .filter_map(|p| find_sgd(summaries, dataset, batch, p, lr))
-        .collect()
-}
-
-/// The learning-rate sweep of one (data set, batch) for `preconditioner`.
-fn lr_sweep(
-    summaries: &[Summary],
-    dataset: usize,
-    batch: usize,
-    preconditioner: ChannelDirected,
-) -> Vec<&Summary> {
-    LR_SWEEP
-        .iter()
-        .filter_map(|&lr| find_sgd(summaries, dataset, batch, preconditioner, lr))
-        .collect()
-}
-
-fn has_sweeps(summaries: &[Summary], dataset: usize, batch: usize) -> bool {
-    summaries.iter().any(|s| {
-        s.config.dataset == dataset && s.config.batch == batch && s.config.family != Family::Main
-    })
-}
-
-fn markdown_table(datasets: &[Dataset], summaries: &[Summary]) -> String {
-    let mut out = String::new();
-    let mut section = |title: &str, rows: Vec<&Summary>| {
-        if rows.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "\n### {title}\n");
+/// `tuning.csv`: the chosen settings, headed by the protocol they were tuned with.
+fn tuning_csv(grid: &Grid, tuned: &[Tuned]) -> String {
+    let mut out = format!(
+        "# protocol: {}\ndataset,batch,method,lr,lambda,epochs,validation_accuracy,at_edge\n",
+        grid.fingerprint()
+    );
+    for t in tuned {
         let _ = writeln!(
             out,
-            "| data set | batch | method | λ | lr | epochs | seeds | test acc. % (mean ± std) | min | max | smoothing / step time | train s / run |"
+            "{},{},{},{},{},{},{:.6},{}",
+            t.data.slug(),
+            t.batch,
+            t.method.slug(),
+            t.chosen.lr,
+            t.chosen.lambda,
+            t.chosen.epochs,
+            t.validation,
+            t.at_edge.join(" & ")
         );
-        let _ = writeln!(
-            out,
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for s in rows {
-            let c = &s.config;
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} ± {:.1} | {:.1} | {:.1} | {:.1} % | {:.1} |",
-                datasets[c.dataset].name,
-                c.batch,
-                c.method.name,
-                c.lambda(),
-                c.lr,
-                c.epochs,
-                s.accuracies.len(),
-                100.0 * s.mean,
-                100.0 * s.std,
-                100.0 * s.min,
-                100.0 * s.max,
-                100.0 * s.precondition_fraction,
-                s.step_seconds,
-            );
-        }
-    };
-    section(
-        "Methods",
-        summaries
-            .iter()
-            .filter(|s| s.config.family == Family::Main)
-            .collect(),
-    );
-    let cells: Vec<(usize, usize)> = summaries
-        .iter()
-        .map(|s| (s.config.dataset, s.config.batch))
-        .fold(Vec::new(), |mut v, k| {
-            if !v.contains(&k) {
-                v.push(k);
-            }
-            v
-        });
-    let sweeps: Vec<(usize, usize)> = cells
-        .into_iter()
-        .filter(|&(d, b)| has_sweeps(summaries, d, b))
-        .collect();
-    section(
-        "λ sweep (SGD + H1 output; λ = 0 is SGD)",
-        sweeps
-            .iter()
-            .flat_map(|&(d, b)| lambda_sweep(summaries, d, b))
-            .collect(),
-    );
-    section(
-        "Learning-rate sweep",
-        sweeps
-            .iter()
-            .flat_map(|&(d, b)| {
-                let mut rows = lr_sweep(summaries, d, b, plain());
-                rows.extend(lr_sweep(
-                    summaries,
-                    d,
-                    b,
-                    h1(DEFAULT_LAMBDA, Boundary::Neumann, Direction::Output),
-                ));
-                rows
-            })
-            .collect(),
-    );
+    }
     out
 }
 
-/// One line per training run: the raw numbers behind the table and the histograms.
-fn runs_csv(datasets: &[Dataset], grid: &[Config], per_config: &[Vec<RunResult>]) -> String {
+/// Every candidate of the tuning: validation accuracy (mean and std over the tuning seeds) at
+/// each epoch the method may stop at.
+fn tuning_grid_csv(grid: &Grid, tuned: &[Tuned]) -> String {
     let mut out = String::from(
-        "dataset,batch,method,lambda,lr,epochs,seed,test_accuracy,last_epoch_train_accuracy\n",
+        "dataset,batch,method,lr,lambda,epochs,validation_mean,validation_std,diverged_seeds\n",
     );
-    for (config, runs) in grid.iter().zip(per_config) {
-        for (seed, run) in runs.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{seed},{:.4},{:.4}",
-                datasets[config.dataset].name,
-                config.batch,
-                config.method.name,
-                config.lambda(),
-                config.lr,
-                config.epochs,
-                run.test_accuracy,
-                run.train_curve.last().copied().unwrap_or(f64::NAN),
-            );
+    for t in tuned {
+        for (c, mean, std, diverged) in &t.candidates {
+            for e in grid.epoch_choices(t.data, t.batch) {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{e},{:.6},{:.6},{diverged}",
+                    t.data.slug(),
+                    t.batch,
+                    t.method.slug(),
+                    c.lr,
+                    c.lambda,
+                    mean[e - 1],
+                    std[e - 1],
+                );
+            }
         }
     }
     out
 }
 
-fn save_checkpoint(
-    path: &Path,
+/// The settings in a `tuning.csv`, if it was tuned with `grid` and has every (cell, method).
+fn load_tuning(path: &Path, plan: &Plan) -> Option<Vec<Tuned>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let protocol = lines.next()?.strip_prefix("# protocol: ")?;
+    if protocol != plan.grid.fingerprint() {
+        return None;
+    }
+    let mut found = HashMap::new();
+    for line in lines.skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 7 {
+            return None;
+        }
+        let key = (
+            DataKind::parse(f[0])?,
+            f[1].parse::<usize>().ok()?,
+            Method::parse(f[2])?,
+        );
+        let tuned = Tuned {
+            data: key.0,
+            batch: key.1,
+            method: key.2,
+            candidates: Vec::new(),
+            chosen: Setting {
+                lr: f[3].parse().ok()?,
+                lambda: f[4].parse().ok()?,
+                epochs: f[5].parse().ok()?,
+            },
+            validation: f[6].parse().ok()?,
+            train_loss: Vec::new(),
+            train_accuracy: Vec::new(),
+            at_edge: Vec::new(),
+        };
+        found.insert(key, tuned);
+    }
+    plan.cells
+        .iter()
+        .flat_map(|&(d, b)| plan.methods.iter().map(move |&m| (d, b, m)))
+        .map(|key| found.remove(&key))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation, stability, λ = 0
+
+/// Trained weights of one run, by parameter name, with its spec and test accuracy.
+type Checkpoint = (RunSpec, f64, Vec<(String, ArrayD<f32>)>);
+
+struct Evaluation {
+    evaluated: Vec<Evaluated>,
+    stability: Vec<Stability>,
+    lambda_zero: Vec<LambdaZero>,
+    /// seed-0 weights of SGD and SGD + H1 output per cell, for checkpoints and correlations
+    checkpoints: Vec<Checkpoint>,
+}
+
+fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evaluation, BoxError> {
+    let setting = |d: DataKind, b: usize, m: Method| -> &Tuned {
+        tuned
+            .iter()
+            .find(|t| t.data == d && t.batch == b && t.method == m)
+            .expect("every (cell, method) was tuned")
+    };
+    let mut jobs = Vec::new();
+    // 1. each method at its setting on fresh seeds; the test split is read once per run, at the end
+    let mut eval_keys = Vec::new();
+    for &(d, b) in &plan.cells {
+        for &m in &plan.methods {
+            let s = setting(d, b, m).chosen;
+            eval_keys.push((d, b, m, jobs.len()));
+            for &seed in &plan.eval_seeds {
+                jobs.push(Job {
+                    spec: RunSpec {
+                        data: d,
+                        batch: b,
+                        method: m,
+                        lr: s.lr,
+                        lambda: s.lambda,
+                        epochs: s.epochs,
+                        seed,
+                    },
+                    test: TestSplit::ReadOnceAtTheEnd,
+                    keep_params: seed == plan.eval_seeds[0]
+                        && matches!(m, Method::Sgd | Method::SgdH1Output),
+                });
+            }
+        }
+    }
+    // 2. stability: SGD and SGD + H1 output (its tuned λ and epochs) up a learning-rate ladder
+    let mut stability_keys = Vec::new();
+    for &(d, b) in &plan.stability {
+        for m in [Method::Sgd, Method::SgdH1Output] {
+            let s = setting(d, b, m).chosen;
+            for &lr in &plan.stability_lrs {
+                stability_keys.push((d, b, m, s, lr, jobs.len()));
+                for &seed in &plan.eval_seeds {
+                    jobs.push(Job {
+                        spec: RunSpec {
+                            data: d,
+                            batch: b,
+                            method: m,
+                            lr,
+                            lambda: s.lambda,
+                            epochs: s.epochs,
+                            seed,
+                        },
+                        test: TestSplit::Untouched,
+                        keep_params: false,
+                    });
+                }
+            }
+        }
+    }
+    // 3. λ = 0: one epoch of every smoothing method at λ = 0 and of its plain optimizer
+    let mut zero_keys = Vec::new();
+    for d in plan.data_kinds() {
+        let b = plan
+            .cells
+            .iter()
+            .find(|c| c.0 == d)
+            .expect("a cell per data set")
+            .1;
+        for m in Method::ALL {
+            let base = m.baseline();
+            let lr = tuned
+                .iter()
+                .find(|t| t.data == d && t.batch == b && t.method == base)
+                .map_or(0.01, |t| t.chosen.lr);
+            zero_keys.push((d, b, m, jobs.len()));
+            jobs.push(Job {
+                spec: RunSpec {
+                    data: d,
+                    batch: b,
+                    method: m,
+                    lr,
+                    lambda: 0.0,
+                    epochs: 1,
+                    seed: 0,
+                },
+                test: TestSplit::Untouched,
+                keep_params: true,
+            });
+        }
+    }
+    let mut outcomes = runner::run_jobs(datasets, &jobs, "evaluation")?;
+    let seeds = plan.eval_seeds.len();
+
+    let mut checkpoints = Vec::new();
+    let evaluated = eval_keys
+        .iter()
+        .map(|&(d, b, m, start)| {
+            let runs = &mut outcomes[start..start + seeds];
+            let t = setting(d, b, m);
+            for (job, run) in jobs[start..start + seeds].iter().zip(runs.iter_mut()) {
+                if let Some(params) = run.params.take() {
+                    checkpoints.push((job.spec, run.test_accuracy.unwrap_or(f64::NAN), params));
+                }
+            }
+            let precondition: Duration = runs.iter().map(|r| r.precondition_time).sum();
+            let step: Duration = runs.iter().map(|r| r.step_time).sum();
+            Evaluated {
+                data: d,
+                batch: b,
+                method: m,
+                setting: t.chosen,
+                test: runs
+                    .iter()
+                    .map(|r| {
+                        r.test_accuracy
+                            .expect("evaluation runs read the test split")
+                    })
+                    .collect(),
+                diverged: runs.iter().filter(|r| r.diverged).count(),
+                precondition_share: precondition.as_secs_f64() / step.as_secs_f64().max(1e-12),
+                seconds_per_run: step.as_secs_f64() / seeds as f64,
+            }
+        })
+        .collect();
+    let mut stability: Vec<Stability> = Vec::new();
+    for &(d, b, m, s, lr, start) in &stability_keys {
+        let ok = outcomes[start..start + seeds]
+            .iter()
+            .filter(|o| protocol::trains(o))
+            .count();
+        match stability.last_mut() {
+            Some(last) if last.data == d && last.batch == b && last.method == m => {
+                last.per_lr.push((lr, ok, seeds))
+            }
+            _ => stability.push(Stability {
+                data: d,
+                batch: b,
+                method: m,
+                lambda: s.lambda,
+                epochs: s.epochs,
+                per_lr: vec![(lr, ok, seeds)],
+            }),
+        }
+    }
+    let lambda_zero = zero_keys
+        .iter()
+        .filter(|(_, _, m, _)| m.smooths())
+        .map(|&(d, b, m, i)| {
+            let &(_, _, _, base) = zero_keys
+                .iter()
+                .find(|k| k.0 == d && k.1 == b && k.2 == m.baseline())
+                .expect("the plain optimizer ran too");
+            let params = |i: usize| outcomes[i].params.as_deref().expect("kept");
+            LambdaZero {
+                data: d,
+                batch: b,
+                method: m,
+                equal: protocol::bitwise_equal(params(i), params(base)),
+            }
+        })
+        .collect();
+    Ok(Evaluation {
+        evaluated,
+        stability,
+        lambda_zero,
+        checkpoints,
+    })
+}
+
+/// Mean correlation of weight slices (paper Fig 11) per conv layer, SGD vs SGD + H1 output.
+fn correlations(checkpoints: &[Checkpoint]) -> Result<Vec<Correlation>, BoxError> {
+    let mut out = Vec::new();
+    for (spec, _, sgd) in checkpoints.iter().filter(|c| c.0.method == Method::Sgd) {
+        let Some((_, _, h1)) = checkpoints.iter().find(|c| {
+            c.0.method == Method::SgdH1Output && c.0.data == spec.data && c.0.batch == spec.batch
+        }) else {
+            continue;
+        };
+        for ((name, w_sgd), (_, w_h1)) in sgd.iter().zip(h1).filter(|(p, _)| p.1.ndim() >= 3) {
+            let stats = |w: &ArrayD<f32>| -> Result<[Option<f64>; 3], BoxError> {
+                let c = chandir::analysis::output_vs_input(w, 2)?;
+                Ok([c.output.mean_at(1), c.output.mean_at(2), c.input.mean_at(1)])
+            };
+            out.push(Correlation {
+                data: spec.data,
+                batch: spec.batch,
+                layer: name.clone(),
+                shape: w_sgd.shape().to_vec(),
+                sgd: stats(w_sgd)?,
+                h1: stats(w_h1)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+/// Writes `bytes` to `path` atomically (a temporary file in the same folder, then a rename).
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), BoxError> {
+    plots::figure::write_atomically(path, |out| Ok(out.write_all(bytes.as_ref())?))
+}
+
+fn checkpoint_bytes(
     params: &[(String, ArrayD<f32>)],
-    info: HashMap<String, String>,
-) -> Result<(), BoxError> {
+    description: String,
+) -> Result<Vec<u8>, BoxError> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
         .iter()
         .map(|(name, p)| {
@@ -685,235 +473,448 @@ fn save_checkpoint(
                 .map(|v| (name.clone(), v))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize_to_file(views, Some(info), path)?;
-    Ok(())
+    // one metadata entry: safetensors writes a HashMap in random order, and the files should be
+    // byte-identical from run to run
+    let info = HashMap::from([("chandir_study".to_owned(), description)]);
+    Ok(safetensors::serialize(views, Some(info))?)
+}
+
+fn runs_csv(study: &Study) -> String {
+    let mut out = String::from("dataset,batch,method,lr,lambda,epochs,seed,test_accuracy\n");
+    for e in &study.evaluated {
+        for (seed, acc) in e.test.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{seed},{acc:.4}",
+                e.data.slug(),
+                e.batch,
+                e.method.slug(),
+                e.setting.lr,
+                e.setting.lambda,
+                e.setting.epochs,
+            );
+        }
+    }
+    out
+}
+
+fn results_markdown(study: &Study, claims: &[report::Claim], figures: &[String]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Channel-directed gradients: the study\n\n\
+         `cargo run --release --example reproduce{}` — mode: {}; wall time {:.0} s on {} threads \
+         (load average at the start: {}).\n\n## Claims\n\n{}\n{}\n\n## Protocol\n\n{}\n\n\
+         ## Test accuracy at the tuned settings\n\nOver {} seeds; differences and std ratios are \
+         against the same method's plain optimizer (SGD or Adam), seed by seed.\n\n{}\n\
+         ## Tuned settings (validation only)\n\n{}",
+        study.command,
+        study.mode,
+        study.wall_seconds,
+        study.threads,
+        study.load,
+        report::claims_table(claims),
+        report::verdict_rules(),
+        report::protocol_text(study),
+        study.eval_seeds,
+        report::results_table(study),
+        report::tuning_table(study),
+    );
+    if !study.stability.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Stability: seeds that train, by learning rate\n\n{}",
+            report::stability_table(study)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## λ = 0 is the plain optimizer\n\n{}",
+        report::lambda_zero_table(study)
+    );
+    if !study.correlation.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Weight correlation (paper Fig 11)\n\nMean Pearson correlation of weight slices at \
+             channel distance d, seed 0, along the output (out) and input (in) axis.\n\n{}",
+            report::correlation_table(study)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## Figures\n\n{}",
+        figures
+            .iter()
+            .map(|f| format!("- [{f}]({f})"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    out
+}
+
+fn readme_section(study: &Study, claims: &[report::Claim], figures: &[String]) -> String {
+    // file names, not links: relative links break on crates.io, where results/ is not shipped
+    let link = |f: &str| format!("`{f}`");
+    let figs = |prefix: &str| {
+        figures
+            .iter()
+            .filter(|f| f.starts_with(prefix))
+            .map(|f| link(f))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!(
+        "{README_BEGIN}\n<!-- written by `cargo run --release --example reproduce -- {}--snapshot`; \
+         do not edit by hand -->\n\n\
+         This snapshot: `cargo run --release --example reproduce{}` (mode: {}), wall time {:.0} s \
+         ({:.0} min) on {} threads of this 2-core machine (load average at the start: {}). All of \
+         it is in `results/results.md` of the source repository (not part of the crates.io \
+         package), with the tuned settings, per-run CSVs and figures.\n\n{}\n{}\n\n**Protocol.** {}\n\n\
+         **Test accuracy at the tuned settings** ({} seeds; − baseline: paired difference from \
+         the plain optimizer, percentage points, 95 % CI):\n\n{}",
+        if study.mode.starts_with("full") {
+            "--full "
+        } else {
+            ""
+        },
+        study.command,
+        study.mode,
+        study.wall_seconds,
+        study.wall_seconds / 60.0,
+        study.threads,
+        study.load,
+        report::claims_table(claims),
+        report::verdict_rules(),
+        report::protocol_text(study),
+        study.eval_seeds,
+        report::results_table(study),
+    );
+    if !study.stability.is_empty() {
+        let _ = write!(
+            out,
+            "\n**Stability**: of {} seeds, how many train at each learning rate:\n\n{}",
+            study.eval_seeds,
+            report::stability_table(study)
+        );
+    }
+    if !study.correlation.is_empty() {
+        let _ = write!(
+            out,
+            "\n**Weight correlation** (paper Fig 11): mean Pearson correlation of weight slices at \
+             channel distance d along the output (out) and input (in) axis, seed 0 of SGD and of SGD \
+             + H1 output:\n\n{}",
+            report::correlation_table(study)
+        );
+    }
+    let _ = write!(
+        out,
+        "\nFigures (SVG, in `results/`): paired differences with CIs ({}), accuracy histograms over seeds, paper \
+         Fig 5 ({}), train and validation accuracy per epoch at the tuned settings ({}), validation \
+         accuracy vs λ (Fig 6: {}) and vs learning rate ({}).\n{README_END}",
+        figs("diffs_"),
+        figs("hist_"),
+        figs("curves_"),
+        figs("lambda_"),
+        figs("lr_"),
+    );
+    out
+}
+
+/// Replaces the text between the README's markers.
+fn update_readme(readme: &Path, section: &str) -> Result<(), BoxError> {
+    let text = std::fs::read_to_string(readme).map_err(|e| format!("{}: {e}", readme.display()))?;
+    let (Some(begin), Some(end)) = (text.find(README_BEGIN), text.find(README_END)) else {
+        return Err(format!(
+            "{}: no {README_BEGIN} … {README_END} markers to write the results between",
+            readme.display()
+        )
+        .into());
+    };
+    let updated = format!(
+        "{}{section}{}",
+        &text[..begin],
+        &text[end + README_END.len()..]
+    );
+    write_atomic(readme, updated)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Command line
 
 struct Args {
-    quick: bool,
+    mode: Mode,
     seeds: Option<usize>,
-    epochs: Option<usize>,
     out: Option<PathBuf>,
     data: PathBuf,
-    /// Train only the configurations whose "data set / method" label contains this text.
-    only: Option<String>,
+    snapshot: bool,
+    retune: bool,
 }
 
+const USAGE: &str = "usage: reproduce [--quick | --full] [--out DIR] [--snapshot] [--retune] [--seeds N] [--data DIR]
+  (no flag)   the headline comparison, SGD vs SGD + H1 output at their tuned settings, batch 8,
+              10 seeds per data set; tuned settings come from results/tuning.csv when it was
+              tuned with this protocol (else they are tuned first, which takes longer)
+  --full      everything: 8 methods, batch 8 and 64 (MNIST: 8), each tuned; stability ladder
+  --quick     smoke run on data subsets (seconds; its numbers mean nothing), to a fresh temp dir
+  --out DIR   where to write (default: reproduce-out/, which git ignores)
+  --snapshot  write the committed snapshot instead: results/ and the README's results section
+  --retune    tune even when results/tuning.csv matches
+  --seeds N   evaluation seeds per method (default 10)
+  --data DIR  where the .npy files are (default: data/)";
+
 fn parse_args() -> Result<Args, BoxError> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut args = Args {
-        quick: false,
+        mode: Mode::Default,
         seeds: None,
-        epochs: None,
         out: None,
-        data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
-        only: None,
+        data: manifest.join("data"),
+        snapshot: false,
+        retune: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
-            "--quick" => args.quick = true,
+            "--quick" => args.mode = Mode::Quick,
+            "--full" => args.mode = Mode::Full,
             "--seeds" => args.seeds = Some(value("--seeds")?.parse()?),
-            "--epochs" => args.epochs = Some(value("--epochs")?.parse()?),
             "--out" => args.out = Some(value("--out")?.into()),
             "--data" => args.data = value("--data")?.into(),
-            "--only" => args.only = Some(value("--only")?),
+            "--snapshot" => args.snapshot = true,
+            "--retune" => args.retune = true,
             "-h" | "--help" => {
-                println!(
-                    "usage: reproduce [--quick] [--seeds N] [--epochs N] [--out DIR] [--data DIR] [--only TEXT]\n\
-                     --quick   smoke run: 1 seed, 1 epoch, data subsets, output to a temp dir\n\
-                     --only    train only configurations whose \"data set / method\" contains TEXT"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
         }
     }
-    if args.seeds == Some(0) || args.epochs == Some(0) {
-        return Err("--seeds and --epochs must be at least 1".into());
+    if args.seeds.is_some_and(|s| s < 2) {
+        return Err("--seeds must be at least 2 (a confidence interval needs two)".into());
+    }
+    if args.snapshot && args.mode == Mode::Quick {
+        return Err(
+            "--snapshot with --quick: smoke-run numbers mean nothing, not snapshotting them".into(),
+        );
+    }
+    if args.snapshot && args.out.is_some() {
+        return Err("--snapshot writes results/; leave out --out".into());
     }
     Ok(args)
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn main() -> Result<(), BoxError> {
     let started = Instant::now();
+    let load = load_average();
     let args = parse_args()?;
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        if args.quick {
-            std::env::temp_dir().join("chandir-reproduce-quick")
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
-        }
-    });
-    std::fs::create_dir_all(&out_dir)?;
-
-    let mut datasets = vec![
-        Dataset::load(DataKind::Mnist1d, &args.data)?,
-        Dataset::load(DataKind::Digits, &args.data)?,
-    ];
-    if args.quick {
-        for d in &mut datasets {
-            d.truncate(640, 200);
-        }
-    }
-    let default_epochs = |kind, batch| match (kind, batch, args.quick) {
-        (_, _, true) => 1,
-        (DataKind::Mnist1d, 64, _) => 40,
-        (DataKind::Mnist1d, _, _) => 10,
-        (DataKind::Digits, 64, _) => 30,
-        (DataKind::Digits, _, _) => 10,
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let snapshot_dir = manifest.join("results");
+    let out_dir = match (&args.out, args.snapshot, args.mode) {
+        (Some(dir), _, _) => dir.clone(),
+        (None, true, _) => snapshot_dir.clone(),
+        // a fresh directory per smoke run: nothing shared between users or concurrent runs
+        (None, false, Mode::Quick) => tempfile::Builder::new()
+            .prefix("chandir-reproduce-quick-")
+            .tempdir()?
+            .keep(),
+        (None, false, _) => manifest.join("reproduce-out"),
     };
-    let batches = vec![64, 8];
-    let plan = Plan {
-        seeds: args.seeds.unwrap_or(if args.quick { 1 } else { 10 }),
-        epochs: datasets
-            .iter()
-            .flat_map(|d| batches.iter().map(move |&b| (d.kind, b)))
-            .map(|key| {
-                (
-                    key,
-                    args.epochs.unwrap_or_else(|| default_epochs(key.0, key.1)),
-                )
-            })
-            .collect(),
-        sweep_batches: vec![64],
-        batches,
-    };
-    let mut grid = build_grid(&datasets, &plan);
-    if let Some(only) = &args.only {
-        grid.retain(|c| {
-            format!("{} / {}", datasets[c.dataset].name, c.method.name).contains(only.as_str())
-        });
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let plan = Plan::new(args.mode, args.seeds);
+    if plan.mode == Mode::Quick {
+        println!("smoke run (--quick): tiny data subsets and 2 epochs; its numbers mean nothing");
     }
-    let jobs: Vec<(usize, u64)> = (0..grid.len())
-        .flat_map(|c| (0..plan.seeds as u64).map(move |s| (c, s)))
-        .collect();
-    println!(
-        "{} configurations × {} seeds = {} training runs on {} threads; output to {}",
-        grid.len(),
-        plan.seeds,
-        jobs.len(),
-        rayon::current_num_threads(),
-        out_dir.display()
-    );
 
-    let progress = ProgressBar::new(jobs.len() as u64).with_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs, eta {eta}")?
-            .progress_chars("=> "),
-    );
-    // checkpoints: seed 0 of SGD and SGD + H1 output at the default point of each data set
-    let keeps_params = |c: &Config, seed: u64| {
-        seed == 0
-            && c.family == Family::Main
-            && c.batch == 64
-            && c.method.optimizer == OptimizerKind::Sgd
-            && (c.method.preconditioner == plain()
-                || c.method.preconditioner
-                    == h1(DEFAULT_LAMBDA, Boundary::Neumann, Direction::Output))
-    };
-    let stderr_is_terminal = std::io::stderr().is_terminal();
-    let finished = AtomicUsize::new(0);
-    let report_every = (jobs.len() / 20).max(1);
-    // runs are independent and collected in job order, so the output does not depend on scheduling
-    let results: Vec<RunResult> = jobs
-        .par_iter()
-        .map(|&(c, seed)| {
-            let config = &grid[c];
-            let result = train(
-                &datasets[config.dataset],
-                config,
-                seed,
-                keeps_params(config, seed),
-            );
-            progress.inc(1);
-            // indicatif draws nothing when stderr is not a terminal (nohup, CI): log every ~5 %
-            if !stderr_is_terminal {
-                let done = finished.fetch_add(1, Ordering::Relaxed) + 1;
-                if done % report_every == 0 || done == jobs.len() {
-                    eprintln!(
-                        "{done}/{} runs, {:.0} s",
-                        jobs.len(),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-            result
-        })
-        .collect::<Result<_, _>>()?;
-    progress.finish_and_clear();
-
-    let mut per_config: Vec<Vec<RunResult>> = (0..grid.len()).map(|_| Vec::new()).collect();
-    for (&(c, _), result) in jobs.iter().zip(results) {
-        per_config[c].push(result);
-    }
-    for (config, runs) in grid.iter().zip(&mut per_config) {
-        for (seed, run) in runs.iter_mut().enumerate() {
-            if let Some(params) = run.final_params.take() {
-                let data = &datasets[config.dataset];
-                let file = format!(
-                    "{}_{}_seed{seed}.safetensors",
-                    match data.kind {
-                        DataKind::Mnist1d => "mnist1d",
-                        DataKind::Digits => "digits",
-                    },
-                    if config.lambda() == 0.0 {
-                        "sgd"
-                    } else {
-                        "sgd_h1_output"
-                    }
-                );
-                // one metadata entry: safetensors writes a HashMap in random order, and the files
-                // should be byte-identical from run to run
-                let description = format!(
-                    "dataset={}; method={}; lambda={}; lr={}; batch={}; epochs={}; seed={seed}; test_accuracy={:.4}",
-                    data.name,
-                    config.method.name,
-                    config.lambda(),
-                    config.lr,
-                    config.batch,
-                    config.epochs,
-                    run.test_accuracy,
-                );
-                let info = HashMap::from([("chandir_study".to_owned(), description)]);
-                save_checkpoint(&out_dir.join(file), &params, info)?;
-            }
-        }
-    }
-    std::fs::write(
-        out_dir.join("runs.csv"),
-        runs_csv(&datasets, &grid, &per_config),
-    )?;
-    let summaries: Vec<Summary> = grid
+    let mut datasets = plan
+        .data_kinds()
         .into_iter()
-        .zip(&per_config)
-        .map(|(config, runs)| summarize(config, runs))
-        .collect();
+        .map(|kind| Dataset::load(kind, &args.data))
+        .collect::<Result<Vec<_>, _>>()?;
+    if plan.mode == Mode::Quick {
+        for d in &mut datasets {
+            d.truncate(256, 128, 128);
+        }
+    }
+    for d in &datasets {
+        println!(
+            "{}: {} train / {} validation / {} test",
+            d.name(),
+            d.train.len(),
+            d.validation.len(),
+            d.test.len()
+        );
+    }
 
-    let table = markdown_table(&datasets, &summaries);
-    let elapsed = started.elapsed();
-    let header = format!(
-        "# Channel-directed gradients: the study\n\n\
-         `cargo run --release --example reproduce{}` — {} runs, wall time {:.1} s on {} threads.\n\
-         Test accuracy after the last epoch over seeds 0..{}; SGD: momentum {SGD_MOMENTUM}, weight decay \
-         {SGD_WEIGHT_DECAY}; Adam: lr {ADAM_LR}, no weight decay; λ = {DEFAULT_LAMBDA} unless stated. \
-         Smoothing is applied to the conv weights (rank ≥ 3) only. Last column: time in the \
-         preconditioner over the whole training step (forward, backward, smoothing, optimizer).\n\n",
-        if args.quick { " -- --quick" } else { "" },
-        jobs.len(),
-        elapsed.as_secs_f64(),
-        rayon::current_num_threads(),
-        plan.seeds,
-    );
-    println!("\n{table}");
-    std::fs::write(out_dir.join("results.md"), format!("{header}{table}"))?;
-    plots::write_all(&out_dir, &datasets, &summaries)?;
+    let stored = snapshot_dir.join("tuning.csv");
+    let loaded = if plan.mode == Mode::Default && !args.retune {
+        load_tuning(&stored, &plan)
+    } else {
+        None
+    };
+    let (tuned, tuning_source) = match loaded {
+        Some(tuned) => (
+            tuned,
+            "settings read from `results/tuning.csv` (the snapshot's validation tuning with this \
+             protocol; `--retune` or `--full` tunes again)"
+                .to_owned(),
+        ),
+        None => {
+            let runs: usize = plan
+                .cells
+                .iter()
+                .flat_map(|&(_, b)| plan.methods.iter().map(move |&m| (m, b)))
+                .map(|(m, b)| plan.grid.candidates(m, b).len() * plan.grid.tuning_seeds.len())
+                .sum();
+            println!(
+                "tuning {} methods × {} configurations on validation accuracy: {runs} runs",
+                plan.methods.len(),
+                plan.cells.len()
+            );
+            (
+                runner::tune(&datasets, &plan.grid, &plan.cells, &plan.methods)?,
+                "run by this command".to_owned(),
+            )
+        }
+    };
     println!(
-        "wrote {} ; total wall time {:.1} s",
+        "evaluating at the tuned settings on {} seeds per method",
+        plan.eval_seeds.len()
+    );
+    let evaluation = evaluate(&datasets, &plan, &tuned)?;
+    let correlation = correlations(&evaluation.checkpoints)?;
+
+    let grid = &plan.grid;
+    let study = Study {
+        command: args_command(&args),
+        mode: plan.mode.label(),
+        tuning_source,
+        tuning_seeds: grid.tuning_seeds.len(),
+        eval_seeds: plan.eval_seeds.len(),
+        tuned,
+        evaluated: evaluation.evaluated,
+        stability: evaluation.stability,
+        lambda_zero: evaluation.lambda_zero,
+        correlation,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        threads: rayon::current_num_threads(),
+        load,
+        grid_description: format!(
+            "SGD lr {} (per batch size), Adam lr {:?}, λ {:?}, longest training (epochs) {}{}",
+            grid.sgd_lr
+                .iter()
+                .map(|(b, l)| format!("{l:?} at batch {b}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            grid.adam_lr,
+            grid.lambda,
+            grid.max_epochs
+                .iter()
+                .filter(|((d, b), _)| plan.cells.contains(&(*d, *b)))
+                .map(|((d, b), e)| format!("{} b{b}: {e}", d.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if plan.stability.is_empty() {
+                String::new()
+            } else {
+                format!("; stability ladder lr {:?}", plan.stability_lrs)
+            }
+        ),
+    };
+    let claims = report::claims(&study);
+
+    // write: checkpoints, CSVs, figures, markdown (each file atomically)
+    if args.snapshot {
+        // the snapshot holds exactly what this run writes
+        for entry in std::fs::read_dir(&out_dir)? {
+            let path = entry?.path();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if ["svg", "csv", "md", "safetensors"].contains(&ext) {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    for (spec, test, params) in &evaluation.checkpoints {
+        let file = format!(
+            "{}_b{}_{}_seed{}.safetensors",
+            spec.data.slug(),
+            spec.batch,
+            spec.method.slug(),
+            spec.seed
+        );
+        let description = format!(
+            "dataset={}; method={}; lambda={}; lr={}; batch={}; epochs={}; seed={}; test_accuracy={test:.4}",
+            spec.data.name(),
+            spec.method.name(),
+            spec.lambda,
+            spec.lr,
+            spec.batch,
+            spec.epochs,
+            spec.seed
+        );
+        write_atomic(&out_dir.join(file), checkpoint_bytes(params, description)?)?;
+    }
+    write_atomic(&out_dir.join("runs.csv"), runs_csv(&study))?;
+    write_atomic(&out_dir.join("tuning.csv"), tuning_csv(grid, &study.tuned))?;
+    if study.tuned.iter().any(|t| !t.candidates.is_empty()) {
+        write_atomic(
+            &out_dir.join("tuning_grid.csv"),
+            tuning_grid_csv(grid, &study.tuned),
+        )?;
+    }
+    let figures = plots::write_all(&out_dir, &study)?;
+    write_atomic(
+        &out_dir.join("results.md"),
+        results_markdown(&study, &claims, &figures),
+    )?;
+    if args.snapshot {
+        update_readme(
+            &manifest.join("README.md"),
+            &readme_section(&study, &claims, &figures),
+        )?;
+    }
+
+    println!("\n{}", report::claims_table(&claims));
+    println!("{}\n", report::results_table(&study));
+    if plan.mode == Mode::Quick {
+        println!("smoke run: these numbers mean nothing (tiny subsets, 2 epochs); they only show that every step runs");
+    }
+    println!(
+        "wrote {}{} ; total wall time {:.1} s",
         out_dir.display(),
+        if args.snapshot {
+            " and the README's results section"
+        } else {
+            ""
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn args_command(args: &Args) -> String {
+    let mut flags = vec![];
+    match args.mode {
+        Mode::Quick => flags.push("--quick".to_owned()),
+        Mode::Full => flags.push("--full".to_owned()),
+        Mode::Default => {}
+    }
+    if let Some(s) = args.seeds {
+        flags.push(format!("--seeds {s}"));
+    }
+    if args.retune {
+        flags.push("--retune".into());
+    }
+    if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" -- {}", flags.join(" "))
+    }
 }

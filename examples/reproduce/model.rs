@@ -1,5 +1,5 @@
 //! A small CNN on ndarray with hand-written backward passes: convolution (1-D and 2-D, lowered to
-//! one GEMM by im2col), ReLU, flatten, linear and softmax cross-entropy. Generic over the float type
+//! one GEMM by im2col), ReLU, 2×2 max pooling, flatten, linear and softmax cross-entropy. Generic over the float type
 //! so that the tests can check every backward pass in f64; the study trains in f32.
 
 // Shared by the example and tests/study_model.rs, each of which uses a different subset.
@@ -327,6 +327,50 @@ pub fn relu_backward<A: Real>(input: &ArrayD<A>, grad_out: &ArrayD<A>) -> ArrayD
     grad
 }
 
+/// 2×2 max pooling with stride 2 of `x` `[B, C, H, W]` (H and W even): the output and, per output
+/// entry, the flat index of the input entry it came from (the first maximum in row-major order).
+pub fn max_pool2<A: Real>(x: &ArrayD<A>) -> (ArrayD<A>, Vec<usize>) {
+    let s = x.shape();
+    assert!(
+        s.len() == 4 && s[2] % 2 == 0 && s[3] % 2 == 0,
+        "max_pool2 needs [B, C, H, W] with even H and W, got {s:?}"
+    );
+    let (planes, h, w) = (s[0] * s[1], s[2], s[3]);
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    let mut argmax = Vec::with_capacity(planes * oh * ow);
+    for p in 0..planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let top_left = (p * h + 2 * oy) * w + 2 * ox;
+                let best = [top_left, top_left + 1, top_left + w, top_left + w + 1]
+                    .into_iter()
+                    .fold(top_left, |best, i| if xs[i] > xs[best] { i } else { best });
+                out.push(xs[best]);
+                argmax.push(best);
+            }
+        }
+    }
+    let out = ArrayD::from_shape_vec(IxDyn(&[s[0], s[1], oh, ow]), out).expect("sizes match");
+    (out, argmax)
+}
+
+/// The backward pass of [`max_pool2`]: each output gradient goes to the input entry it came from.
+pub fn max_pool2_backward<A: Real>(
+    input_shape: &[usize],
+    argmax: &[usize],
+    grad_out: &ArrayD<A>,
+) -> ArrayD<A> {
+    let mut grad = ArrayD::zeros(IxDyn(input_shape));
+    let gs = grad.as_slice_mut().expect("fresh array is contiguous");
+    for (&i, &g) in argmax.iter().zip(grad_out.iter()) {
+        gs[i] = gs[i] + g;
+    }
+    grad
+}
+
 /// Mean softmax cross-entropy over the batch: returns (loss, gradient w.r.t. the logits, number of
 /// correct arg-max predictions).
 pub fn softmax_cross_entropy<A: Real>(logits: &Array2<A>, labels: &[u8]) -> (A, Array2<A>, usize) {
@@ -363,6 +407,8 @@ pub fn softmax_cross_entropy<A: Real>(logits: &Array2<A>, labels: &[u8]) -> (A, 
 pub enum Layer<A> {
     Conv(Conv<A>),
     Relu,
+    /// 2×2 max pooling, stride 2.
+    MaxPool2,
     Flatten,
     Linear(Linear<A>),
 }
@@ -375,6 +421,10 @@ pub enum Cache<A> {
     },
     Relu {
         input: ArrayD<A>,
+    },
+    MaxPool2 {
+        input_shape: Vec<usize>,
+        argmax: Vec<usize>,
     },
     Flatten {
         input_shape: Vec<usize>,
@@ -435,6 +485,28 @@ impl<A: Real> Network<A> {
         }
     }
 
+    /// The MNIST network for `[B, 1, 28, 28]` images: 3×3 conv (16) + ReLU + 2×2 max pool, 3×3
+    /// stride-2 conv (32) + ReLU, linear head (32·7·7 → classes). Pooling before the second conv
+    /// keeps a training step cheap on a CPU.
+    pub fn mnist(rng: &mut impl Rng, side: usize, classes: usize) -> Self {
+        let conv1 = Conv::conv2d(rng, 1, 16, 3, 1, 1);
+        let conv2 = Conv::conv2d(rng, 16, 32, 3, 2, 1);
+        let (h, w) = conv1.geometry.output_size(side, side);
+        let (h, w) = conv2.geometry.output_size(h / 2, w / 2);
+        let fc = Linear::new(rng, 32 * h * w, classes);
+        Network {
+            layers: vec![
+                ("conv1".into(), Layer::Conv(conv1)),
+                ("relu1".into(), Layer::Relu),
+                ("pool1".into(), Layer::MaxPool2),
+                ("conv2".into(), Layer::Conv(conv2)),
+                ("relu2".into(), Layer::Relu),
+                ("flatten".into(), Layer::Flatten),
+                ("fc".into(), Layer::Linear(fc)),
+            ],
+        }
+    }
+
     /// Logits `[B, classes]` and the caches for [`Network::backward`].
     pub fn forward(&self, x: ArrayD<A>) -> (Array2<A>, Vec<Cache<A>>) {
         let mut caches = Vec::with_capacity(self.layers.len());
@@ -449,6 +521,14 @@ impl<A: Real> Network<A> {
                 Layer::Relu => {
                     let out = relu(&h);
                     caches.push(Cache::Relu { input: h });
+                    out
+                }
+                Layer::MaxPool2 => {
+                    let (out, argmax) = max_pool2(&h);
+                    caches.push(Cache::MaxPool2 {
+                        input_shape: h.shape().to_vec(),
+                        argmax,
+                    });
                     out
                 }
                 Layer::Flatten => {
@@ -496,6 +576,13 @@ impl<A: Real> Network<A> {
                     gx
                 }
                 (Layer::Relu, Cache::Relu { input }) => relu_backward(&input, &grad),
+                (
+                    Layer::MaxPool2,
+                    Cache::MaxPool2 {
+                        input_shape,
+                        argmax,
+                    },
+                ) => max_pool2_backward(&input_shape, &argmax, &grad),
                 (Layer::Flatten, Cache::Flatten { input_shape }) => grad
                     .into_shape_with_order(IxDyn(&input_shape))
                     .expect("contiguous"),
@@ -555,6 +642,7 @@ pub fn cast_network<A: Real, B: Real>(net: &Network<A>) -> Network<B> {
                         geometry: c.geometry,
                     }),
                     Layer::Relu => Layer::Relu,
+                    Layer::MaxPool2 => Layer::MaxPool2,
                     Layer::Flatten => Layer::Flatten,
                     Layer::Linear(l) => Layer::Linear(Linear {
                         weight: cast(&l.weight),

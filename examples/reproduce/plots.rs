@@ -1,114 +1,225 @@
-//! SVG figures of the study (plotters): accuracy histograms over seeds (the paper's Fig 5), mean
-//! train/test curves of SGD vs SGD + H1 (Figs 4, 8, 9), accuracy vs λ (Fig 6) and vs learning rate.
+//! SVG figures of the study (plotters): paired differences with their confidence intervals,
+//! accuracy histograms over seeds (the paper's Fig 5), training and validation accuracy per epoch
+//! at the tuned settings (Figs 4, 8, 9), validation accuracy vs λ (Fig 6) and vs learning rate.
 //! Their look (palette, line styles, legend beside the chart, atomic output) is shared with the
 //! `chandir` command: `cli/src/figure.rs`, included here.
 
 #[path = "../../cli/src/figure.rs"]
-mod figure;
+pub mod figure;
 
 use std::path::Path;
 
-use chandir::{Boundary, Direction};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use crate::{
-    find_sgd, h1, has_sweeps, lambda_sweep, lr_sweep, plain, sgd_lr, BoxError, DataKind, Dataset,
-    Family, Summary, DEFAULT_LAMBDA,
-};
+use crate::data::{BoxError, DataKind};
+use crate::protocol::{Method, Tuned};
+use crate::report::Study;
+use crate::stats;
 use figure::{colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
 
-fn slug(data: &Dataset) -> &'static str {
-    match data.kind {
-        DataKind::Mnist1d => "mnist1d",
-        DataKind::Digits => "digits",
-    }
+/// One point of an error-bar series: mean ± std of accuracies (fractions) at `x`.
+struct Point {
+    x: f64,
+    mean: f64,
+    std: f64,
 }
 
-/// Writes every figure for every (data set, batch size) that was trained.
-pub fn write_all(out: &Path, datasets: &[Dataset], summaries: &[Summary]) -> Result<(), BoxError> {
-    for (d, data) in datasets.iter().enumerate() {
-        let mut batches: Vec<usize> = summaries
+/// Renders nothing itself: writes `svg` to `out/file` atomically and returns the file name.
+fn save(out: &Path, file: String, svg: &str) -> Result<String, BoxError> {
+    figure::save(&out.join(&file), svg)?;
+    Ok(file)
+}
+
+/// Writes every figure the study has data for; returns the file names.
+pub fn write_all(out: &Path, study: &Study) -> Result<Vec<String>, BoxError> {
+    let mut files = Vec::new();
+    let cells = study.cells();
+    let mut kinds: Vec<DataKind> = cells.iter().map(|c| c.0).collect();
+    kinds.dedup();
+    for &d in &kinds {
+        files.push(diffs(out, study, d)?);
+    }
+    for &(d, batch) in &cells {
+        let title = format!("{}, batch {batch}", d.name());
+        let slug = format!("{}_b{batch}", d.slug());
+        let methods: Vec<(String, Vec<f64>)> = study
+            .evaluated
             .iter()
-            .filter(|s| s.config.dataset == d)
-            .map(|s| s.config.batch)
+            .filter(|e| e.data == d && e.batch == batch)
+            .map(|e| (e.method.name().to_owned(), e.test.clone()))
             .collect();
-        batches.dedup();
-        for &batch in &batches {
-            let main: Vec<&Summary> = summaries
-                .iter()
-                .filter(|s| {
-                    s.config.dataset == d
-                        && s.config.batch == batch
-                        && s.config.family == Family::Main
-                })
-                .collect();
-            let title = format!("{}, batch {batch}", data.name);
-            histograms(
-                &out.join(format!("hist_{}_b{batch}.svg", slug(data))),
-                &title,
-                &main,
-            )?;
-            let lr = sgd_lr(batch);
-            let h1_output = h1(DEFAULT_LAMBDA, Boundary::Neumann, Direction::Output);
-            if let (Some(sgd), Some(smoothed)) = (
-                find_sgd(summaries, d, batch, plain(), lr),
-                find_sgd(summaries, d, batch, h1_output, lr),
-            ) {
-                curves(
-                    &out.join(format!("curves_{}_b{batch}.svg", slug(data))),
-                    &title,
-                    sgd,
-                    smoothed,
-                )?;
+        files.push(histograms(out, &slug, &title, &methods)?);
+        let tuned = |m: Method| {
+            study.tuned.iter().find(|t| {
+                t.data == d && t.batch == batch && t.method == m && !t.candidates.is_empty()
+            })
+        };
+        let with_curves: Vec<&Tuned> = [
+            Method::Sgd,
+            Method::SgdH1Output,
+            Method::Adam,
+            Method::AdamH1Output,
+        ]
+        .into_iter()
+        .filter_map(tuned)
+        .collect();
+        if !with_curves.is_empty() {
+            files.push(curves(out, &slug, &title, &with_curves)?);
+        }
+        if let (Some(sgd), Some(h1)) = (tuned(Method::Sgd), tuned(Method::SgdH1Output)) {
+            if let Some(f) = lambda_plot(out, &slug, &title, sgd, h1)? {
+                files.push(f);
             }
-            if has_sweeps(summaries, d, batch) {
-                let sweep = lambda_sweep(summaries, d, batch);
-                lambda_plot(
-                    &out.join(format!("lambda_{}_b{batch}.svg", slug(data))),
-                    &title,
-                    &sweep,
-                )?;
-                let series = [
-                    ("SGD", lr_sweep(summaries, d, batch, plain())),
-                    (
-                        "SGD + H1 output (λ = 1)",
-                        lr_sweep(summaries, d, batch, h1_output),
-                    ),
-                ];
-                lr_plot(
-                    &out.join(format!("lr_{}_b{batch}.svg", slug(data))),
-                    &title,
-                    &series,
-                )?;
-            }
+            files.push(lr_plot(out, &slug, &title, &[sgd, h1])?);
         }
     }
-    Ok(())
+    Ok(files)
 }
 
 fn accuracy_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        return (0.0, 100.0);
+    }
     let pad = ((hi - lo) * 0.05).max(0.5);
     ((lo - pad).max(0.0), (hi + pad).min(100.0))
 }
 
+/// Paired difference of test accuracy from the plain optimizer, with the 95 % t interval, for
+/// every method and batch size of one data set (one colour per batch size).
+fn diffs(out: &Path, study: &Study, d: DataKind) -> Result<String, BoxError> {
+    let batches: Vec<usize> = study
+        .cells()
+        .into_iter()
+        .filter(|c| c.0 == d)
+        .map(|c| c.1)
+        .collect();
+    let mut rows: Vec<(String, stats::Interval, usize)> = Vec::new();
+    for (k, &batch) in batches.iter().enumerate() {
+        for e in study
+            .evaluated
+            .iter()
+            .filter(|e| e.data == d && e.batch == batch)
+        {
+            if e.method == e.method.baseline() {
+                continue;
+            }
+            if let Some(base) = study.find(d, batch, e.method.baseline()) {
+                rows.push((
+                    format!("{}, b{batch}", e.method.name()),
+                    stats::paired_difference(&e.test, &base.test),
+                    k,
+                ));
+            }
+        }
+    }
+    let n = rows.len().max(1);
+    let (lo, hi) = rows
+        .iter()
+        .flat_map(|(_, i, _)| [i.low, i.high, i.estimate])
+        .filter(|v| v.is_finite())
+        .map(|v| 100.0 * v)
+        .fold((0.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = ((hi - lo) * 0.08).max(0.2);
+    let legend: Vec<Entry> = batches
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            Entry::new(
+                format!("batch {b}: mean, 95 % CI"),
+                Sample::Point(Style {
+                    marker: Marker::Circle,
+                    ..Style::nth(k)
+                }),
+            )
+        })
+        .chain(std::iter::once(Entry::new(
+            "left of 0: worse than the plain optimizer",
+            Sample::Note,
+        )))
+        .collect();
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let svg = figure::render(
+        (1100, 48 * n as u32 + 130),
+        &format!(
+            "{}: test accuracy minus SGD's / Adam's, same seeds (percentage points)",
+            d.name()
+        ),
+        &legend,
+        |area| {
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(300)
+                .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n as f64 - 0.5))?;
+            chart
+                .configure_mesh()
+                .x_desc("difference, percentage points")
+                .x_label_formatter(&|x| tick_label(*x))
+                .y_labels(n)
+                .y_label_formatter(&|y| {
+                    let i = y.round();
+                    if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                        labels[n - 1 - i as usize].clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .disable_y_mesh()
+                .draw()?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
+                BLACK.stroke_width(1),
+            )))?;
+            for (k, (_, interval, batch)) in rows.iter().enumerate() {
+                let y = (n - 1 - k) as f64;
+                let c = colour(*batch);
+                if interval.low.is_finite() {
+                    chart.draw_series(std::iter::once(ErrorBar::new_horizontal(
+                        y,
+                        100.0 * interval.low,
+                        100.0 * interval.estimate,
+                        100.0 * interval.high,
+                        c.stroke_width(2),
+                        12,
+                    )))?;
+                }
+                chart.draw_series(std::iter::once(Circle::new(
+                    (100.0 * interval.estimate, y),
+                    5,
+                    c.filled(),
+                )))?;
+            }
+            Ok(())
+        },
+    )?;
+    save(out, format!("diffs_{}.svg", d.slug()), &svg)
+}
+
 /// One histogram of final test accuracies over seeds per method, on a shared axis.
-fn histograms(path: &Path, title: &str, methods: &[&Summary]) -> Result<(), BoxError> {
+fn histograms(
+    out: &Path,
+    slug: &str,
+    title: &str,
+    methods: &[(String, Vec<f64>)],
+) -> Result<String, BoxError> {
     let cols = 2;
     let rows = methods.len().div_ceil(cols).max(1);
     let (lo, hi) = accuracy_range(
         methods
             .iter()
-            .flat_map(|s| s.accuracies.iter().map(|a| 100.0 * a)),
+            .flat_map(|(_, accs)| accs.iter().map(|a| 100.0 * a)),
     );
     let bins = 20;
     let width = (hi - lo) / bins as f64;
-    let count = |s: &Summary| -> Vec<f64> {
+    let count = |accs: &[f64]| -> Vec<f64> {
         let mut counts = vec![0.0; bins];
-        for a in &s.accuracies {
+        for a in accs {
             let bin = (((100.0 * a - lo) / width).max(0.0) as usize).min(bins - 1);
             counts[bin] += 1.0;
         }
@@ -116,7 +227,7 @@ fn histograms(path: &Path, title: &str, methods: &[&Summary]) -> Result<(), BoxE
     };
     let y_max = methods
         .iter()
-        .flat_map(|s| count(s))
+        .flat_map(|(_, accs)| count(accs))
         .fold(1.0_f64, f64::max);
     let edges: Vec<f64> = (0..=bins).map(|b| lo + b as f64 * width).collect();
     let svg = figure::render(
@@ -124,21 +235,17 @@ fn histograms(path: &Path, title: &str, methods: &[&Summary]) -> Result<(), BoxE
         &format!("Test accuracy over seeds — {title}"),
         &[],
         |area| {
-            for (i, (panel, summary)) in area
+            for (i, (panel, (name, accs))) in area
                 .split_evenly((rows, cols))
                 .iter()
                 .zip(methods)
                 .enumerate()
             {
+                let (mean, std) = stats::mean_std(accs);
                 // Half a bin of margin on each side: the outermost bars are whole.
                 let mut chart = ChartBuilder::on(panel)
                     .caption(
-                        format!(
-                            "{} — {:.1} ± {:.1} %",
-                            summary.config.method.name,
-                            100.0 * summary.mean,
-                            100.0 * summary.std
-                        ),
+                        format!("{name} — {:.1} ± {:.1} %", 100.0 * mean, 100.0 * std),
                         ("sans-serif", 15),
                     )
                     .margin(10)
@@ -155,17 +262,26 @@ fn histograms(path: &Path, title: &str, methods: &[&Summary]) -> Result<(), BoxE
                     .y_labels((y_max as usize + 1).min(10))
                     .disable_x_mesh()
                     .draw()?;
-                figure::draw_bars(&mut chart, &edges, &count(summary), colour(i))?;
+                figure::draw_bars(&mut chart, &edges, &count(accs), colour(i))?;
             }
             Ok(())
         },
     )?;
-    figure::save(path, &svg)
+    save(out, format!("hist_{slug}.svg"), &svg)
 }
 
-/// Mean train (dashed) and test (solid) accuracy per epoch, SGD vs SGD + H1 output.
-fn curves(path: &Path, title: &str, sgd: &Summary, smoothed: &Summary) -> Result<(), BoxError> {
-    let epoch_count = sgd.mean_train_curve.len().max(1);
+/// The mean validation curve of the chosen (lr, λ) of a tuning.
+fn chosen_curve(t: &Tuned) -> Option<&Vec<f64>> {
+    t.candidates
+        .iter()
+        .find(|(c, ..)| c.lr == t.chosen.lr && c.lambda == t.chosen.lambda)
+        .map(|(_, mean, ..)| mean)
+}
+
+/// Validation accuracy (solid) and training accuracy (dashed) per epoch at each method's chosen
+/// (lr, λ), mean over the tuning seeds, up to the longest training; a dot marks the chosen
+/// number of epochs.
+fn curves(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<String, BoxError> {
     let points = |curve: &[f64]| -> Vec<(f64, f64)> {
         curve
             .iter()
@@ -174,28 +290,43 @@ fn curves(path: &Path, title: &str, sgd: &Summary, smoothed: &Summary) -> Result
             .collect()
     };
     let mut lines = Vec::new();
-    for (index, summary) in [sgd, smoothed].into_iter().enumerate() {
-        let name = &summary.config.method.name;
+    let mut stops = Vec::new();
+    for (index, t) in methods.iter().enumerate() {
+        let name = t.method.name();
         let style = Style::nth(index).dashed(Dash::Solid);
-        lines.push(Curve {
-            label: format!("{name}: test"),
-            points: points(&summary.mean_test_curve),
-            style,
-        });
+        if let Some(validation) = chosen_curve(t) {
+            lines.push(Curve {
+                label: format!(
+                    "{name}: validation (lr {}, λ {}, stops at {})",
+                    t.chosen.lr, t.chosen.lambda, t.chosen.epochs
+                ),
+                points: points(validation),
+                style,
+            });
+            let e = t.chosen.epochs;
+            stops.push(((e as f64, 100.0 * validation[e - 1]), style));
+        }
         lines.push(Curve {
             label: format!("{name}: train (running, during the epoch)"),
-            points: points(&summary.mean_train_curve),
+            points: points(&t.train_accuracy),
             style: style.dashed(Dash::Dashed),
         });
     }
+    let epoch_count = methods
+        .iter()
+        .map(|t| t.train_accuracy.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let (lo, hi) = accuracy_range(lines.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
-    let legend = figure::curve_legend(&lines);
+    let mut legend = figure::curve_legend(&lines);
+    legend.push(Entry::new(
+        "large dot: the epoch chosen on validation",
+        Sample::Note,
+    ));
     let svg = figure::render(
-        (1000, 560),
-        &format!(
-            "Accuracy per epoch, mean over {} seeds — {title}",
-            sgd.accuracies.len()
-        ),
+        (1100, 560),
+        &format!("Accuracy per epoch at the tuned settings, mean over tuning seeds — {title}"),
         &legend,
         |area| {
             let mut chart = ChartBuilder::on(area)
@@ -211,36 +342,68 @@ fn curves(path: &Path, title: &str, sgd: &Summary, smoothed: &Summary) -> Result
                 .x_label_formatter(&|x| tick_label(*x))
                 .y_label_formatter(&|y| tick_label(*y))
                 .draw()?;
-            figure::draw_curves(&mut chart, &lines)
+            figure::draw_curves(&mut chart, &lines)?;
+            for (at, style) in &stops {
+                chart.draw_series(std::iter::once(Circle::new(*at, 7, style.colour.filled())))?;
+            }
+            Ok(())
         },
     )?;
-    figure::save(path, &svg)
+    save(out, format!("curves_{slug}.svg"), &svg)
 }
 
-/// Mean ± std test accuracy vs λ (log axis, a tick at every λ trained) for SGD + H1 output; SGD
-/// (λ = 0) as a horizontal band.
-fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxError> {
-    let (baseline, points): (Vec<&Summary>, Vec<&Summary>) =
-        sweep.iter().partition(|s| s.config.lambda() == 0.0);
-    if points.is_empty() {
-        return Ok(());
+/// Validation accuracy (at the chosen epochs) of a candidate, mean ± std over tuning seeds.
+fn point_at(t: &Tuned, lr: f64, lambda: f64, x: f64) -> Option<Point> {
+    let e = t.chosen.epochs;
+    t.candidates
+        .iter()
+        .find(|(c, ..)| c.lr == lr && c.lambda == lambda)
+        .map(|(_, mean, std, _)| Point {
+            x,
+            mean: mean[e - 1],
+            std: std[e - 1],
+        })
+}
+
+/// Validation accuracy vs λ (log axis, a tick at every λ of the grid) of SGD + H1 output at its
+/// tuned lr; SGD at the same lr as a horizontal band.
+fn lambda_plot(
+    out: &Path,
+    slug: &str,
+    title: &str,
+    sgd: &Tuned,
+    h1: &Tuned,
+) -> Result<Option<String>, BoxError> {
+    let lr = h1.chosen.lr;
+    let mut lambdas: Vec<f64> = h1
+        .candidates
+        .iter()
+        .filter(|(c, ..)| c.lr == lr)
+        .map(|(c, ..)| c.lambda)
+        .collect();
+    lambdas.sort_by(f64::total_cmp);
+    lambdas.dedup();
+    let points: Vec<Point> = lambdas
+        .iter()
+        .filter_map(|&l| point_at(h1, lr, l, l))
+        .collect();
+    if points.len() < 2 {
+        return Ok(None);
     }
+    let baseline = point_at(sgd, lr, 0.0, 0.0);
     let (lo, hi) = accuracy_range(
-        sweep
+        points
             .iter()
-            .flat_map(|s| [100.0 * (s.mean - s.std), 100.0 * (s.mean + s.std)]),
+            .chain(baseline.as_ref())
+            .flat_map(|p| [100.0 * (p.mean - p.std), 100.0 * (p.mean + p.std)]),
     );
-    let lambdas: Vec<f64> = points.iter().map(|s| s.config.lambda()).collect();
-    let (l_lo, l_hi) = (
-        lambdas.iter().copied().fold(f64::INFINITY, f64::min) / 1.5,
-        lambdas.iter().copied().fold(0.0, f64::max) * 1.5,
-    );
+    let (l_lo, l_hi) = (lambdas[0] / 1.5, lambdas[lambdas.len() - 1] * 1.5);
     let band = colour(0);
     let smoothed = Style::nth(1).dashed(Dash::Solid);
     let mut legend = Vec::new();
-    if !baseline.is_empty() {
+    if baseline.is_some() {
         legend.push(Entry::new(
-            "SGD (λ = 0): mean",
+            format!("SGD (λ = 0) at lr {lr}: mean"),
             Sample::Line(Style {
                 marker: Marker::None,
                 ..Style::nth(0)
@@ -254,7 +417,7 @@ fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxEr
     ));
     let svg = figure::render(
         (1000, 560),
-        &format!("Test accuracy vs λ (SGD + H1 output) — {title}"),
+        &format!("Validation accuracy vs λ (SGD + H1 output, lr {lr}) — {title}"),
         &legend,
         |area| {
             let mut chart = ChartBuilder::on(area)
@@ -270,10 +433,10 @@ fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxEr
                 .x_desc("λ")
                 .x_label_formatter(&|v| tick_label(*v))
                 .y_label_formatter(&|y| tick_label(*y))
-                .y_desc("test accuracy % (mean ± std over seeds)")
+                .y_desc("validation accuracy % (mean ± std, tuning seeds)")
                 .draw()?;
-            if let Some(sgd) = baseline.first() {
-                let (m, s) = (100.0 * sgd.mean, 100.0 * sgd.std);
+            if let Some(p) = &baseline {
+                let (m, s) = (100.0 * p.mean, 100.0 * p.std);
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(l_lo, m - s), (l_hi, m + s)],
                     band.mix(0.15).filled(),
@@ -283,27 +446,44 @@ fn lambda_plot(path: &Path, title: &str, sweep: &[&Summary]) -> Result<(), BoxEr
                     band.stroke_width(2),
                 ))?;
             }
-            draw_errorbar_series(&mut chart, &points, |s| s.config.lambda(), smoothed)
+            draw_errorbar_series(&mut chart, &points, 1.0, smoothed)
         },
     )?;
-    figure::save(path, &svg)
+    save(out, format!("lambda_{slug}.svg"), &svg).map(Some)
 }
 
-/// Mean ± std test accuracy vs learning rate (log axis, a tick at every rate trained), one
-/// series per method.
-fn lr_plot(path: &Path, title: &str, series: &[(&str, Vec<&Summary>)]) -> Result<(), BoxError> {
-    let all: Vec<&Summary> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-    if all.is_empty() {
-        return Ok(());
-    }
+/// Validation accuracy vs learning rate (log axis, a tick at every rate of the grid): SGD, and
+/// SGD + H1 output at its tuned λ.
+fn lr_plot(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<String, BoxError> {
+    let series: Vec<(String, Vec<Point>)> = methods
+        .iter()
+        .map(|t| {
+            let mut lrs: Vec<f64> = t.candidates.iter().map(|(c, ..)| c.lr).collect();
+            lrs.dedup();
+            let points = lrs
+                .iter()
+                .filter_map(|&lr| point_at(t, lr, t.chosen.lambda, lr))
+                .collect();
+            let name = if t.method.smooths() {
+                format!("{} (λ = {})", t.method.name(), t.chosen.lambda)
+            } else {
+                t.method.name().to_owned()
+            };
+            (name, points)
+        })
+        .collect();
+    let all: Vec<&Point> = series.iter().flat_map(|(_, p)| p).collect();
     let (lo, hi) = accuracy_range(
         all.iter()
-            .flat_map(|s| [100.0 * (s.mean - s.std), 100.0 * (s.mean + s.std)]),
+            .flat_map(|p| [100.0 * (p.mean - p.std), 100.0 * (p.mean + p.std)]),
     );
-    let mut lrs: Vec<f64> = all.iter().map(|s| s.config.lr).collect();
+    let mut lrs: Vec<f64> = all.iter().map(|p| p.x).collect();
     lrs.sort_by(f64::total_cmp);
     lrs.dedup();
-    let (x_lo, x_hi) = (lrs[0] / 1.3, lrs[lrs.len() - 1] * 1.3);
+    let (x_lo, x_hi) = (
+        lrs.first().copied().unwrap_or(0.01) / 1.3,
+        lrs.last().copied().unwrap_or(1.0) * 1.3,
+    );
     let styles: Vec<Style> = (0..series.len())
         .map(|i| Style::nth(i).dashed(Dash::Solid))
         .collect();
@@ -314,7 +494,7 @@ fn lr_plot(path: &Path, title: &str, series: &[(&str, Vec<&Summary>)]) -> Result
         .collect();
     let svg = figure::render(
         (1000, 560),
-        &format!("Test accuracy vs learning rate — {title}"),
+        &format!("Validation accuracy vs learning rate — {title}"),
         &legend,
         |area| {
             let mut chart = ChartBuilder::on(area)
@@ -330,34 +510,35 @@ fn lr_plot(path: &Path, title: &str, series: &[(&str, Vec<&Summary>)]) -> Result
                 .x_desc("learning rate (SGD, momentum 0.9)")
                 .x_label_formatter(&|v| tick_label(*v))
                 .y_label_formatter(&|y| tick_label(*y))
-                .y_desc("test accuracy % (mean ± std over seeds)")
+                .y_desc("validation accuracy % (mean ± std, tuning seeds)")
                 .draw()?;
             // Series side by side at each rate (2 % apart), so that error bars do not hide each other.
             let middle = (series.len() as f64 - 1.0) / 2.0;
             for (index, ((_, points), &style)) in series.iter().zip(&styles).enumerate() {
                 let dodge = 1.0 + 0.02 * (index as f64 - middle);
-                draw_errorbar_series(&mut chart, points, |s| s.config.lr * dodge, style)?;
+                draw_errorbar_series(&mut chart, points, dodge, style)?;
             }
             Ok(())
         },
     )?;
-    figure::save(path, &svg)
+    save(out, format!("lr_{slug}.svg"), &svg)
 }
 
-/// Means joined by a line, with ± std error bars and the style's markers (the legend's).
+/// Means joined by a line, with ± std error bars and the style's markers (the legend's); each x
+/// is multiplied by `dodge`.
 fn draw_errorbar_series<X>(
     chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, RangedCoordf64>>,
-    points: &[&Summary],
-    x: impl Fn(&Summary) -> f64,
+    points: &[Point],
+    dodge: f64,
     style: Style,
 ) -> Result<(), figure::Error>
 where
     X: Ranged<ValueType = f64>,
 {
     let stroke = style.colour.stroke_width(2);
-    for s in points {
-        let (m, sd) = (100.0 * s.mean, 100.0 * s.std);
-        let x = x(s);
+    for p in points {
+        let (m, sd) = (100.0 * p.mean, 100.0 * p.std);
+        let x = p.x * dodge;
         chart.draw_series(LineSeries::new([(x, m - sd), (x, m + sd)], stroke))?;
         let area = chart.plotting_area();
         for end in [m - sd, m + sd] {
@@ -366,7 +547,10 @@ where
             )?;
         }
     }
-    let xy: Vec<(f64, f64)> = points.iter().map(|s| (x(s), 100.0 * s.mean)).collect();
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.x * dodge, 100.0 * p.mean))
+        .collect();
     figure::draw_curves(
         chart,
         &[Curve {

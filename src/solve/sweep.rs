@@ -35,6 +35,8 @@ pub struct Sweep {
     pub(crate) coefficients: SweepCoefficients,
     /// Whether `f32` blocks may run in `f32` arithmetic; decided on the first `f32` block.
     f32_arithmetic: OnceLock<bool>,
+    /// The coefficients rounded to `f32`, made on the first `f32`-arithmetic block.
+    native32: OnceLock<Native32>,
 }
 
 impl Sweep {
@@ -43,6 +45,7 @@ impl Sweep {
         Sweep {
             coefficients: SweepCoefficients::sobolev(n, lambda, boundary),
             f32_arithmetic: OnceLock::new(),
+            native32: OnceLock::new(),
         }
     }
 
@@ -52,8 +55,8 @@ impl Sweep {
     }
 
     /// Whether `f32` tensors are swept in `f32` arithmetic: where the first-order error bound of
-    /// those sweeps is at most [`F32_ARITHMETIC_BOUND`] (small λ; `λ ≲ 2` for the Neumann
-    /// boundary); otherwise they run in `f64`, like every `f64` tensor.
+    /// those sweeps is at most [`F32_ARITHMETIC_BOUND`] (small λ: up to about 3.3 for Neumann
+    /// and Dirichlet, 1.7 for periodic); otherwise they run in `f64`, like every `f64` tensor.
     ///
     /// ```
     /// use chandir::solve::Sweep;
@@ -145,6 +148,27 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
         super::long_fiber::sobolev(self, fiber, scratch);
     }
 
+    unsafe fn solve_eight_contiguous(&self, fibers: [*mut T; 8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if is_f32::<T>() && self.uses_f32_arithmetic() && super::has_avx2() {
+            let (n, m) = (self.coefficients.n, self.coefficients.m);
+            // SAFETY: `T` is `f32` and AVX2 is present (checked above); the caller vouches for
+            // the fibers.
+            unsafe {
+                super::transposed::sweep_eight(
+                    self.native32(),
+                    fibers.map(|f| f.cast::<f32>()),
+                    n,
+                    m,
+                    magnitude_bits(F32_SAFE),
+                )
+            };
+            return true;
+        }
+        let _ = fibers;
+        false
+    }
+
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
         if is_f32::<T>() && self.uses_f32_arithmetic() {
             // SAFETY: `T` is `f32` (checked just above), so the block's rows are rows of `f32`.
@@ -159,49 +183,80 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
 /// Inputs at most this large cannot make an `f32` sweep overflow (`|x| ≤ max|g|` up to rounding).
 const F32_SAFE: f32 = f32::MAX / 16.0;
 
+/// The coefficients of the `f32` sweeps, rounded once: `x` itself is carried (`8·x̃`), so the
+/// output scale is folded into β, γ and κ (exact: a power of two).
+#[derive(Debug, Clone)]
+pub(crate) struct Native32 {
+    pub(crate) alpha: Vec<f32>,
+    pub(crate) coupling: Vec<f32>,
+    pub(crate) kappa: Vec<f32>,
+    pub(crate) mu: Vec<f32>,
+    pub(crate) beta: f32,
+    pub(crate) gamma: f32,
+}
+
+impl Native32 {
+    fn new(c: &SweepCoefficients) -> Self {
+        let scale = OUT_SCALE as f32;
+        let rows = |f: &dyn Fn(usize) -> f32| (0..c.m).map(f).collect::<Vec<f32>>();
+        Native32 {
+            alpha: rows(&|i| c.alpha.get(i) as f32),
+            coupling: rows(&|i| c.coupling.get(i) as f32),
+            kappa: rows(&|i| scale * c.kappa.get(i) as f32),
+            mu: rows(&|i| c.mu.get(i) as f32),
+            beta: scale * c.beta as f32,
+            gamma: scale * c.gamma as f32,
+        }
+    }
+}
+
 impl Sweep {
+    /// The rounded `f32` coefficients, made on first use.
+    pub(crate) fn native32(&self) -> &Native32 {
+        self.native32
+            .get_or_init(|| Native32::new(&self.coefficients))
+    }
+
     /// Both sweeps in `f32` arithmetic, every carry read back from the block (where it is stored
-    /// exactly): `x` itself is carried (`8·x̃`, the scale folded into β, γ and κ).
+    /// exactly).
     #[inline(always)]
     fn sweep_f32(&self, block: &mut RowBlock<'_, f32>) {
-        let c = &self.coefficients;
-        let (n, m) = (c.n, c.m);
-        let scale = OUT_SCALE as f32;
-        let beta = scale * c.beta as f32;
+        let (n, m) = (self.coefficients.n, self.coefficients.m);
+        let c = self.native32();
         let spiked = m < n;
         let mut largest = 0;
         if spiked {
-            let gamma = scale * c.gamma as f32;
             for g in block.row(n - 1) {
                 largest = largest.max(magnitude_bits(*g));
-                *g *= gamma;
+                *g *= c.gamma;
             }
         }
-        largest = largest.max(f32_forward_first(block.row(0), c.alpha.get(0) as f32));
+        largest = largest.max(f32_forward_first(block.row(0), c.alpha[0]));
         for i in 0..m {
             if i > 0 {
                 let (prev, row) = block.pair(i - 1, i);
-                let (alpha, coupling) = (c.alpha.get(i) as f32, c.coupling.get(i) as f32);
-                largest = largest.max(f32_forward(row, prev, alpha, coupling));
+                largest = largest.max(f32_forward(row, prev, c.alpha[i], c.coupling[i]));
             }
-            let kappa = c.kappa.get(i);
-            if kappa != 0.0 {
+            if c.kappa[i] != 0.0 {
                 let (row, last) = block.pair(i, n - 1);
-                f32_accumulate(last, row, scale * kappa as f32);
+                f32_accumulate(last, row, c.kappa[i]);
             }
         }
         let exact = largest <= magnitude_bits(F32_SAFE);
         if !spiked {
-            let coupling_zero = 0.0;
-            let row = block.row(m - 1);
-            row.iter_mut().for_each(|z| *z = beta * *z + coupling_zero);
-            if !exact {
-                row.iter_mut().for_each(|x| *x = clamp_f32(*x, true));
+            // The last forward row starts the backward sweep: x = β·z + c·0.
+            for z in block.row(m - 1) {
+                let x = c.beta * *z + 0.0;
+                *z = if exact {
+                    x
+                } else {
+                    clamp_f32(x, z.is_finite())
+                };
             }
         }
         let top = if spiked { m } else { m - 1 };
         for i in (0..top).rev() {
-            let (coupling, mu) = (c.coupling.get(i) as f32, c.mu.get(i) as f32);
+            let (coupling, mu) = (c.coupling[i], c.mu[i]);
             let (next, last, row) = if spiked {
                 block.triple(i + 1, n - 1, i)
             } else {
@@ -209,9 +264,9 @@ impl Sweep {
                 (next, &[][..], row)
             };
             match (mu == 0.0, exact) {
-                (true, true) => f32_backward(row, next, beta, coupling),
-                (false, true) => f32_backward_spiked(row, next, last, beta, coupling, mu),
-                _ => f32_backward_clamped(row, next, last, beta, coupling, mu),
+                (true, true) => f32_backward(row, next, c.beta, coupling),
+                (false, true) => f32_backward_spiked(row, next, last, c.beta, coupling, mu),
+                _ => f32_backward_clamped(row, next, last, c.beta, coupling, mu),
             }
         }
     }
@@ -304,7 +359,12 @@ fn f32_backward_clamped(
 ) {
     for (j, (z, &x)) in row.iter_mut().zip(next).enumerate() {
         let l = last.get(j).copied().unwrap_or(0.0);
-        let value = beta * *z + coupling * x + mu * l;
+        // The same operations as the unclamped kernels (no `+ 0·l` where μ = 0).
+        let value = if mu == 0.0 {
+            beta * *z + coupling * x
+        } else {
+            beta * *z + coupling * x + mu * l
+        };
         *z = clamp_f32(value, z.is_finite() && x.is_finite() && l.is_finite());
     }
 }
