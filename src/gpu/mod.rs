@@ -58,6 +58,12 @@ pub const REWEIGHTED_SEGMENT_ROWS: usize = 32;
 pub const SCAN_THREADS: usize = 64;
 
 /// The arithmetic of a device kernel.
+///
+/// ```
+/// use chandir::gpu::{arithmetic, Arithmetic};
+/// use chandir::Metric;
+/// assert_eq!(arithmetic(&Metric::ReweightedH0 { lambda: 3.0 }, 256), Arithmetic::F32);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arithmetic {
     /// Single precision: carries, coefficients and sums in f32.

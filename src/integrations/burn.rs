@@ -47,6 +47,19 @@
 //! | the same, where the arithmetic rule asks for f64 and the device has none (e.g. Metal: large λ) | host | a device synchronisation, a download, the CPU kernel, an upload |
 //! | CubeCL backends in a build without those features, `ndarray`, `tch`, remote | host | as above |
 //!
+//! ```ignore
+//! // Cargo.toml: chandir = { version = "0.1", features = ["burn-wgpu"] }; needs a GPU (or lavapipe)
+//! use burn::tensor::{Device, DeviceKind, Tensor};
+//! use chandir::gpu::Arithmetic;
+//! use chandir::integrations::burn::{route, Route};
+//! use chandir::ChannelDirected;
+//!
+//! let device = Device::wgpu(DeviceKind::DefaultDevice);
+//! let grad = Tensor::<4>::ones([64, 32, 3, 3], &device);
+//! assert_eq!(route(&grad, &ChannelDirected::sobolev(1.0))?, Route::Device(Arithmetic::F32));
+//! # Ok::<(), chandir::Error>(())
+//! ```
+//!
 //! The device kernels do their arithmetic in f32 where [`crate::gpu::f32_error_bound`] allows
 //! (H1 with λ up to about 100 for Neumann, 60 for periodic, every λ for Dirichlet) and in f64 otherwise: every path meets the
 //! CPU path's tolerance (f32: `1e-5·max|g|`).
@@ -68,6 +81,12 @@ use crate::{ChannelDirected, Direction, Error, RankPolicy};
 /// The output features of burn's `Linear` weight `[d_input, d_output]`: axis 1. Smooth linear
 /// weights along them with
 /// `ChannelDirectedConfig::new().with_linear_direction(Some(LINEAR_OUTPUT))`.
+///
+/// ```
+/// use chandir::integrations::burn::{ChannelDirectedConfig, LINEAR_OUTPUT};
+/// let config = ChannelDirectedConfig::new().with_linear_direction(Some(LINEAR_OUTPUT));
+/// assert_eq!(config.preconditioner_for_rank(2).unwrap().direction, chandir::Direction::Axis(1));
+/// ```
 pub const LINEAR_OUTPUT: Direction = Direction::Axis(1);
 
 /// burn's side of the shared [`ChannelDirectedConfig`] (with no inner config: burn optimizers are

@@ -53,6 +53,15 @@ use crate::{ChannelDirected, Direction, RankPolicy};
 
 /// The output features of candle's `Linear` weight `[out, in]`: axis 0. Smooth linear weights
 /// along them with `config.with_linear_direction(Some(LINEAR_OUTPUT))`.
+///
+/// ```
+/// use candle_nn::ParamsAdamW;
+/// use chandir::integrations::candle::{ChannelDirectedConfig, LINEAR_OUTPUT};
+/// let config = ChannelDirectedConfig::new()
+///     .with_inner(ParamsAdamW::default())
+///     .with_linear_direction(Some(LINEAR_OUTPUT));
+/// assert_eq!(config.preconditioner_for_rank(2).unwrap().direction, chandir::Direction::Output);
+/// ```
 pub const LINEAR_OUTPUT: Direction = Direction::Output;
 
 /// A [`candle_nn::Optimizer`] that smooths the gradient of each of its variables with a

@@ -43,9 +43,9 @@ pub(super) fn on_cube_device<const D: usize>(grad: &Tensor<D>) -> bool {
     matches!(grad.device().inner().as_dispatch(), DispatchDevice::Cube(_))
 }
 
-/// The plan for `grad` on its CubeCL device, `None` where the operator is the identity, and
-/// `Err(())` where the device cannot run it (f64 arithmetic needed but missing, or a dtype the
-/// kernels do not store).
+/// The plan for `grad` on its CubeCL device (arithmetic `forced`, or the rule's), or `None` where
+/// the operator is the identity or the tensor empty. Whether the device can run it is
+/// [`can_run`]'s question. Errors for a direction the tensor lacks.
 pub(super) fn plan<const D: usize>(
     grad: &Tensor<D>,
     preconditioner: &ChannelDirected,
