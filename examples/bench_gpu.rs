@@ -119,11 +119,13 @@ mod run {
         copy: f64,
         kernel: f64,
         columns: f64,
-        segments: f64,
+        /// Segments of 8, 32 and 128 rows.
+        segments: [f64; 3],
         round_trip: f64,
     }
 
-    fn measure(shape: &[usize], device: &Device, budget: Duration) -> Timing {
+    /// Every timing of `shape`; the method variants only when `variants`.
+    fn measure(shape: &[usize], device: &Device, budget: Duration, variants: bool) -> Timing {
         let grad = gradient(shape, device);
         let cd = ChannelDirected::sobolev(1.0);
         let len: usize = shape.iter().product();
@@ -139,8 +141,14 @@ mod run {
         Timing {
             copy: median_secs(device, batch, budget, || device_copy(grad.clone()).unwrap()),
             kernel: median_secs(device, batch, budget, on_device(Method::Auto)),
-            columns: median_secs(device, batch, budget, on_device(Method::Columns)),
-            segments: median_secs(device, batch, budget, on_device(Method::Segments(32))),
+            columns: match variants {
+                true => median_secs(device, batch, budget, on_device(Method::Columns)),
+                false => f64::NAN,
+            },
+            segments: [8, 32, 128].map(|rows| match variants {
+                true => median_secs(device, batch, budget, on_device(Method::Segments(rows))),
+                false => f64::NAN,
+            }),
             round_trip: median_secs(device, 1, budget, || {
                 precondition_on_host(grad.clone(), &cd).unwrap()
             }),
@@ -168,7 +176,7 @@ mod run {
         println!("device: {name} ({device:?}); f32, λ = 1, H1 Neumann, output channels");
         println!();
         println!(
-        "| shape | copy (µs) | H1 / copy | round trip / H1 | columns / H1 | segments(32) / H1 |"
+        "| shape | copy (µs) | H1 / copy | round trip / H1 | columns / H1 | segments(8, 32, 128) / H1 |"
     );
         println!("|---|---:|---:|---:|---:|---:|");
         let shapes: Vec<&[usize]> = if quick {
@@ -177,14 +185,16 @@ mod run {
             SHAPES.to_vec()
         };
         for shape in shapes {
-            let t = measure(shape, &device, budget);
+            let t = measure(shape, &device, budget, true);
             println!(
-                "| {shape:?} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} |",
+                "| {shape:?} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2}, {:.2}, {:.2} |",
                 t.copy * 1e6,
                 t.kernel / t.copy,
                 t.round_trip / t.kernel,
                 t.columns / t.kernel,
-                t.segments / t.kernel,
+                t.segments[0] / t.kernel,
+                t.segments[1] / t.kernel,
+                t.segments[2] / t.kernel,
             );
         }
         // Few columns, long fibers: one invocation per fiber against the segmented scan.
@@ -227,7 +237,7 @@ mod run {
         };
         let (mut copy, mut kernel, mut round_trip) = (0.0, 0.0, 0.0);
         for shape in &set {
-            let t = measure(shape, &device, budget / 4);
+            let t = measure(shape, &device, budget / 4, false);
             copy += t.copy;
             kernel += t.kernel;
             round_trip += t.round_trip;
