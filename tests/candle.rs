@@ -383,3 +383,82 @@ fn bad_inputs_are_refused_before_writing() {
         .with_metric(Metric::ReweightedH0 { lambda: -1.0 });
     assert!(ChannelDirectedOptimizer::<SGD>::new(vec![], config).is_err());
 }
+
+/// One step smooths every gradient at once on rayon's pool (whole tensors balanced by size, the
+/// largest still split inside): bitwise what smoothing them one by one with `preconditioned` and
+/// stepping the inner optimizer gives, with 1, 2 and 4 threads.
+#[test]
+fn one_step_smooths_all_gradients_bitwise_as_one_by_one() {
+    let shapes: [&[usize]; 6] = [
+        &[256, 64, 3, 3],
+        &[64, 32, 3, 3],
+        &[16, 8, 3, 3],
+        &[8, 4, 1, 1],
+        &[33, 7, 5],
+        &[10, 20],
+    ];
+    let tensor = |shape: &[usize], salt: usize| {
+        let len: usize = shape.iter().product();
+        let values: Vec<f32> = (0..len)
+            .map(|i| (((i * 7919 + salt * 104_729) % 1_000) as f32 - 500.0) / 97.0)
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    };
+    let vars = || -> Vec<Var> {
+        (0..shapes.len())
+            .map(|i| Var::from_tensor(&tensor(shapes[i], i)).unwrap())
+            .collect()
+    };
+    let mut grads = candle_core::backprop::GradStore::default();
+    let wrapped_vars = vars();
+    for (i, var) in wrapped_vars.iter().enumerate() {
+        grads.insert(var.as_tensor(), tensor(shapes[i], i + 100));
+    }
+    let config = || {
+        ChannelDirectedConfig::new()
+            .with_inner(0.1)
+            .with_linear_direction(Some(LINEAR_OUTPUT))
+    };
+
+    // Expected: each gradient smoothed on its own, then plain SGD.
+    let plain_vars = vars();
+    let reference = ChannelDirectedOptimizer::<SGD>::new(wrapped_vars.clone(), config()).unwrap();
+    let mut plain = SGD::new(plain_vars.clone(), 0.1).unwrap();
+    let mut one_by_one = candle_core::backprop::GradStore::default();
+    for (wrapped, own) in wrapped_vars.iter().zip(&plain_vars) {
+        let grad = grads.get(wrapped.as_tensor()).unwrap();
+        let smoothed = match reference.preconditioner_for(wrapped) {
+            Some(cd) => preconditioned(grad, &cd).unwrap(),
+            None => grad.clone(),
+        };
+        one_by_one.insert(own.as_tensor(), smoothed);
+    }
+    plain.step(&one_by_one).unwrap();
+
+    for threads in [1, 2, 4] {
+        let start: Vec<Tensor> = wrapped_vars
+            .iter()
+            .map(|v| v.as_tensor().copy().unwrap())
+            .collect();
+        let mut optim =
+            ChannelDirectedOptimizer::<SGD>::new(wrapped_vars.clone(), config()).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| optim.step(&grads)).unwrap();
+        for ((wrapped, own), shape) in wrapped_vars.iter().zip(&plain_vars).zip(shapes) {
+            let got = wrapped.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let want = own.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{shape:?} with {threads} threads differs from smoothing one by one"
+            );
+        }
+        for (var, start) in wrapped_vars.iter().zip(&start) {
+            var.set(start).unwrap();
+        }
+    }
+}

@@ -36,8 +36,10 @@
 //!
 //! Copies: `Optimizer::step` borrows the gradients, which may share storage with other tensors
 //! (candle hands the same gradient to both operands of an addition), so the wrapper smooths a
-//! copy of each gradient it changes. [`precondition_in_place`] smooths a tensor you own with no
-//! copy at all on the CPU.
+//! copy of each gradient it changes. The copies of one step are smoothed together on rayon's
+//! pool, whole tensors balanced by size as in [`crate::optim::precondition_each`], with bitwise
+//! the result of smoothing them one by one. [`precondition_in_place`] smooths a tensor you own
+//! with no copy at all on the CPU.
 
 use std::collections::HashMap;
 
@@ -49,6 +51,7 @@ use ndarray::{ArrayViewMut, IxDyn, ShapeBuilder};
 use num_traits::Float;
 
 pub use super::ChannelDirectedConfig;
+use crate::optim::model::{run_balanced, Task};
 use crate::{ChannelDirected, Direction, RankPolicy};
 
 /// The output features of candle's `Linear` weight `[out, in]`: axis 0. Smooth linear weights
@@ -103,12 +106,31 @@ impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
                 smoothed.insert_id(*id, grad.clone());
             }
         }
+        // Host copies first, then every copy smoothed at once on rayon's pool, balanced by size
+        // (as `optim::precondition_each`): bitwise the result of smoothing them one by one.
+        let mut copies = Vec::new();
         for var in &self.vars {
             let (Some(preconditioner), Some(grad)) = (self.preconditioner_for(var), grads.get(var))
             else {
                 continue;
             };
-            smoothed.insert(var, preconditioned(grad, &preconditioner)?);
+            check(grad, &preconditioner)?;
+            copies.push((var, grad, preconditioner, host_copy(grad)?));
+        }
+        let tasks = copies
+            .iter()
+            .map(|(_, _, preconditioner, host)| Task {
+                size: host.elem_count(),
+                threading: preconditioner.threading,
+                // A candle tensor is a handle: smoothing this clone smooths `host`'s storage.
+                job: (*preconditioner, host.clone()),
+            })
+            .collect();
+        run_balanced(tasks, |(preconditioner, host)| {
+            host.inplace_op1(&PreconditionOp(preconditioner))
+        })?;
+        for (var, grad, _, host) in copies {
+            smoothed.insert(var, host.to_dtype(grad.dtype())?.to_device(grad.device())?);
         }
         self.inner.step(&smoothed)
     }
@@ -239,21 +261,25 @@ pub fn preconditioned(
     preconditioner: &ChannelDirected,
 ) -> candle_core::Result<Tensor> {
     check(grad, preconditioner)?;
+    let host = host_copy(grad)?;
+    host.inplace_op1(&PreconditionOp(*preconditioner))?;
+    host.to_dtype(grad.dtype())?.to_device(grad.device())
+}
+
+/// A CPU copy of `grad` in its work dtype (f64 stays f64, every other float becomes f32), sharing
+/// no storage with `grad`.
+fn host_copy(grad: &Tensor) -> candle_core::Result<Tensor> {
     let work_dtype = if grad.dtype() == DType::F64 {
         DType::F64
     } else {
         DType::F32
     };
     // A CPU tensor already in the work dtype would come back sharing its storage: copy it.
-    let host = if grad.device().is_cpu() && grad.dtype() == work_dtype {
-        grad.detach().copy()?
+    if grad.device().is_cpu() && grad.dtype() == work_dtype {
+        grad.detach().copy()
     } else {
-        grad.detach()
-            .to_device(&Device::Cpu)?
-            .to_dtype(work_dtype)?
-    };
-    host.inplace_op1(&PreconditionOp(*preconditioner))?;
-    host.to_dtype(grad.dtype())?.to_device(grad.device())
+        grad.detach().to_device(&Device::Cpu)?.to_dtype(work_dtype)
+    }
 }
 
 /// Refuses integer dtypes and settings that [`ChannelDirected::apply`] would refuse.

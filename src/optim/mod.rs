@@ -30,7 +30,7 @@
 
 mod adam;
 mod channel_directed;
-mod model;
+pub(crate) mod model;
 mod sgd;
 
 use std::collections::BTreeMap;

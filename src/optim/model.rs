@@ -67,10 +67,11 @@ pub(crate) struct Task<T> {
 /// Runs every task: those with [`Threading::Auto`] spread over the current rayon pool, dealt out
 /// largest first to the least-loaded of one bin per thread, the others one after another on the
 /// calling thread. Returns the first error (tasks are meant to be validated before).
-pub(crate) fn run_balanced<T, F>(tasks: Vec<Task<T>>, work: F) -> Result<(), Error>
+pub(crate) fn run_balanced<T, E, F>(tasks: Vec<Task<T>>, work: F) -> Result<(), E>
 where
     T: Send,
-    F: Fn(T) -> Result<(), Error> + Sync,
+    E: Send,
+    F: Fn(T) -> Result<(), E> + Sync,
 {
     let (parallel, single): (Vec<Task<T>>, Vec<Task<T>>) = tasks
         .into_iter()
