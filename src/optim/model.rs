@@ -9,7 +9,10 @@
 use ndarray::{ArrayViewMut, Dimension};
 use num_traits::Float;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::layout::PARALLEL_MIN_ELEMENTS;
 use crate::{ChannelDirected, Error, Threading};
 
 /// Smooths every gradient with its own preconditioner, validating all of them first: on `Err`
@@ -79,6 +82,12 @@ where
     let threads = rayon::current_num_threads();
     if threads <= 1 || parallel.len() <= 1 {
         parallel.into_iter().try_for_each(|task| work(task.job))?;
+    } else if rayon::current_thread_index().is_none()
+        && parallel
+            .iter()
+            .all(|task| task.size <= 2 * PARALLEL_MIN_ELEMENTS)
+    {
+        share_with_caller(parallel, threads, &work)?;
     } else {
         balance(parallel, threads)
             .into_par_iter()
@@ -86,6 +95,50 @@ where
             .try_for_each(|bin| bin.into_iter().try_for_each(&work))?;
     }
     single.into_iter().try_for_each(|task| work(task.job))
+}
+
+/// Called from outside the pool (a training loop's own thread), the caller would sleep while
+/// the pool wakes up, a cost comparable to a small model's whole call: here it takes tasks too,
+/// largest first from one queue that `threads - 1` pool workers drain with it. Only for tensors
+/// too small to be split inside: a split from outside the pool would send the caller to sleep.
+fn share_with_caller<T, E, F>(mut tasks: Vec<Task<T>>, threads: usize, work: &F) -> Result<(), E>
+where
+    T: Send,
+    E: Send,
+    F: Fn(T) -> Result<(), E> + Sync,
+{
+    tasks.sort_by_key(|task| std::cmp::Reverse(task.size));
+    let queue: Vec<Mutex<Option<T>>> = tasks
+        .into_iter()
+        .map(|task| Mutex::new(Some(task.job)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<E>> = Mutex::new(None);
+    let drain = || {
+        while let Some(slot) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let job = lock(slot)
+                .take()
+                .expect("the queue hands out each task once");
+            if let Err(err) = work(job) {
+                lock(&failure).get_or_insert(err);
+            }
+        }
+    };
+    rayon::in_place_scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|_| drain());
+        }
+        drain();
+    });
+    match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// A lock that a panic elsewhere does not poison for us: the data is a plain slot.
+fn lock<V>(mutex: &Mutex<V>) -> MutexGuard<'_, V> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Longest-processing-time-first: sorts by size, largest first, and gives each task to the bin
@@ -142,5 +195,66 @@ mod tests {
         let mut all: Vec<usize> = bins.into_iter().flatten().collect();
         all.sort_unstable();
         assert_eq!(all, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn the_caller_shares_the_queue_each_task_runs_once_and_errors_come_back() {
+        // From a plain thread, as a training loop calls: the caller drains the queue with the pool.
+        std::thread::spawn(|| {
+            let runs: Vec<AtomicUsize> = (0..40).map(|_| AtomicUsize::new(0)).collect();
+            let sizes: Vec<usize> = (0..40).map(|i| (i * 37) % 11).collect();
+            for threads in [2, 3, 8] {
+                share_with_caller(tasks(&sizes), threads, &|index: usize| {
+                    runs[index].fetch_add(1, Ordering::Relaxed);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            }
+            assert!(runs.iter().all(|count| count.load(Ordering::Relaxed) == 3));
+            let failed = share_with_caller(tasks(&sizes), 2, &|index: usize| match index {
+                7 => Err(index),
+                _ => Ok(()),
+            });
+            assert_eq!(failed, Err(7));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn from_outside_the_pool_small_tensors_give_the_bits_of_one_by_one() {
+        use ndarray::ArrayD;
+        let shapes: [&[usize]; 5] = [
+            &[64, 64, 3, 3],
+            &[16, 8, 3, 3],
+            &[33, 5],
+            &[1, 9],
+            &[7, 3, 2],
+        ];
+        let grads: Vec<ArrayD<f32>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, shape)| {
+                ArrayD::from_shape_fn(*shape, |index| {
+                    let i: usize = index.as_array_view().iter().fold(k, |h, &v| h * 31 + v);
+                    ((i * 7919) % 1000) as f32 / 37.0 - 13.0
+                })
+            })
+            .collect();
+        let cd = ChannelDirected::sobolev(1.0);
+        let mut one_by_one = grads.clone();
+        one_by_one.iter_mut().for_each(|g| cd.apply(g).unwrap());
+        let mut together = grads.clone();
+        std::thread::spawn(move || {
+            precondition_each(together.iter_mut().map(|g| (cd, g.view_mut()))).unwrap();
+            together
+        })
+        .join()
+        .unwrap()
+        .iter()
+        .zip(&one_by_one)
+        .for_each(|(a, b)| {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        });
     }
 }
