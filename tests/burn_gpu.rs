@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::reference::{parse_case, reference_dir};
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -96,44 +96,6 @@ fn values(shape: &[usize], seed: u64) -> ArrayD<f64> {
             .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     })
-}
-
-/// `tests/reference` of the working directory when there is one (a carried binary run from a
-/// copy of the repository, see gpu/README.md), of the crate otherwise.
-fn reference_dir() -> PathBuf {
-    let here = PathBuf::from("tests/reference");
-    if here.join("manifest.json").exists() {
-        here
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
-    }
-}
-
-fn parse_case(case: &Value) -> ChannelDirected {
-    let lambda = case["lambda"].as_f64();
-    let metric = match case["metric"].as_str().unwrap() {
-        "h0" => Metric::H0,
-        "reweighted_h0" => Metric::ReweightedH0 {
-            lambda: lambda.unwrap(),
-        },
-        "sobolev_h1" => Metric::SobolevH1 {
-            lambda: lambda.unwrap(),
-            boundary: match case["boundary"].as_str().unwrap() {
-                "neumann" => Boundary::Neumann,
-                "periodic" => Boundary::Periodic,
-                "dirichlet" => Boundary::Dirichlet,
-                other => panic!("unknown boundary {other}"),
-            },
-        },
-        other => panic!("unknown metric {other}"),
-    };
-    let direction = match case["direction"].as_str().unwrap() {
-        "output" => Direction::Output,
-        "input" => Direction::Input,
-        "flattened" => Direction::Flattened,
-        other => panic!("unknown direction {other}"),
-    };
-    ChannelDirected::new(metric, direction)
 }
 
 /// Smooths `grad` (rank 1 to 4) on the device with a poisoned output; `None` where the device

@@ -2,43 +2,12 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::reference::{parse_case, reference_dir};
 
-use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use chandir::{Boundary, Direction, Metric};
 use ndarray::ArrayD;
 use ndarray_npy::read_npy;
 use serde_json::Value;
-
-fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
-}
-
-fn parse_case(case: &Value) -> ChannelDirected {
-    let lambda = case["lambda"].as_f64();
-    let metric = match case["metric"].as_str().unwrap() {
-        "h0" => Metric::H0,
-        "reweighted_h0" => Metric::ReweightedH0 {
-            lambda: lambda.unwrap(),
-        },
-        "sobolev_h1" => Metric::SobolevH1 {
-            lambda: lambda.unwrap(),
-            boundary: match case["boundary"].as_str().unwrap() {
-                "neumann" => Boundary::Neumann,
-                "periodic" => Boundary::Periodic,
-                "dirichlet" => Boundary::Dirichlet,
-                other => panic!("unknown boundary {other}"),
-            },
-        },
-        other => panic!("unknown metric {other}"),
-    };
-    let direction = match case["direction"].as_str().unwrap() {
-        "output" => Direction::Output,
-        "input" => Direction::Input,
-        "flattened" => Direction::Flattened,
-        other => panic!("unknown direction {other}"),
-    };
-    ChannelDirected::new(metric, direction)
-}
 
 fn cases() -> Vec<Value> {
     let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod exact;
+pub mod reference;
 
 use chandir::{Boundary, Direction, Metric};
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
