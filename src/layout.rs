@@ -18,9 +18,11 @@ use runs::{Move, Runs};
 use crate::solve::{BlockSolver, RowBlock};
 use crate::Threading;
 
-/// Target size of one block of `n` rows: half of a common per-core L2 (1–2 MiB), so both sweeps of
-/// a block run from cache while long fibers still get rows of at least [`MIN_BLOCK_COLUMNS`].
-pub const BLOCK_BYTES: usize = 1 << 20;
+/// Target size of one block of `n` rows. The sweeps are bound by instructions, and each visit of a
+/// row costs a fixed ~100 of them, so wide rows matter more than L2 residency: 2 MiB blocks beat
+/// 1 MiB ones on a 1 MiB L2 (f32, one thread: `[512, 512, 3, 3]` 2.0× → 1.45× the copy,
+/// `[2048, 512, 1, 1]` 3.6× → 3.0×, `[4096, 4096]` ≈ 2× → 1.6×; see BENCHMARKS.md).
+pub const BLOCK_BYTES: usize = 2 << 20;
 
 /// Fewest columns per block: a row chunk of 64 values spans whole cache lines for f32 and f64.
 pub const MIN_BLOCK_COLUMNS: usize = 64;
@@ -35,9 +37,9 @@ pub fn block_width(n: usize, elem_bytes: usize) -> usize {
     width_for(BLOCK_BYTES, n, elem_bytes)
 }
 
-/// Target size of a packed block: a quarter of [`BLOCK_BYTES`], since the packed copy and the
-/// strided runs it comes from share the cache while it is filled and emptied.
-pub const PACKED_BLOCK_BYTES: usize = BLOCK_BYTES / 4;
+/// Target size of a packed block (256 KiB): small, since the packed copy and the strided runs it
+/// comes from share the cache while it is filled and emptied.
+pub const PACKED_BLOCK_BYTES: usize = 1 << 18;
 
 /// Columns per packed block ([`PACKED_BLOCK_BYTES`]), at least [`MIN_BLOCK_COLUMNS`].
 fn packed_width(n: usize, elem_bytes: usize) -> usize {
