@@ -85,7 +85,7 @@ where
     } else if rayon::current_thread_index().is_none()
         && parallel
             .iter()
-            .all(|task| task.size <= 2 * PARALLEL_MIN_ELEMENTS)
+            .all(|task| task.size < PARALLEL_MIN_ELEMENTS)
     {
         share_with_caller(parallel, threads, &work)?;
     } else {
@@ -100,7 +100,8 @@ where
 /// Called from outside the pool (a training loop's own thread), the caller would sleep while
 /// the pool wakes up, a cost comparable to a small model's whole call: here it takes tasks too,
 /// largest first from one queue that `threads - 1` pool workers drain with it. Only for tensors
-/// too small to be split inside: a split from outside the pool would send the caller to sleep.
+/// below [`PARALLEL_MIN_ELEMENTS`], which no kernel splits: a split from outside the pool would
+/// send the caller to sleep.
 fn share_with_caller<T, E, F>(mut tasks: Vec<Task<T>>, threads: usize, work: &F) -> Result<(), E>
 where
     T: Send,

@@ -25,8 +25,6 @@ const MIN_LEN: usize = 4096;
 const MIN_BODY: usize = 2048;
 /// Values per partial sum of the re-weighted mean; fixed, so the sum does not depend on threads.
 const SUM_CHUNK: usize = 1 << 14;
-/// Fibers at least this long are spread over the threads of the current pool.
-const PARALLEL_MIN: usize = 1 << 16;
 
 fn as_block<T>(fiber: &mut [T]) -> RowBlock<'_, T> {
     let n = fiber.len();
@@ -187,7 +185,7 @@ pub(crate) fn reweighted<T: Float + Send + Sync>(
     _scratch: &mut [f64],
 ) {
     let n = fiber.len();
-    let parallel = n >= PARALLEL_MIN && crate::layout::parallel_allowed();
+    let parallel = n >= crate::layout::PARALLEL_MIN_ELEMENTS && crate::layout::parallel_allowed();
     let down = f.down;
     let sums: Vec<f64> = if parallel {
         fiber
