@@ -56,6 +56,8 @@ pub(crate) struct HostCoefficients {
     key: CoefficientKey,
     coefficients: ExpandedCoefficients,
     forward_rows: usize,
+    /// [`super::f32_error_bound`] of these coefficients, for the arithmetic rule of every call.
+    pub(crate) f32_error_bound: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +113,7 @@ pub(crate) fn host_coefficients(metric: &Metric, n: usize) -> Option<Arc<HostCoe
         key,
         forward_rows: sweep.forward_rows(),
         coefficients: sweep.expanded(),
+        f32_error_bound: sweep.f32_error_bound(),
     });
     if cache.len() >= CACHE_ENTRIES {
         cache.clear();

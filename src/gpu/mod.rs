@@ -114,7 +114,12 @@ pub fn f32_error_bound(metric: &Metric, n: usize) -> f64 {
 /// assert_eq!(arithmetic(&periodic(1e5), 256), Arithmetic::F64);
 /// ```
 pub fn arithmetic(metric: &Metric, n: usize) -> Arithmetic {
-    if f32_error_bound(metric, n) <= F32_ARITHMETIC_BUDGET {
+    arithmetic_for_bound(f32_error_bound(metric, n))
+}
+
+/// The rule of [`arithmetic`] applied to an [`f32_error_bound`] already at hand.
+pub(crate) fn arithmetic_for_bound(f32_error_bound: f64) -> Arithmetic {
+    if f32_error_bound <= F32_ARITHMETIC_BUDGET {
         Arithmetic::F32
     } else {
         Arithmetic::F64

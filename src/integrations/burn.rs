@@ -73,6 +73,8 @@ use num_traits::Float;
 mod cube;
 
 pub use super::ChannelDirectedConfig;
+#[cfg(feature = "burn-cube")]
+use crate::gpu::launch::DevicePlan;
 use crate::gpu::Arithmetic;
 #[cfg(feature = "burn-cube")]
 use crate::gpu::Method;
@@ -236,6 +238,26 @@ pub fn route<const D: usize>(
     grad: &Tensor<D>,
     preconditioner: &ChannelDirected,
 ) -> Result<Route, Error> {
+    Ok(match decide(grad, preconditioner)? {
+        Decision::Identity => Route::Identity,
+        Decision::Host => Route::Host,
+        #[cfg(feature = "burn-cube")]
+        Decision::Device(plan) => Route::Device(plan.arithmetic),
+    })
+}
+
+/// [`route`]'s answer with the device plan it was made from, so that smoothing plans once.
+enum Decision {
+    Identity,
+    Host,
+    #[cfg(feature = "burn-cube")]
+    Device(DevicePlan),
+}
+
+fn decide<const D: usize>(
+    grad: &Tensor<D>,
+    preconditioner: &ChannelDirected,
+) -> Result<Decision, Error> {
     preconditioner.validate(D)?;
     let shape = grad.dims();
     let n = match preconditioner.direction.axis(D)? {
@@ -243,17 +265,17 @@ pub fn route<const D: usize>(
         None => shape.iter().product(),
     };
     if shape.contains(&0) || crate::solve::plan::<f64>(&preconditioner.metric, n).is_none() {
-        return Ok(Route::Identity);
+        return Ok(Decision::Identity);
     }
     #[cfg(feature = "burn-cube")]
     if cube::on_cube_device(grad) {
         if let Some(plan) = cube::plan(grad, preconditioner, None, Method::Auto, false)? {
             if cube::can_run(grad, &plan) {
-                return Ok(Route::Device(plan.arithmetic));
+                return Ok(Decision::Device(plan));
             }
         }
     }
-    Ok(Route::Host)
+    Ok(Decision::Host)
 }
 
 /// Smooths a gradient tensor on any backend, where it lives when that is a CubeCL device that can
@@ -288,17 +310,11 @@ pub fn precondition_tensor<const D: usize>(
     grad: Tensor<D>,
     preconditioner: &ChannelDirected,
 ) -> Result<Tensor<D>, Error> {
-    match route(&grad, preconditioner)? {
-        Route::Identity => Ok(grad),
-        Route::Host => precondition_on_host(grad, preconditioner),
+    match decide(&grad, preconditioner)? {
+        Decision::Identity => Ok(grad),
+        Decision::Host => precondition_on_host(grad, preconditioner),
         #[cfg(feature = "burn-cube")]
-        Route::Device(_) => {
-            let plan = cube::plan(&grad, preconditioner, None, Method::Auto, false)?
-                .expect("route found a plan");
-            Ok(cube::smooth(grad, plan))
-        }
-        #[cfg(not(feature = "burn-cube"))]
-        Route::Device(_) => unreachable!("no device route without the burn-cube feature"),
+        Decision::Device(plan) => Ok(cube::smooth(grad, plan)),
     }
 }
 

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Tensor};
 use burn_cubecl::CubeBackend;
 
 use crate::gpu::launch::{host_coefficients, reweighted, DevicePlan, Operator};
-use crate::gpu::{arithmetic, Arithmetic, Method};
+use crate::gpu::{arithmetic, arithmetic_for_bound, Arithmetic, Method};
 use crate::{ChannelDirected, Error, Metric};
 
 /// Smoothing as a backend operation: the CubeCL backend runs the kernels; `Fusion` records the
@@ -80,9 +80,11 @@ pub(super) fn plan<const D: usize>(
             Some(host) => Operator::Sweep(host),
         },
     };
-    let rule = match grad.dtype() {
-        DType::F64 => Arithmetic::F64,
-        _ => arithmetic(&preconditioner.metric, n),
+    let rule = match (grad.dtype(), &operator) {
+        (DType::F64, _) => Arithmetic::F64,
+        // The cached bound: recomputing it costs O(n) per gradient and step.
+        (_, Operator::Sweep(host)) => arithmetic_for_bound(host.f32_error_bound),
+        (_, Operator::Reweighted { .. }) => arithmetic(&preconditioner.metric, n),
     };
     Ok(Some(DevicePlan {
         operator,
