@@ -21,10 +21,15 @@ fn main() {
 }
 
 #[cfg(feature = "burn-cube")]
+#[path = "support/burn_device.rs"]
+mod burn_device;
+
+#[cfg(feature = "burn-cube")]
 mod run {
     use std::time::{Duration, Instant};
 
-    use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
+    use super::burn_device;
+    use burn::tensor::{DType, Device, Tensor, TensorData};
     use chandir::gpu::Method;
     use chandir::integrations::burn::{device_copy, precondition_on_device, precondition_on_host};
     use chandir::{ChannelDirected, Direction, Metric};
@@ -57,22 +62,6 @@ mod run {
             }
         }
         shapes
-    }
-
-    fn device(name: &str) -> Device {
-        match name {
-            #[cfg(feature = "burn-cuda")]
-            "cuda" => Device::cuda(0),
-            #[cfg(feature = "burn-wgpu")]
-            "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
-            #[cfg(feature = "burn-wgpu")]
-            "wgpu-cpu" => Device::wgpu(DeviceKind::Cpu),
-            #[cfg(feature = "burn-vulkan")]
-            "vulkan" => Device::vulkan(DeviceKind::DefaultDevice),
-            #[cfg(feature = "burn-vulkan")]
-            "vulkan-cpu" => Device::vulkan(DeviceKind::Cpu),
-            other => panic!("--device {other}: not a device of this build"),
-        }
     }
 
     fn gradient(shape: &[usize], device: &Device) -> Tensor<4> {
@@ -172,7 +161,8 @@ mod run {
         let budget = Duration::from_millis(
             value("--budget-ms").map_or(if quick { 100 } else { 1000 }, |v| v.parse().unwrap()),
         );
-        let device = device(&name);
+        let device = burn_device::by_name(&name)
+            .unwrap_or_else(|| panic!("--device {name}: not a device of this build"));
         println!("device: {name} ({device:?}); f32, λ = 1, H1 Neumann, output channels");
         println!();
         println!(

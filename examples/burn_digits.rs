@@ -23,6 +23,10 @@ fn main() {
 }
 
 #[cfg(feature = "burn")]
+#[path = "support/burn_device.rs"]
+mod burn_device;
+
+#[cfg(feature = "burn")]
 mod run {
     use std::path::Path;
     use std::time::Instant;
@@ -37,6 +41,7 @@ mod run {
     use burn::tensor::activation::relu;
     use burn::tensor::{DType, Device, Int, Tensor, TensorData};
     // (1 of 3) the wrapper's config
+    use super::burn_device;
     use chandir::integrations::burn::{route, ChannelDirectedConfig};
     use ndarray::{Array1, Array2};
     use rand::seq::SliceRandom;
@@ -188,20 +193,9 @@ mod run {
         let backend = value("--backend").unwrap_or_else(|| "flex".to_string());
         let epochs: usize = value("--epochs").map_or(8, |v| v.parse().expect("--epochs N"));
         let seed: u64 = value("--seed").map_or(1, |v| v.parse().expect("--seed N"));
-        let device = match backend.as_str() {
-            "flex" => Device::flex(),
-            #[cfg(feature = "burn-wgpu")]
-            "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-            #[cfg(feature = "burn-wgpu")]
-            "wgpu-cpu" => Device::wgpu(burn::tensor::DeviceKind::Cpu),
-            #[cfg(feature = "burn-vulkan")]
-            "vulkan" => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
-            #[cfg(feature = "burn-cuda")]
-            "cuda" => Device::cuda(0),
-            other => panic!(
-                "--backend {other}: not in this build (features burn-wgpu, burn-vulkan, burn-cuda)"
-            ),
-        };
+        let device = burn_device::by_name(&backend).unwrap_or_else(|| {
+            panic!("--backend {backend}: not in this build (features burn-wgpu, burn-vulkan, burn-cuda)")
+        });
         let data = digits();
         let probe = Tensor::<4>::zeros([16, 1, 3, 3], &device);
         let path = route(&probe, &chandir::ChannelDirected::sobolev(1.0)).unwrap();

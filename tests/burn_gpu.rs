@@ -7,6 +7,8 @@
 //! (the default with `burn-cuda`).
 #![cfg(feature = "burn-cube")]
 
+#[path = "../examples/support/burn_device.rs"]
+mod burn_device;
 mod common;
 
 use common::reference::{parse_case, reference_dir};
@@ -15,7 +17,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{DType, Device, DeviceKind, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use chandir::gpu::{self, Arithmetic, Method, F32_TOLERANCE};
 use chandir::integrations::burn::{
     precondition_on_device, precondition_on_host, precondition_tensor, route,
@@ -34,17 +36,8 @@ fn device() -> Device {
         "wgpu-cpu"
     };
     let name = std::env::var("CHANDIR_TEST_DEVICE").unwrap_or_else(|_| default.to_string());
-    match name.as_str() {
-        #[cfg(feature = "burn-cuda")]
-        "cuda" => Device::cuda(0),
-        #[cfg(feature = "burn-wgpu")]
-        "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
-        #[cfg(feature = "burn-wgpu")]
-        "wgpu-cpu" => Device::wgpu(DeviceKind::Cpu),
-        #[cfg(feature = "burn-vulkan")]
-        "vulkan-cpu" => Device::vulkan(DeviceKind::Cpu),
-        other => panic!("CHANDIR_TEST_DEVICE={other} is not a device of this build"),
-    }
+    burn_device::by_name(&name)
+        .unwrap_or_else(|| panic!("CHANDIR_TEST_DEVICE={name} is not a device of this build"))
 }
 
 fn has_f64(device: &Device) -> bool {
