@@ -31,8 +31,10 @@ mod run {
     use super::burn_device;
     use burn::tensor::{DType, Device, Tensor, TensorData};
     use chandir::gpu::Method;
-    use chandir::integrations::burn::{device_copy, precondition_on_device, precondition_on_host};
-    use chandir::{ChannelDirected, Direction, Metric};
+    use chandir::integrations::burn::{
+        device_copy, device_traffic, precondition_on_device, precondition_on_host,
+    };
+    use chandir::{Boundary, ChannelDirected, Direction, Metric};
 
     /// BENCHMARKS.md's shapes (its duplicated `[64, 64, 3, 3]` row once) and the extra linear weight.
     const SHAPES: [&[usize]; 8] = [
@@ -46,22 +48,95 @@ mod run {
         &[4096, 4096],
     ];
 
-    /// Every convolution weight of torchvision's ResNet-50 (53 tensors, 23.5 M values).
-    fn resnet50_convs() -> Vec<Vec<usize>> {
-        let mut shapes = vec![vec![64, 3, 7, 7]];
-        let mut in_channels = 64;
-        for (planes, blocks) in [(64, 3), (128, 4), (256, 6), (512, 3)] {
-            for block in 0..blocks {
-                shapes.push(vec![planes, in_channels, 1, 1]);
-                shapes.push(vec![planes, planes, 3, 3]);
-                shapes.push(vec![planes * 4, planes, 1, 1]);
-                if block == 0 {
-                    shapes.push(vec![planes * 4, in_channels, 1, 1]);
-                }
-                in_channels = planes * 4;
+    use chandir::gpu::workloads::{resnet50, resnet50_convs, vgg16, vit_b_mlp};
+
+    /// `(launches, bytes moved / gradient bytes)` of the plan for an f32 gradient of `shape`.
+    fn design(shape: &[usize], cd: &ChannelDirected, device: &Device) -> Option<(usize, f64)> {
+        design_as(shape, cd, device, DType::F32)
+    }
+
+    /// The kernel plan of every weight of each model along its output channels, per metric and
+    /// storage type: the most launches and bytes moved per gradient byte of any of its weights.
+    fn print_design(device: &Device) {
+        println!(
+            "Kernel plan (design figures, not timings): every weight along its output channels,"
+        );
+        println!("the most launches per gradient and global-memory bytes moved per gradient byte of any weight.");
+        println!();
+        println!("| model | weights | metric | f32: launches | f32: bytes / gradient byte | f64: launches | f64: bytes / gradient byte |");
+        println!("|---|---:|---|---:|---:|---:|---:|");
+        let models: [(&str, Vec<Vec<usize>>); 4] = [
+            ("ResNet-50 convs", resnet50_convs()),
+            ("ResNet-50 (with fc)", resnet50()),
+            ("VGG-16", vgg16()),
+            ("ViT-B MLP", vit_b_mlp()),
+        ];
+        let metrics = [
+            (
+                "H1 Neumann",
+                Metric::SobolevH1 {
+                    lambda: 1.0,
+                    boundary: Boundary::Neumann,
+                },
+            ),
+            (
+                "H1 periodic",
+                Metric::SobolevH1 {
+                    lambda: 1.0,
+                    boundary: Boundary::Periodic,
+                },
+            ),
+            (
+                "H1 Dirichlet",
+                Metric::SobolevH1 {
+                    lambda: 1.0,
+                    boundary: Boundary::Dirichlet,
+                },
+            ),
+            ("re-weighted H0", Metric::ReweightedH0 { lambda: 1.0 }),
+        ];
+        for (model, shapes) in &models {
+            for (label, metric) in metrics {
+                let cd = ChannelDirected::new(metric, Direction::Output);
+                let worst = |dtype: DType| {
+                    let mut worst = (0usize, 0.0f64);
+                    for shape in shapes {
+                        if let Some((launches, bytes)) = design_as(shape, &cd, device, dtype) {
+                            worst = (worst.0.max(launches), worst.1.max(bytes));
+                        }
+                    }
+                    worst
+                };
+                let (single, double) = (worst(DType::F32), worst(DType::F64));
+                println!(
+                    "| {model} | {} | {label} | {} | {:.3} | {} | {:.3} |",
+                    shapes.len(),
+                    single.0,
+                    single.1,
+                    double.0,
+                    double.1
+                );
             }
         }
-        shapes
+        println!();
+    }
+
+    /// [`design`] for a gradient stored as `dtype`.
+    fn design_as(
+        shape: &[usize],
+        cd: &ChannelDirected,
+        device: &Device,
+        dtype: DType,
+    ) -> Option<(usize, f64)> {
+        // The plan reads only the shape and dtype: one value broadcast to the shape stands in
+        // (a VGG-16 classifier weight would take 400 MB).
+        let mut dims = [1usize; 4];
+        dims[..shape.len()].copy_from_slice(shape);
+        let one =
+            Tensor::<4>::from_data(TensorData::new(vec![0.0f32], [1, 1, 1, 1]), (device, dtype));
+        device_traffic(&one.expand(dims), cd, Method::Auto)
+            .unwrap()
+            .map(|t| (t.launches, t.bytes_per_gradient_byte()))
     }
 
     fn gradient(shape: &[usize], device: &Device) -> Tensor<4> {
@@ -165,10 +240,11 @@ mod run {
             .unwrap_or_else(|| panic!("--device {name}: not a device of this build"));
         println!("device: {name} ({device:?}); f32, λ = 1, H1 Neumann, output channels");
         println!();
+        print_design(&device);
         println!(
-        "| shape | copy (µs) | H1 / copy | round trip / H1 | columns / H1 | segments(8, 32, 128) / H1 |"
-    );
-        println!("|---|---:|---:|---:|---:|---:|");
+            "| shape | launches | bytes / gradient byte | copy (µs) | H1 / copy | round trip / H1 | columns / H1 | segments(8, 32, 128) / H1 |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         let shapes: Vec<&[usize]> = if quick {
             SHAPES[..4].to_vec()
         } else {
@@ -176,8 +252,10 @@ mod run {
         };
         for shape in shapes {
             let t = measure(shape, &device, budget, true);
+            let (launches, bytes) = design(shape, &ChannelDirected::sobolev(1.0), &device)
+                .expect("H1 runs on the device");
             println!(
-                "| {shape:?} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2}, {:.2}, {:.2} |",
+                "| {shape:?} | {launches} | {bytes:.3} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2}, {:.2}, {:.2} |",
                 t.copy * 1e6,
                 t.kernel / t.copy,
                 t.round_trip / t.kernel,

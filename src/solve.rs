@@ -84,19 +84,47 @@ pub trait BlockSolver<T>: Send + Sync {
     }
 }
 
+/// What the operator of a metric on fibers of length `n` is: the one decision every path (the
+/// CPU kernels, the device kernels, burn, candle, the whole-model call) takes.
+#[derive(Debug, Clone)]
+pub(crate) enum Operator {
+    /// `A = I`: H0, λ = 0, empty fibers, and `n = 1` except for Dirichlet.
+    Identity,
+    /// Re-weighted H0 with this λ > 0 on fibers of two or more.
+    Reweighted { lambda: f64 },
+    /// Sobolev H1: its sweeps, with their coefficients and `f32` error bound, cached per thread.
+    Sweep(Arc<Sweep>),
+}
+
+/// The operator of `metric` (valid, [`Metric::validate`]) on fibers of length `n`.
+pub(crate) fn operator(metric: &Metric, n: usize) -> Operator {
+    match *metric {
+        _ if metric.lambda() == 0.0 || n == 0 => Operator::Identity,
+        Metric::H0 => Operator::Identity,
+        Metric::ReweightedH0 { .. } if n == 1 => Operator::Identity,
+        Metric::ReweightedH0 { lambda } => Operator::Reweighted { lambda },
+        Metric::SobolevH1 { boundary, .. } if n == 1 && boundary != Boundary::Dirichlet => {
+            Operator::Identity
+        }
+        Metric::SobolevH1 { lambda, boundary } => {
+            Operator::Sweep(cached_sweep(n, lambda, boundary))
+        }
+    }
+}
+
+/// Whether a kernel whose first-order `f32` error bound (relative to `max|g|`) is `bound` may do
+/// its arithmetic in `f32`: the one rule of the CPU sweeps and the device kernels.
+pub(crate) fn f32_arithmetic_allowed(bound: f64) -> bool {
+    bound <= F32_ARITHMETIC_BOUND
+}
+
 /// The kernel for `metric` on fibers of length `n`, or `None` where the operator is the identity
 /// (H0, λ = 0, `n ≤ 1` except for Dirichlet). `metric` must be valid ([`Metric::validate`]).
 pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn BlockSolver<T>>> {
-    let lambda = metric.lambda();
-    if lambda == 0.0 || n == 0 {
-        return None;
-    }
-    match *metric {
-        Metric::H0 => None,
-        Metric::ReweightedH0 { .. } if n == 1 => None,
-        Metric::ReweightedH0 { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
-        Metric::SobolevH1 { boundary, .. } if n == 1 && boundary != Boundary::Dirichlet => None,
-        Metric::SobolevH1 { lambda, boundary } => Some(Box::new(cached_sweep(n, lambda, boundary))),
+    match operator(metric, n) {
+        Operator::Identity => None,
+        Operator::Reweighted { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
+        Operator::Sweep(sweep) => Some(Box::new(sweep)),
     }
 }
 

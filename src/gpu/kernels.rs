@@ -23,12 +23,17 @@ pub(crate) const MAP_VALUES: usize = 7;
 /// Threads of the per-column scan cube (see [`crate::gpu::SCAN_THREADS`]).
 const SCAN: usize = crate::gpu::SCAN_THREADS;
 
+/// Offset of entry 0 of column `col`; entry `row` is `row·inner` further on. Computed once per
+/// column: an integer division per entry would cost more than the arithmetic of the sweep.
+#[cube]
+fn column_base(col: usize, n: usize, inner: usize) -> usize {
+    (col / inner) * n * inner + col % inner
+}
+
 /// Offset of entry `row` of column `col`.
 #[cube]
 fn offset(col: usize, row: usize, n: usize, inner: usize) -> usize {
-    let outer = col / inner;
-    let j = col % inner;
-    outer * n * inner + row * inner + j
+    column_base(col, n, inner) + row * inner
 }
 
 /// H1, one invocation per column. `scalars = [beta, gamma, out_scale]`.
@@ -55,24 +60,25 @@ pub(crate) fn h1_columns<F: Float, A: Float>(
     let beta = scalars[0];
     let gamma = scalars[1];
     let out_scale = scalars[2];
+    let base = column_base(col, n, inner);
     let mut z = A::new(0.0);
     let mut acc = A::new(0.0);
     for i in 0..m {
-        let at = offset(col, i, n, inner);
+        let at = base + i * inner;
         z = alpha[i] * A::cast_from(input[at]) + coupling[i] * z;
         acc += kappa[i] * z;
         output[at] = F::cast_from(z);
     }
     let mut last = A::new(0.0);
     if m < n {
-        let at = offset(col, n - 1, n, inner);
+        let at = base + (n - 1) * inner;
         last = gamma * A::cast_from(input[at]) + acc;
         output[at] = F::cast_from(out_scale * last);
     }
     let mut next = last;
     for k in 0..m {
         let i = m - 1 - k;
-        let at = offset(col, i, n, inner);
+        let at = base + i * inner;
         next = beta * A::cast_from(output[at]) + coupling[i] * next + mu[i] * last;
         output[at] = F::cast_from(out_scale * next);
     }
@@ -115,9 +121,10 @@ pub(crate) fn h1_segment_maps<F: Float, A: Float>(
     let mut dz = A::new(0.0);
     let mut dp = A::new(0.0);
     let mut dm = A::new(0.0);
+    let base = column_base(col, n, inner);
     for i in start..end {
         let c = coupling[i];
-        z = alpha[i] * A::cast_from(input[offset(col, i, n, inner)]) + c * z;
+        z = alpha[i] * A::cast_from(input[base + i * inner]) + c * z;
         inclusive *= c;
         kz += kappa[i] * z;
         kp += kappa[i] * inclusive;
@@ -283,9 +290,10 @@ pub(crate) fn h1_segment_apply<F: Float, A: Float>(
     let start = segment * segment_rows;
     let end = min(start + segment_rows, m);
     let slot = 2 * (segment * cols + col);
+    let base = column_base(col, n, inner);
     let mut z = carries[slot];
     for i in start..end {
-        let at = offset(col, i, n, inner);
+        let at = base + i * inner;
         z = alpha[i] * A::cast_from(input[at]) + coupling[i] * z;
         output[at] = F::cast_from(z);
     }
@@ -295,7 +303,7 @@ pub(crate) fn h1_segment_apply<F: Float, A: Float>(
     let mut next = carries[slot + 1];
     for r in start..end {
         let i = end - 1 - (r - start);
-        let at = offset(col, i, n, inner);
+        let at = base + i * inner;
         next = beta * A::cast_from(output[at]) + coupling[i] * next + mu[i] * xt_last;
         output[at] = F::cast_from(out_scale * next);
     }
@@ -319,11 +327,12 @@ pub(crate) fn reweighted_columns<F: Float, A: Float>(
     if col >= cols {
         terminate!();
     }
+    let base = column_base(col, n, inner);
     let mut total = A::new(0.0);
     let mut partial = A::new(0.0);
     let mut in_segment = 0usize;
     for i in 0..n {
-        partial += A::cast_from(input[offset(col, i, n, inner)]);
+        partial += A::cast_from(input[base + i * inner]);
         in_segment += 1;
         if in_segment == segment_rows {
             total += partial;
@@ -334,7 +343,7 @@ pub(crate) fn reweighted_columns<F: Float, A: Float>(
     total += partial;
     let shift = scalars[1] * total;
     for i in 0..n {
-        let at = offset(col, i, n, inner);
+        let at = base + i * inner;
         output[at] = F::cast_from(scalars[0] * A::cast_from(input[at]) + shift);
     }
 }
@@ -359,9 +368,10 @@ pub(crate) fn reweighted_segment_sums<F: Float, A: Float>(
     }
     let start = segment * segment_rows;
     let end = min(start + segment_rows, n);
+    let base = column_base(col, n, inner);
     let mut sum = A::new(0.0);
     for i in start..end {
-        sum += A::cast_from(input[offset(col, i, n, inner)]);
+        sum += A::cast_from(input[base + i * inner]);
     }
     sums[segment * cols + col] = sum;
 }
@@ -422,8 +432,252 @@ pub(crate) fn reweighted_segment_apply<F: Float, A: Float>(
     let start = segment * segment_rows;
     let end = min(start + segment_rows, n);
     let shift = shifts[col];
+    let base = column_base(col, n, inner);
     for i in start..end {
-        let at = offset(col, i, n, inner);
+        let at = base + i * inner;
         output[at] = F::cast_from(scalars[0] * A::cast_from(input[at]) + shift);
+    }
+}
+
+/// Offset in a tile of `width` columns (row-major: the columns of a row side by side).
+#[cube]
+fn tile_at(row: usize, lane: usize, #[comptime] width: usize) -> usize {
+    row * width + lane
+}
+
+/// H1 in one pass over device memory: each cube holds `width` whole columns in shared memory
+/// (`capacity ≥ n·width` values; read once, consecutive invocations reading consecutive columns),
+/// solves them there with `units / width` invocations per column (the segment method of
+/// [`h1_segment_maps`], [`h1_segment_scan`] and [`h1_segment_apply`], each part of `part_rows`
+/// rows one segment), and writes each result once.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn h1_tile<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    alpha: &[A],
+    coupling: &[A],
+    kappa: &[A],
+    mu: &[A],
+    scalars: &[A],
+    n: usize,
+    m: usize,
+    inner: usize,
+    cols: usize,
+    part_rows: usize,
+    #[comptime] width: usize,
+    #[comptime] units: usize,
+    #[comptime] capacity: usize,
+    #[comptime] periodic: bool,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    // Launched with exactly ⌈cols / width⌉ cubes of `units` invocations, none terminated early,
+    // so every barrier is reached by all.
+    let unit = UNIT_POS as usize;
+    let lane = unit % width;
+    let part = unit / width;
+    let parts = comptime!(units / width);
+    let first = CUBE_POS * width;
+    let mut tile = Shared::<[A]>::new_slice(capacity);
+    let mut maps = Shared::<[A]>::new_slice(comptime!(units * MAP_VALUES));
+    let mut carries = Shared::<[A]>::new_slice(comptime!(units * 2));
+    let mut lasts = Shared::<[A]>::new_slice(width);
+    // Invocation `part·width + lane` moves rows `part, part + parts, …` of column `lane`:
+    // consecutive invocations, consecutive columns.
+    let col = first + lane;
+    let live = col < cols;
+    let mut base = 0usize;
+    if live {
+        base = column_base(col, n, inner);
+    }
+    let rounds = (n + parts - 1) / parts;
+    for r in 0..rounds {
+        let row = r * parts + part;
+        if row < n {
+            let mut value = A::new(0.0);
+            if live {
+                value = A::cast_from(input[base + row * inner]);
+            }
+            tile[tile_at(row, lane, width)] = value;
+        }
+    }
+    sync_cube();
+
+    // Each part's affine map from a zero-carry forward sweep (as `h1_segment_maps`).
+    let start = min(part * part_rows, m);
+    let end = min(start + part_rows, m);
+    let mut z = A::new(0.0);
+    let mut inclusive = A::new(1.0);
+    let mut exclusive = A::new(1.0);
+    let mut kz = A::new(0.0);
+    let mut kp = A::new(0.0);
+    let mut dz = A::new(0.0);
+    let mut dp = A::new(0.0);
+    let mut dm = A::new(0.0);
+    for i in start..end {
+        let c = coupling[i];
+        z = alpha[i] * tile[tile_at(i, lane, width)] + c * z;
+        inclusive *= c;
+        kz += kappa[i] * z;
+        kp += kappa[i] * inclusive;
+        dz += exclusive * z;
+        dp += exclusive * inclusive;
+        // μ is zero but for the periodic boundary: fewer live values elsewhere.
+        if comptime!(periodic) {
+            dm += exclusive * mu[i];
+        }
+        exclusive *= c;
+    }
+    let beta = scalars[0];
+    let mine = unit * MAP_VALUES;
+    maps[mine] = z;
+    maps[mine + 1] = inclusive;
+    maps[mine + 2] = kz;
+    maps[mine + 3] = kp;
+    maps[mine + 4] = beta * dz;
+    maps[mine + 5] = beta * dp;
+    maps[mine + 6] = dm;
+    sync_cube();
+
+    // One invocation per column composes its parts' maps into their carries (as `h1_segment_scan`).
+    if part == 0 {
+        let mut carry = A::new(0.0);
+        let mut acc = A::new(0.0);
+        for t in 0..parts {
+            let slot = t * width + lane;
+            let at = slot * MAP_VALUES;
+            carries[2 * slot] = carry;
+            acc += maps[at + 2] + maps[at + 3] * carry;
+            carry = maps[at] + maps[at + 1] * carry;
+        }
+        let mut xt_last = A::new(0.0);
+        let mut from_right = A::new(0.0);
+        if m < n {
+            let at = tile_at(n - 1, lane, width);
+            xt_last = scalars[1] * tile[at] + acc;
+            tile[at] = scalars[2] * xt_last;
+            from_right = xt_last;
+        }
+        lasts[lane] = xt_last;
+        for r in 0..parts {
+            let slot = (parts - 1 - r) * width + lane;
+            let at = slot * MAP_VALUES;
+            carries[2 * slot + 1] = from_right;
+            let own = maps[at + 4] + carries[2 * slot] * maps[at + 5] + xt_last * maps[at + 6];
+            from_right = own + maps[at + 1] * from_right;
+        }
+    }
+    sync_cube();
+
+    // Each part re-runs both sweeps with its exact carries, in shared memory (as `h1_segment_apply`).
+    let out_scale = scalars[2];
+    let last = lasts[lane];
+    let mut forward = carries[2 * unit];
+    for i in start..end {
+        let at = tile_at(i, lane, width);
+        forward = alpha[i] * tile[at] + coupling[i] * forward;
+        tile[at] = forward;
+    }
+    let mut next = carries[2 * unit + 1];
+    for r in start..end {
+        let i = end - 1 - (r - start);
+        let at = tile_at(i, lane, width);
+        next = beta * tile[at] + coupling[i] * next;
+        if comptime!(periodic) {
+            next += mu[i] * last;
+        }
+        tile[at] = out_scale * next;
+    }
+    sync_cube();
+
+    for r in 0..rounds {
+        let row = r * parts + part;
+        if row < n && live {
+            output[base + row * inner] = F::cast_from(tile[tile_at(row, lane, width)]);
+        }
+    }
+}
+
+/// Re-weighted H0 in one pass over device memory: each cube holds `width` whole columns in shared
+/// memory (`capacity ≥ n·width` values), sums each with `units / width` invocations (parts of
+/// `part_rows` rows, a multiple of `segment_rows`, summed `segment_rows` at a time as
+/// [`reweighted_columns`] does) and writes `x = shrink·g + weight·Σg` once.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reweighted_tile<F: Float, A: Float>(
+    input: &[F],
+    output: &mut [F],
+    scalars: &[A],
+    n: usize,
+    inner: usize,
+    cols: usize,
+    part_rows: usize,
+    segment_rows: usize,
+    #[comptime] width: usize,
+    #[comptime] units: usize,
+    #[comptime] capacity: usize,
+    #[define(F, A)] _dtypes: [ElemType; 2],
+) {
+    let unit = UNIT_POS as usize;
+    let lane = unit % width;
+    let part = unit / width;
+    let parts = comptime!(units / width);
+    let first = CUBE_POS * width;
+    let mut tile = Shared::<[A]>::new_slice(capacity);
+    let mut sums = Shared::<[A]>::new_slice(units);
+    // Invocation `part·width + lane` moves rows `part, part + parts, …` of column `lane`:
+    // consecutive invocations, consecutive columns.
+    let col = first + lane;
+    let live = col < cols;
+    let mut base = 0usize;
+    if live {
+        base = column_base(col, n, inner);
+    }
+    let rounds = (n + parts - 1) / parts;
+    for r in 0..rounds {
+        let row = r * parts + part;
+        if row < n {
+            let mut value = A::new(0.0);
+            if live {
+                value = A::cast_from(input[base + row * inner]);
+            }
+            tile[tile_at(row, lane, width)] = value;
+        }
+    }
+    sync_cube();
+
+    let start = min(part * part_rows, n);
+    let end = min(start + part_rows, n);
+    let mut total = A::new(0.0);
+    let mut partial = A::new(0.0);
+    let mut in_segment = 0usize;
+    for i in start..end {
+        partial += tile[tile_at(i, lane, width)];
+        in_segment += 1;
+        if in_segment == segment_rows {
+            total += partial;
+            partial = A::new(0.0);
+            in_segment = 0;
+        }
+    }
+    sums[unit] = total + partial;
+    sync_cube();
+    if part == 0 {
+        let mut sum = A::new(0.0);
+        for t in 0..parts {
+            sum += sums[t * width + lane];
+        }
+        sums[lane] = scalars[1] * sum;
+    }
+    sync_cube();
+
+    let shrink = scalars[0];
+    let shift = sums[lane];
+    for r in 0..rounds {
+        let row = r * parts + part;
+        if row < n && live {
+            output[base + row * inner] =
+                F::cast_from(shrink * tile[tile_at(row, lane, width)] + shift);
+        }
     }
 }

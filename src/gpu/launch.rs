@@ -14,9 +14,9 @@ use cubecl::server::Handle;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
 use super::kernels::{self, MAP_VALUES};
-use super::{sweep_coefficients, Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS, SCAN_THREADS};
-use crate::solve::ExpandedCoefficients;
-use crate::{Boundary, Metric};
+use super::{Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS, SCAN_THREADS};
+use crate::solve::{Operator as SolveOperator, Sweep};
+use crate::Metric;
 
 /// Invocations per cube of the elementwise launches (the most WebGPU guarantees).
 const CUBE_SIZE: u32 = 256;
@@ -41,23 +41,76 @@ pub struct DevicePlan {
     pub(crate) poison: bool,
 }
 
-/// The operator of a [`DevicePlan`].
+/// The operator of a [`DevicePlan`]: [`crate::solve::operator`]'s answer, less the identity.
 #[derive(Debug, Clone)]
 pub(crate) enum Operator {
-    /// Sobolev H1: the sweep coefficients.
-    Sweep(Arc<HostCoefficients>),
+    /// Sobolev H1: the sweeps (the CPU path's, from the same per-thread cache).
+    Sweep {
+        sweep: Arc<Sweep>,
+        key: CoefficientKey,
+    },
     /// Re-weighted H0 with `shrink = 1/(1 + λ)`.
-    Reweighted { key: CoefficientKey, shrink: f64 },
+    Reweighted {
+        lambda: f64,
+        shrink: f64,
+        key: CoefficientKey,
+    },
 }
 
-/// Sweep coefficients computed once per (metric, n) on the host.
-#[derive(Debug)]
-pub(crate) struct HostCoefficients {
-    key: CoefficientKey,
-    coefficients: ExpandedCoefficients,
-    forward_rows: usize,
-    /// [`super::f32_error_bound`] of these coefficients, for the arithmetic rule of every call.
-    pub(crate) f32_error_bound: f64,
+impl Operator {
+    /// The device operator of `metric` on fibers of length `n`, or `None` for the identity.
+    pub(crate) fn of(metric: &Metric, n: usize) -> Option<Operator> {
+        let key = |boundary: u8| CoefficientKey {
+            lambda_bits: metric.lambda().to_bits(),
+            boundary,
+            n,
+        };
+        match crate::solve::operator(metric, n) {
+            SolveOperator::Identity => None,
+            SolveOperator::Sweep(sweep) => {
+                let boundary = match metric {
+                    Metric::SobolevH1 { boundary, .. } => *boundary as u8,
+                    _ => unreachable!("only Sobolev H1 is swept"),
+                };
+                Some(Operator::Sweep {
+                    sweep,
+                    key: key(boundary),
+                })
+            }
+            SolveOperator::Reweighted { lambda } => Some(Operator::Reweighted {
+                lambda,
+                shrink: 1.0 / (1.0 + lambda),
+                key: key(u8::MAX),
+            }),
+        }
+    }
+
+    /// Rows of the forward sweep (H1) or of the sum (re-weighted).
+    pub(crate) fn rows(&self, n: usize) -> usize {
+        match self {
+            Operator::Sweep { sweep, .. } => sweep.coefficients().forward_rows(),
+            Operator::Reweighted { .. } => n,
+        }
+    }
+
+    /// The f32 error bound of the arithmetic rule, from the cached sweep where there is one.
+    pub(crate) fn f32_error_bound(&self, n: usize) -> f64 {
+        match self {
+            Operator::Sweep { sweep, .. } => sweep.coefficients().f32_error_bound(),
+            Operator::Reweighted { lambda, .. } => super::reweighted_f32_error_bound(*lambda, n),
+        }
+    }
+
+    /// Whether this is H1 with the periodic boundary, the only one with a dense `μ` (and `κ`).
+    pub(crate) fn is_periodic(&self) -> bool {
+        matches!(self, Operator::Sweep { key, .. } if key.boundary == crate::Boundary::Periodic as u8)
+    }
+
+    fn key(&self) -> CoefficientKey {
+        match self {
+            Operator::Sweep { key, .. } | Operator::Reweighted { key, .. } => *key,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,60 +120,9 @@ pub(crate) struct CoefficientKey {
     n: usize,
 }
 
-/// Caches hold at most this many entries; past it they start over (a model has a handful of
-/// fiber lengths, so this only matters for programs that sweep λ).
+/// The device cache holds at most this many entries; past it it starts over (a model has a
+/// handful of fiber lengths, so this only matters for programs that sweep λ).
 const CACHE_ENTRIES: usize = 256;
-
-fn host_cache() -> &'static Mutex<HashMap<CoefficientKey, Arc<HostCoefficients>>> {
-    static CACHE: OnceLock<Mutex<HashMap<CoefficientKey, Arc<HostCoefficients>>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
-/// The operator of re-weighted H0 with strength `lambda > 0` on fibers of length `n`.
-pub(crate) fn reweighted(lambda: f64, n: usize) -> Operator {
-    Operator::Reweighted {
-        key: CoefficientKey {
-            lambda_bits: lambda.to_bits(),
-            boundary: u8::MAX,
-            n,
-        },
-        shrink: 1.0 / (1.0 + lambda),
-    }
-}
-
-/// The host coefficients of Sobolev H1 on fibers of length `n`, or `None` for the identity.
-pub(crate) fn host_coefficients(metric: &Metric, n: usize) -> Option<Arc<HostCoefficients>> {
-    let Metric::SobolevH1 { lambda, boundary } = *metric else {
-        return None;
-    };
-    let key = CoefficientKey {
-        lambda_bits: lambda.to_bits(),
-        boundary: match boundary {
-            Boundary::Neumann => 0,
-            Boundary::Periodic => 1,
-            Boundary::Dirichlet => 2,
-        },
-        n,
-    };
-    let mut cache = host_cache()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(found) = cache.get(&key) {
-        return Some(found.clone());
-    }
-    let sweep = sweep_coefficients(lambda, boundary, n)?;
-    let entry = Arc::new(HostCoefficients {
-        key,
-        forward_rows: sweep.forward_rows(),
-        coefficients: sweep.expanded(),
-        f32_error_bound: sweep.f32_error_bound(),
-    });
-    if cache.len() >= CACHE_ENTRIES {
-        cache.clear();
-    }
-    cache.insert(key, entry.clone());
-    Some(entry)
-}
 
 /// Coefficients uploaded to one device in one arithmetic: the four sweep arrays (empty for
 /// re-weighted H0) and the scalars (`[beta, gamma, out_scale]`, or `[shrink, weight]`).
@@ -154,10 +156,7 @@ fn device_coefficients(
     n: usize,
     arithmetic: Arithmetic,
 ) -> Arc<DeviceCoefficients> {
-    let key = match operator {
-        Operator::Sweep(host) => host.key,
-        Operator::Reweighted { key, .. } => *key,
-    };
+    let key = operator.key();
     let key = (tensor.device.clone(), key, arithmetic);
     let mut cache = device_cache()
         .lock()
@@ -167,8 +166,8 @@ fn device_coefficients(
     }
     let client = &tensor.client;
     let entry = Arc::new(match operator {
-        Operator::Sweep(host) => {
-            let c = &host.coefficients;
+        Operator::Sweep { sweep, .. } => {
+            let c = &sweep.coefficients().expanded();
             DeviceCoefficients {
                 arrays: [&c.alpha, &c.coupling, &c.kappa, &c.mu]
                     .map(|values| upload(client, values, arithmetic))
@@ -199,7 +198,7 @@ fn segmentation(method: Method, rows: usize, cols: usize) -> Option<(usize, usiz
     let segment_rows = match method {
         Method::Columns => return None,
         Method::Segments(segment_rows) => segment_rows.max(1),
-        Method::Auto => {
+        Method::Auto | Method::Tiles => {
             if cols >= TARGET_INVOCATIONS / 2 || rows <= MIN_SEGMENT_ROWS {
                 return None;
             }
@@ -209,6 +208,198 @@ fn segmentation(method: Method, rows: usize, cols: usize) -> Option<(usize, usiz
     };
     let segments = rows.div_ceil(segment_rows);
     (segments > 1 || method != Method::Auto).then_some((segments, segment_rows))
+}
+
+/// Invocations per cube of the one-pass tile kernels (the most WebGPU guarantees).
+const TILE_UNITS: usize = 256;
+
+/// Shared memory a tile kernel asks for at most: the static limit of CUDA and most Vulkan
+/// drivers, so that several cubes stay resident per multiprocessor.
+const TILE_SHARED_BYTES: usize = 48 * 1024;
+
+/// Fewest rows one invocation of a tile kernel sweeps (fewer parts per column past it: the scan
+/// over parts is sequential).
+const MIN_PART_ROWS: usize = 8;
+
+/// Fewest cubes a tile launch aims for (two per multiprocessor of a large GPU): tiles narrow
+/// until there are this many, as long as fibers stay side by side in a warp's reads.
+const TARGET_TILE_CUBES: usize = 256;
+
+/// The kernels one device call launches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    /// One pass: tiles of `width` whole columns in shared memory, `units` invocations per cube,
+    /// each sweeping `part_rows` rows.
+    Tile {
+        width: usize,
+        units: usize,
+        part_rows: usize,
+    },
+    /// One invocation per column.
+    Columns,
+    /// Columns cut into `segments` segments of `segment_rows` rows, composed by a scan.
+    Segments {
+        segments: usize,
+        segment_rows: usize,
+    },
+}
+
+/// What one device call moves: design figures from the kernel plan, not measurements.
+///
+/// ```
+/// let traffic = chandir::gpu::Traffic { launches: 1, bytes: 2_000, gradient_bytes: 1_000 };
+/// assert_eq!(traffic.bytes_per_gradient_byte(), 2.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Kernel launches per gradient.
+    pub launches: usize,
+    /// Bytes of global memory read and written (each gradient value, each scratch value and each
+    /// coefficient counted once per pass over it; coefficients re-read by every cube are served
+    /// by the cache and counted once).
+    pub bytes: usize,
+    /// The gradient's own size in bytes (its storage type).
+    pub gradient_bytes: usize,
+}
+
+impl Traffic {
+    /// [`Traffic::bytes`] over the gradient's size: 2 for one read and one write.
+    pub fn bytes_per_gradient_byte(&self) -> f64 {
+        self.bytes as f64 / self.gradient_bytes.max(1) as f64
+    }
+}
+
+/// Bytes of one value of the arithmetic type.
+fn arithmetic_bytes(arithmetic: Arithmetic) -> usize {
+    match arithmetic {
+        Arithmetic::F32 => 4,
+        Arithmetic::F64 => 8,
+    }
+}
+
+/// Values of shared memory a tile kernel of `units` invocations and `width` columns of `n` rows
+/// declares (H1: the tile, the maps and carries of every part, the last row of every column).
+fn tile_values(sweep: bool, n: usize, width: usize, units: usize) -> usize {
+    if sweep {
+        n * width + units * (MAP_VALUES + 2) + width
+    } else {
+        n * width + units
+    }
+}
+
+/// The widest tile (at most 32 columns, fewer while the launch would have under
+/// [`TARGET_TILE_CUBES`] cubes, but not under 8 unless the tensor has fewer columns or the fibers
+/// are too long for 8) whose shared memory fits in `shared_bytes`, or `None`.
+fn tile_shape(
+    sweep: bool,
+    n: usize,
+    rows: usize,
+    cols: usize,
+    arithmetic: Arithmetic,
+    shared_bytes: usize,
+) -> Option<Kernels> {
+    let budget = shared_bytes.min(TILE_SHARED_BYTES) / arithmetic_bytes(arithmetic);
+    // At least 8 columns side by side where there are 8 (a 32-byte sector of f32 per row).
+    let widest = (cols / TARGET_TILE_CUBES)
+        .clamp(8, 32)
+        .min(cols.next_power_of_two());
+    let mut width = 1usize << widest.ilog2();
+    // Re-weighted parts are whole segments, so the bound of `f32_error_bound` holds.
+    let grain = if sweep {
+        MIN_PART_ROWS
+    } else {
+        REWEIGHTED_SEGMENT_ROWS
+    };
+    loop {
+        let wanted = rows.div_ceil(grain).max(1).next_power_of_two();
+        let mut parts = wanted.min(TILE_UNITS / width);
+        while parts >= 1 {
+            if tile_values(sweep, n, width, width * parts) <= budget {
+                let part_rows = rows.div_ceil(parts).div_ceil(grain) * grain;
+                let cubes = cols.div_ceil(width);
+                return (cubes <= MAX_SCAN_CUBES).then_some(Kernels::Tile {
+                    width,
+                    units: width * parts,
+                    part_rows,
+                });
+            }
+            parts /= 2;
+        }
+        if width == 1 {
+            return None;
+        }
+        width /= 2;
+    }
+}
+
+/// The kernels `plan` launches on a device with `shared_bytes` of shared memory per cube.
+pub(crate) fn kernels(plan: &DevicePlan, shared_bytes: usize) -> Kernels {
+    let cols = plan.outer * plan.inner;
+    let sweep = matches!(plan.operator, Operator::Sweep { .. });
+    let rows = plan.operator.rows(plan.n);
+    if matches!(plan.method, Method::Auto | Method::Tiles) {
+        if let Some(tile) = tile_shape(sweep, plan.n, rows, cols, plan.arithmetic, shared_bytes) {
+            return tile;
+        }
+    }
+    let method = match plan.method {
+        Method::Tiles => Method::Auto,
+        method => method,
+    };
+    let segmented = if sweep {
+        segmentation(method, rows, cols)
+    } else {
+        let fixed = Method::Segments(REWEIGHTED_SEGMENT_ROWS);
+        match method {
+            Method::Columns => None,
+            Method::Segments(_) => segmentation(fixed, rows, cols),
+            _ => {
+                segmentation(Method::Auto, rows, cols).and_then(|_| segmentation(fixed, rows, cols))
+            }
+        }
+    };
+    match segmented {
+        None => Kernels::Columns,
+        Some((segments, segment_rows)) => Kernels::Segments {
+            segments,
+            segment_rows,
+        },
+    }
+}
+
+/// The global memory `plan` moves with `kernels` on a gradient stored in `storage_bytes` per value.
+pub(crate) fn traffic(plan: &DevicePlan, kernels: Kernels, storage_bytes: usize) -> Traffic {
+    let cols = plan.outer * plan.inner;
+    let len = plan.n * cols;
+    let a = arithmetic_bytes(plan.arithmetic);
+    let gradient = len * storage_bytes;
+    let (coefficients, scalars) = match &plan.operator {
+        Operator::Sweep { .. } => (4 * plan.operator.rows(plan.n) * a, 3 * a),
+        Operator::Reweighted { .. } => (0, 2 * a),
+    };
+    let sweep = matches!(plan.operator, Operator::Sweep { .. });
+    let (launches, passes, scratch) = match kernels {
+        Kernels::Tile { .. } => (1, 2, 0),
+        // H1: read g, write z, read z, write x; re-weighted: read g twice, write x.
+        Kernels::Columns => (1, if sweep { 4 } else { 3 }, 0),
+        Kernels::Segments { segments, .. } if sweep => {
+            // maps: read g, write the maps; scan: read them, write and read the carries;
+            // apply: read g, write z, read z, write x.
+            let maps = segments * cols * MAP_VALUES * a;
+            let carries = segments * cols * 2 * a;
+            (3, 5, 2 * maps + 3 * carries + 2 * cols * a)
+        }
+        Kernels::Segments { segments, .. } => {
+            // sums: read g, write the sums; total: read them, write the shifts; apply: read g, write x.
+            let sums = segments * cols * a;
+            (3, 3, 2 * sums + 2 * cols * a)
+        }
+    };
+    Traffic {
+        launches,
+        bytes: passes * gradient + scratch + coefficients + scalars,
+        gradient_bytes: gradient,
+    }
 }
 
 /// A scratch buffer of `len` values of the arithmetic type.
@@ -291,14 +482,47 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
         }
     };
     let device = device_coefficients(input, &plan.operator, n, plan.arithmetic);
+    let chosen = kernels(plan, client.properties().hardware.max_shared_memory_size);
     match &plan.operator {
-        Operator::Sweep(host) => {
-            let m = host.forward_rows;
+        Operator::Sweep { .. } => {
+            let m = plan.operator.rows(n);
             let array = |index: usize| buffer(&device.arrays[index], m);
             let (alpha, coupling, kappa, mu) = (0, 1, 2, 3);
             let scalars = || buffer(&device.scalars, 3);
-            match segmentation(plan.method, m, cols) {
-                None => {
+            match chosen {
+                Kernels::Tile {
+                    width,
+                    units,
+                    part_rows,
+                } => {
+                    // SAFETY: exactly one cube per tile, every invocation bounds-checks its
+                    // column and row; every buffer holds what `[outer, n, inner]` addresses.
+                    unsafe {
+                        kernels::h1_tile::launch_unchecked(
+                            client,
+                            CubeCount::Static(cols.div_ceil(width) as u32, 1, 1),
+                            CubeDim::new_1d(units as u32),
+                            input_arg(),
+                            output_arg(),
+                            array(alpha),
+                            array(coupling),
+                            array(kappa),
+                            array(mu),
+                            scalars(),
+                            n,
+                            m,
+                            inner,
+                            cols,
+                            part_rows,
+                            width,
+                            units,
+                            n * width,
+                            plan.operator.is_periodic(),
+                            dtypes,
+                        );
+                    }
+                }
+                Kernels::Columns => {
                     let (count, dim) = elementwise(client, cols);
                     // SAFETY: the kernel checks its column against `cols`; every buffer holds
                     // what the geometry `[outer, n, inner]` addresses.
@@ -322,7 +546,10 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
                         );
                     }
                 }
-                Some((segments, segment_rows)) => {
+                Kernels::Segments {
+                    segments,
+                    segment_rows,
+                } => {
                     let maps_len = segments * cols * MAP_VALUES;
                     let maps = scratch(input, maps_len, plan.arithmetic);
                     let carries = scratch(input, segments * cols * 2, plan.arithmetic);
@@ -395,14 +622,35 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
         Operator::Reweighted { .. } => {
             let scalars = || buffer(&device.scalars, 2);
             let rows = REWEIGHTED_SEGMENT_ROWS;
-            let segmented = match plan.method {
-                Method::Columns => None,
-                Method::Segments(_) => segmentation(Method::Segments(rows), n, cols),
-                Method::Auto => segmentation(Method::Auto, n, cols)
-                    .and_then(|_| segmentation(Method::Segments(rows), n, cols)),
-            };
-            match segmented {
-                None => {
+            match chosen {
+                Kernels::Tile {
+                    width,
+                    units,
+                    part_rows,
+                } => {
+                    // SAFETY: exactly one cube per tile, every invocation bounds-checks its
+                    // column and row.
+                    unsafe {
+                        kernels::reweighted_tile::launch_unchecked(
+                            client,
+                            CubeCount::Static(cols.div_ceil(width) as u32, 1, 1),
+                            CubeDim::new_1d(units as u32),
+                            input_arg(),
+                            output_arg(),
+                            scalars(),
+                            n,
+                            inner,
+                            cols,
+                            part_rows,
+                            rows,
+                            width,
+                            units,
+                            n * width,
+                            dtypes,
+                        );
+                    }
+                }
+                Kernels::Columns => {
                     let (count, dim) = elementwise(client, cols);
                     // SAFETY: the kernel checks its column against `cols`.
                     unsafe {
@@ -421,7 +669,10 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
                         );
                     }
                 }
-                Some((segments, segment_rows)) => {
+                Kernels::Segments {
+                    segments,
+                    segment_rows,
+                } => {
                     let sums = scratch(input, segments * cols, plan.arithmetic);
                     let shifts = scratch(input, cols, plan.arithmetic);
                     let (count, dim) = elementwise(client, segments * cols);

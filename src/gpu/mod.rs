@@ -7,28 +7,28 @@
 //!
 //! # Arithmetic
 //!
-//! A kernel stores the tensor's own type (f32) and does its arithmetic in f32 or f64:
-//! - **f32** where [`f32_error_bound`] is at most [`F32_ARITHMETIC_BUDGET`] (half of the f32
-//!   tolerance [`F32_TOLERANCE`] that every reference case is held to, the other half left to the
-//!   rounding of the reference itself and to the second-order terms a first-order bound omits);
+//! A kernel stores the tensor's own type (f32) and does its arithmetic in f32 or f64, by the one
+//! rule the CPU sweeps follow too ([`crate::solve::F32_ARITHMETIC_BOUND`]):
+//! - **f32** where [`f32_error_bound`] is at most [`F32_ARITHMETIC_BOUND`] (a tenth of the f32
+//!   tolerance [`F32_TOLERANCE`] that every reference case is held to);
 //! - **f64** otherwise, where the device has f64 arithmetic (CUDA, HIP; Vulkan through SPIR-V, or
 //!   through WGSL with wgpu's `SHADER_F64`, on desktop drivers and Mesa's lavapipe);
 //! - otherwise the gradient takes the host path (download, CPU solve in f64, upload): on devices
-//!   without f64 (Metal, WebGPU in a browser) large λ is smoothed on the CPU.
+//!   without f64 (Metal, WebGPU in a browser) larger λ is smoothed on the CPU.
 //!
-//! f64 gradients always use f64 arithmetic. With the bounds of this release, f32 arithmetic covers
-//! Sobolev H1 up to λ ≈ 106 with the Neumann boundary (fibers of 64 or more), λ ≈ 60 with the
-//! periodic one (512 or more; 113 at 64), every λ with the Dirichlet one, and re-weighted H0 on
-//! fibers up to about 1500 whatever λ. The bounds are first-order worst cases and the measured f32
-//! error can be far smaller (f32 arithmetic forced at λ = 10⁶, Neumann, `n = 512`, six random
-//! fibers on lavapipe: `4.4·10⁻⁸·max|g|`), so the rule errs on the side of f64.
+//! f64 gradients always use f64 arithmetic. Sobolev H1 takes f32 arithmetic exactly where the CPU
+//! sweeps do ([`crate::solve::Sweep::uses_f32_arithmetic`]: small λ, about 3 and less); the
+//! device's re-weighted H0, whose mean is a sum of partial sums, takes f32 only for small λ on
+//! short fibers. The bounds are first-order worst cases and the measured f32 error can be far
+//! smaller (f32 arithmetic forced at λ = 10⁶, Neumann, `n = 512`, six random fibers on lavapipe:
+//! `4.4·10⁻⁸·max|g|`), so the rule errs on the side of f64.
 //!
 //! ```
-//! use chandir::gpu::{arithmetic, f32_error_bound, Arithmetic, F32_ARITHMETIC_BUDGET};
+//! use chandir::gpu::{arithmetic, f32_error_bound, Arithmetic, F32_ARITHMETIC_BOUND};
 //! use chandir::Metric;
 //!
 //! let h1 = Metric::default(); // λ = 1, Neumann
-//! assert!(f32_error_bound(&h1, 512) <= F32_ARITHMETIC_BUDGET);
+//! assert!(f32_error_bound(&h1, 512) <= F32_ARITHMETIC_BOUND);
 //! assert_eq!(arithmetic(&h1, 512), Arithmetic::F32);
 //! let stiff = Metric::SobolevH1 { lambda: 1e6, boundary: chandir::Boundary::Neumann };
 //! assert_eq!(arithmetic(&stiff, 512), Arithmetic::F64);
@@ -38,14 +38,20 @@
 pub(crate) mod kernels;
 #[cfg(feature = "burn-cube")]
 pub(crate) mod launch;
-use crate::solve::SweepCoefficients;
-use crate::{Boundary, Metric};
+#[cfg(feature = "burn-cube")]
+pub use launch::Traffic;
+#[doc(hidden)]
+pub mod workloads;
+// Tooling for gpu/cuda_check.sh (every kernel compiled for NVIDIA offline), not API.
+#[cfg(feature = "burn-cuda")]
+#[doc(hidden)]
+pub mod cuda_offline;
+pub use crate::solve::F32_ARITHMETIC_BOUND;
+use crate::solve::{f32_arithmetic_allowed, operator, Operator};
+use crate::Metric;
 
 /// The tolerance every f32 result is held to, relative to `max|g|` (as on the CPU path).
 pub const F32_TOLERANCE: f64 = 1e-5;
-
-/// The largest [`f32_error_bound`] for which a kernel does its arithmetic in f32.
-pub const F32_ARITHMETIC_BUDGET: f64 = 0.5 * F32_TOLERANCE;
 
 /// Unit roundoff of f32.
 const F32_UNIT: f64 = 1.0 / (1u64 << 24) as f64;
@@ -62,7 +68,8 @@ pub const SCAN_THREADS: usize = 64;
 /// ```
 /// use chandir::gpu::{arithmetic, Arithmetic};
 /// use chandir::Metric;
-/// assert_eq!(arithmetic(&Metric::ReweightedH0 { lambda: 3.0 }, 256), Arithmetic::F32);
+/// assert_eq!(arithmetic(&Metric::ReweightedH0 { lambda: 0.01 }, 64), Arithmetic::F32);
+/// assert_eq!(arithmetic(&Metric::ReweightedH0 { lambda: 3.0 }, 256), Arithmetic::F64);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arithmetic {
@@ -88,23 +95,23 @@ pub enum Arithmetic {
 /// assert!(f32_error_bound(&Metric::ReweightedH0 { lambda: 1.0 }, 512) < 5e-6);
 /// ```
 pub fn f32_error_bound(metric: &Metric, n: usize) -> f64 {
-    match *metric {
-        Metric::SobolevH1 { lambda, boundary } => match sweep_coefficients(lambda, boundary, n) {
-            Some(coefficients) => coefficients.f32_error_bound(),
-            None => 0.0,
-        },
-        Metric::ReweightedH0 { lambda } if lambda > 0.0 && n > 1 => {
-            let shrink = 1.0 / (1.0 + lambda);
-            let segments = n.div_ceil(REWEIGHTED_SEGMENT_ROWS);
-            let terms = (REWEIGHTED_SEGMENT_ROWS + segments + 3) as f64;
-            ((1.0 - shrink) * terms + 2.0 * shrink + 3.0) * F32_UNIT
-        }
-        _ => 0.0,
+    match operator(metric, n) {
+        Operator::Identity => 0.0,
+        Operator::Sweep(sweep) => sweep.coefficients().f32_error_bound(),
+        Operator::Reweighted { lambda } => reweighted_f32_error_bound(lambda, n),
     }
 }
 
+/// [`f32_error_bound`] of re-weighted H0 (λ > 0, `n ≥ 2`).
+pub(crate) fn reweighted_f32_error_bound(lambda: f64, n: usize) -> f64 {
+    let shrink = 1.0 / (1.0 + lambda);
+    let segments = n.div_ceil(REWEIGHTED_SEGMENT_ROWS);
+    let terms = (REWEIGHTED_SEGMENT_ROWS + segments + 3) as f64;
+    ((1.0 - shrink) * terms + 2.0 * shrink + 3.0) * F32_UNIT
+}
+
 /// The arithmetic a device kernel uses for an f32 (or narrower) gradient: f32 where
-/// [`f32_error_bound`] ≤ [`F32_ARITHMETIC_BUDGET`], f64 otherwise. `metric` must be valid.
+/// [`f32_error_bound`] ≤ [`F32_ARITHMETIC_BOUND`], f64 otherwise. `metric` must be valid.
 ///
 /// ```
 /// use chandir::gpu::{arithmetic, Arithmetic};
@@ -119,7 +126,7 @@ pub fn arithmetic(metric: &Metric, n: usize) -> Arithmetic {
 
 /// The rule of [`arithmetic`] applied to an [`f32_error_bound`] already at hand.
 pub(crate) fn arithmetic_for_bound(f32_error_bound: f64) -> Arithmetic {
-    if f32_error_bound <= F32_ARITHMETIC_BUDGET {
+    if f32_arithmetic_allowed(f32_error_bound) {
         Arithmetic::F32
     } else {
         Arithmetic::F64
@@ -134,26 +141,18 @@ pub(crate) fn arithmetic_for_bound(f32_error_bound: f64) -> Arithmetic {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Method {
-    /// One invocation per fiber when there are enough fibers to fill the device, segments otherwise.
+    /// One pass over device memory ([`Method::Tiles`]) where the fibers fit in shared memory; for
+    /// longer fibers one invocation per fiber when there are enough fibers to fill the device,
+    /// segments otherwise.
     #[default]
     Auto,
+    /// One pass over device memory: each cube holds a tile of whole fibers in shared memory,
+    /// solves them there and writes each result once (one launch per gradient). Fibers too long
+    /// for the device's shared memory take [`Method::Auto`]'s other methods.
+    Tiles,
     /// One invocation per fiber, sweeping all its rows.
     Columns,
     /// Fibers cut into segments of this many rows (re-weighted H0: always
     /// [`REWEIGHTED_SEGMENT_ROWS`]), one invocation per segment, composed exactly by a scan.
     Segments(usize),
-}
-
-/// The sweep coefficients of Sobolev H1, or `None` where the operator is the identity (λ = 0,
-/// `n ≤ 1` except for Dirichlet `n = 1`). `lambda` must be valid.
-pub(crate) fn sweep_coefficients(
-    lambda: f64,
-    boundary: Boundary,
-    n: usize,
-) -> Option<SweepCoefficients> {
-    let smallest = match boundary {
-        Boundary::Dirichlet => 1,
-        Boundary::Neumann | Boundary::Periodic => 2,
-    };
-    (lambda > 0.0 && n >= smallest).then(|| SweepCoefficients::sobolev(n, lambda, boundary))
 }

@@ -264,7 +264,11 @@ fn decide<const D: usize>(
         Some(axis) => shape[axis],
         None => shape.iter().product(),
     };
-    if shape.contains(&0) || crate::solve::plan::<f64>(&preconditioner.metric, n).is_none() {
+    let identity = matches!(
+        crate::solve::operator(&preconditioner.metric, n),
+        crate::solve::Operator::Identity
+    );
+    if shape.contains(&0) || identity {
         return Ok(Decision::Identity);
     }
     #[cfg(feature = "burn-cube")]
@@ -340,6 +344,34 @@ pub fn precondition_on_device<const D: usize>(
         Some(plan) if cube::can_run(&grad, &plan) => Ok(Some(cube::smooth(grad, plan))),
         Some(_) => Ok(None),
     }
+}
+
+/// The kernels [`precondition_tensor`] launches for `grad` on its device with `method`, and the
+/// global memory they move: design figures from the kernel plan ([`crate::gpu::Traffic`]), not
+/// timings. `Ok(None)` where no device kernel runs (the identity, the host path).
+///
+/// ```ignore
+/// // On a GPU device: conv weights along the output channels take one launch, one read, one write.
+/// let traffic = device_traffic(&grad, &ChannelDirected::sobolev(1.0), Method::Auto)?.unwrap();
+/// assert_eq!(traffic.launches, 1);
+/// assert!(traffic.bytes_per_gradient_byte() < 2.1);
+/// ```
+#[cfg(feature = "burn-cube")]
+pub fn device_traffic<const D: usize>(
+    grad: &Tensor<D>,
+    preconditioner: &ChannelDirected,
+    method: Method,
+) -> Result<Option<crate::gpu::Traffic>, Error> {
+    preconditioner.validate(D)?;
+    if !cube::on_cube_device(grad) {
+        return Ok(None);
+    }
+    Ok(
+        match cube::plan(grad, preconditioner, None, method, false)? {
+            Some(plan) if cube::can_run(grad, &plan) => cube::traffic(grad, &plan),
+            _ => None,
+        },
+    )
 }
 
 /// A device-to-device copy of `tensor` into a new buffer, through the same backend extension as

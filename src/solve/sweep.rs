@@ -68,7 +68,7 @@ impl Sweep {
     pub fn uses_f32_arithmetic(&self) -> bool {
         *self
             .f32_arithmetic
-            .get_or_init(|| self.coefficients.f32_error_bound() <= F32_ARITHMETIC_BOUND)
+            .get_or_init(|| super::f32_arithmetic_allowed(self.coefficients.f32_error_bound()))
     }
 
     #[inline(always)]

@@ -6,9 +6,9 @@ use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice};
 use burn::tensor::{DType, Tensor};
 use burn_cubecl::CubeBackend;
 
-use crate::gpu::launch::{host_coefficients, reweighted, DevicePlan, Operator};
-use crate::gpu::{arithmetic, arithmetic_for_bound, Arithmetic, Method};
-use crate::{ChannelDirected, Error, Metric};
+use crate::gpu::launch::{self, DevicePlan, Operator};
+use crate::gpu::{arithmetic_for_bound, Arithmetic, Method, Traffic};
+use crate::{ChannelDirected, Error};
 
 /// Smoothing as a backend operation: the CubeCL backend runs the kernels; `Fusion` records the
 /// operation (same shape and dtype out) and runs it in stream order.
@@ -67,24 +67,13 @@ pub(super) fn plan<const D: usize>(
             shape[axis + 1..].iter().product(),
         ),
     };
-    let operator = match preconditioner.metric {
-        Metric::H0 => return Ok(None),
-        Metric::ReweightedH0 { lambda } => {
-            if lambda == 0.0 || n <= 1 {
-                return Ok(None);
-            }
-            reweighted(lambda, n)
-        }
-        metric @ Metric::SobolevH1 { .. } => match host_coefficients(&metric, n) {
-            None => return Ok(None),
-            Some(host) => Operator::Sweep(host),
-        },
+    let Some(operator) = Operator::of(&preconditioner.metric, n) else {
+        return Ok(None);
     };
-    let rule = match (grad.dtype(), &operator) {
-        (DType::F64, _) => Arithmetic::F64,
-        // The cached bound: recomputing it costs O(n) per gradient and step.
-        (_, Operator::Sweep(host)) => arithmetic_for_bound(host.f32_error_bound),
-        (_, Operator::Reweighted { .. }) => arithmetic(&preconditioner.metric, n),
+    let rule = match grad.dtype() {
+        DType::F64 => Arithmetic::F64,
+        // The bound cached with the sweep: recomputing it costs O(n) per gradient and step.
+        _ => arithmetic_for_bound(operator.f32_error_bound(n)),
     };
     Ok(Some(DevicePlan {
         operator,
@@ -125,4 +114,20 @@ pub(super) fn smooth<const D: usize>(grad: Tensor<D>, plan: DevicePlan) -> Tenso
     } else {
         output.cast(dtype)
     }
+}
+
+/// The kernels `plan` launches on the device of `grad` and the global memory they move.
+pub(super) fn traffic<const D: usize>(grad: &Tensor<D>, plan: &DevicePlan) -> Option<Traffic> {
+    let device = grad.device();
+    let inner = device.inner();
+    let DispatchDevice::Cube(device) = inner.as_dispatch() else {
+        return None;
+    };
+    let shared = device.client().properties().hardware.max_shared_memory_size;
+    let storage = if grad.dtype() == DType::F64 { 8 } else { 4 };
+    Some(launch::traffic(
+        plan,
+        launch::kernels(plan, shared),
+        storage,
+    ))
 }
