@@ -234,6 +234,16 @@ fn views<'a, A: Float, D: Dimension>(
         .collect()
 }
 
+/// The gradients' views alone.
+fn grads<A: Float, D: Dimension>(
+    model: &mut [Param<A>],
+) -> Vec<(&'static str, ArrayViewMut<'_, A, D>)> {
+    views::<A, D>(model)
+        .into_iter()
+        .map(|(name, _, grad)| (name, grad))
+        .collect()
+}
+
 /// The single-tensor path on each parameter in turn: the results, or the first error (a repeated
 /// name first, as a whole-model call must find it before anything else).
 fn one_by_one<A, O>(
@@ -356,15 +366,8 @@ where
         }
         Ok(())
     };
-    let grads = |model: &mut [Param<A>]| -> Vec<(&'static str, ArrayViewMut<'_, A, D>)> {
-        views::<A, D>(model)
-            .into_iter()
-            .map(|(name, _, grad)| (name, grad))
-            .collect()
-    };
-
     let mut got = model.to_vec();
-    let result = opt.precondition_all(grads(&mut got));
+    let result = opt.precondition_all(grads::<A, D>(&mut got));
     check(
         expect(&|p| opt.preconditioner_for(p.name, p.grad.ndim())),
         &got,
@@ -373,11 +376,16 @@ where
 
     let cd = *opt.preconditioner();
     let mut got = model.to_vec();
-    let result = precondition_each(grads(&mut got).into_iter().map(|(_, grad)| (cd, grad)));
+    let result = precondition_each(
+        grads::<A, D>(&mut got)
+            .into_iter()
+            .map(|(_, grad)| (cd, grad)),
+    );
     check(expect(&|_| Some(cd)), &got, result)?;
 
     let mut got = model.to_vec();
-    let result = chandir::precondition_all(grads(&mut got).into_iter().map(|(_, g)| g), lambda);
+    let result =
+        chandir::precondition_all(grads::<A, D>(&mut got).into_iter().map(|(_, g)| g), lambda);
     check(
         expect(&|_| Some(ChannelDirected::sobolev(lambda))),
         &got,

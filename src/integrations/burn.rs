@@ -440,6 +440,9 @@ mod tests {
             assert!(message.contains(part), "{message:?} lacks {part:?}");
         }
         let linear = step_failure(&[4, 2], &preconditioner, &error);
-        assert!(linear.contains("the rank-2 rule (linear_direction)"), "{linear}");
+        assert!(
+            linear.contains("the rank-2 rule (linear_direction)"),
+            "{linear}"
+        );
     }
 }

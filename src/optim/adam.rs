@@ -242,8 +242,10 @@ impl<A: Element> AdamState<A> {
             });
         }
         let step = record.step.ok_or_else(|| missing("step"))?;
-        let exp_avg = record.exp_avg.ok_or_else(|| missing("exp_avg"))?.0;
-        let exp_avg_sq = record.exp_avg_sq.ok_or_else(|| missing("exp_avg_sq"))?.0;
+        let exp_avg = record.exp_avg.ok_or_else(|| missing("exp_avg"))?;
+        let exp_avg = exp_avg.into_array()?;
+        let exp_avg_sq = record.exp_avg_sq.ok_or_else(|| missing("exp_avg_sq"))?;
+        let exp_avg_sq = exp_avg_sq.into_array()?;
         if exp_avg.shape() != record.shape.as_slice() {
             return Err(Error::InvalidState {
                 reason: format!(

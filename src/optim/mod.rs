@@ -47,7 +47,6 @@ pub use model::precondition_each;
 pub use sgd::{Sgd, SgdConfig, SgdState};
 
 use crate::Error;
-use sealed::Sealed as _;
 
 mod sealed {
     /// The bit patterns saved states store (see [`super::ParamStates`]).
@@ -312,8 +311,13 @@ impl<A: Element> Serialize for BufferRef<'_, A> {
 }
 
 /// A loaded buffer: the saved form of [`BufferRef`], or the values as numbers (ndarray's own
-/// form, which earlier versions saved).
-pub(crate) struct Buffer<A>(pub(crate) ArrayD<A>);
+/// form, which earlier versions saved). Turned into an array by [`Buffer::into_array`], once the
+/// record's kind has been checked, so that the wrong element type is reported as such.
+pub(crate) struct Buffer<A> {
+    dim: Vec<usize>,
+    bits: Option<Vec<u64>>,
+    data: Option<Vec<A>>,
+}
 
 impl<'de, A: Element> Deserialize<'de> for Buffer<A> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -333,14 +337,27 @@ impl<'de, A: Element> Deserialize<'de> for Buffer<A> {
         }
 
         let record = Record::<A>::deserialize(deserializer)?;
-        let invalid = |reason: String| D::Error::custom(Error::InvalidState { reason });
         if record.v.is_some_and(|v| v != 1) {
-            return Err(invalid(format!(
-                "a buffer of format version {:?}, this version reads 1",
-                record.v
-            )));
+            return Err(D::Error::custom(Error::InvalidState {
+                reason: format!(
+                    "a buffer of format version {:?}, this version reads 1",
+                    record.v
+                ),
+            }));
         }
-        let values = match (record.bits, record.data) {
+        Ok(Buffer {
+            dim: record.dim,
+            bits: record.bits,
+            data: record.data,
+        })
+    }
+}
+
+impl<A: Element> Buffer<A> {
+    /// The array: every bit pattern a value of `A`, as many values as the shape holds.
+    pub(crate) fn into_array(self) -> Result<ArrayD<A>, Error> {
+        let invalid = |reason: String| Error::InvalidState { reason };
+        let values = match (self.bits, self.data) {
             (Some(bits), None) => bits
                 .into_iter()
                 .map(|b| {
@@ -357,14 +374,12 @@ impl<'de, A: Element> Deserialize<'de> for Buffer<A> {
             }
         };
         let len = values.len();
-        ArrayD::from_shape_vec(record.dim.clone(), values)
-            .map(Buffer)
-            .map_err(|_| {
-                invalid(format!(
-                    "a buffer of shape {:?} holds {len} values",
-                    record.dim
-                ))
-            })
+        ArrayD::from_shape_vec(self.dim.clone(), values).map_err(|_| {
+            invalid(format!(
+                "a buffer of shape {:?} holds {len} values",
+                self.dim
+            ))
+        })
     }
 }
 

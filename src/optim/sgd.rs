@@ -4,7 +4,7 @@ use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimens
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    cast, check_buffer, check_range, check_shapes, check_state_shape, BufferRef, Element,
+    cast, check_buffer, check_range, check_shapes, check_state_shape, Buffer, BufferRef, Element,
     Optimizer, StateRecord, StateRecordRef,
 };
 use crate::Error;
@@ -219,7 +219,8 @@ impl<A: Element> SgdState<A> {
                 reason: format!("an {KIND} state has only a momentum_buffer"),
             });
         }
-        SgdState::new(record.shape, record.momentum_buffer.map(|buffer| buffer.0))
+        let buffer = record.momentum_buffer.map(Buffer::into_array).transpose()?;
+        SgdState::new(record.shape, buffer)
     }
 }
 
