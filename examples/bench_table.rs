@@ -312,7 +312,6 @@ fn today() -> String {
 /// Writes `contents` to `path` with the crate's one writer of output files (atomic for regular
 /// files, through symbolic links to their targets; see `cli/src/figure.rs`).
 fn write_atomically(path: &std::path::Path, contents: &str) -> Result<(), figure::Error> {
-    use std::io::Write as _;
     figure::write_atomically(path, |out| Ok(out.write_all(contents.as_bytes())?))
 }
 

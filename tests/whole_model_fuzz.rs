@@ -213,10 +213,14 @@ fn model<A: Float>(
     prop::collection::vec(one, count).prop_map(|pairs| pairs.into_iter().unzip())
 }
 
+/// One `(name, param, grad)` of a whole-model call.
+type View<'a, A, D> = (&'static str, ArrayViewMut<'a, A, D>, ArrayViewMut<'a, A, D>);
+
+/// A model stepped, and its states.
+type Stepped<A, S> = (Vec<Param<A>>, ParamStates<S>);
+
 /// The views a whole-model call takes, with the tensors' dimensionality `D`.
-fn views<'a, A: Float, D: Dimension>(
-    model: &'a mut [Param<A>],
-) -> Vec<(&'static str, ArrayViewMut<'a, A, D>, ArrayViewMut<'a, A, D>)> {
+fn views<'a, A: Float, D: Dimension>(model: &'a mut [Param<A>]) -> Vec<View<'a, A, D>> {
     model
         .iter_mut()
         .map(|p| {
@@ -250,7 +254,7 @@ fn one_by_one<A, O>(
     opt: &ChannelDirectedOptimizer<O>,
     model: &[Param<A>],
     states: &ParamStates<O::State>,
-) -> Result<(Vec<Param<A>>, ParamStates<O::State>), Error>
+) -> Result<Stepped<A, O::State>, Error>
 where
     A: Float,
     O: Optimizer<A>,

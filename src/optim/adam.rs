@@ -172,12 +172,12 @@ impl<A: Element> AdamState<A> {
     pub fn new(step: u64, exp_avg: ArrayD<A>, exp_avg_sq: ArrayD<A>) -> Result<Self, Error> {
         let shape = exp_avg.shape().to_vec();
         check_buffer("exp_avg", &exp_avg, &shape, |_| true, "a float")?;
-        // `!(v < 0)`: NaN passes, as it must (see above); no run makes a negative moment.
+        // NaN passes, as it must (see above); no run makes a negative moment.
         check_buffer(
             "exp_avg_sq",
             &exp_avg_sq,
             &shape,
-            |v| !(v < A::zero()),
+            |v| v.is_nan() || v >= A::zero(),
             ">= 0, +inf or NaN",
         )?;
         Ok(AdamState {
