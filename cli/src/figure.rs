@@ -462,8 +462,9 @@ pub fn tick_label(value: f64) -> String {
 ///   the file it points to is replaced atomically as above, in *its* directory, and the link is
 ///   left as it is.
 /// - **A FIFO or a character device** (`/dev/null`, `/dev/stdout`, a terminal): written directly,
-///   never renamed over or replaced by a regular file. A write that fails there (a full device, a
-///   closed pipe) is an error, and what was already written cannot be taken back.
+///   never renamed over or replaced by a regular file (a FIFO's write waits for a reader, as
+///   `cp`'s does). A write that fails there (a full device, a closed pipe) is an error, and what
+///   was already written cannot be taken back.
 /// - **A directory, a socket or a block device**: refused with an error naming the path; nothing
 ///   is written.
 pub fn write_atomically<F>(path: &Path, contents: F) -> Result<(), Error>
