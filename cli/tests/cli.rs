@@ -979,36 +979,31 @@ fn the_input_survives_as_its_own_output_through_a_link() {
     assert_eq!(listing(dir.path()), before);
 }
 
-/// Reads what `chandir args` (run in `dir`) writes into the FIFO `fifo`, and its output. A
-/// command that fails before opening the FIFO leaves the reader with nothing, not blocked.
+/// Reads what `chandir args` (run in `dir`) writes into the FIFO `fifo`, and its output. Both
+/// ends are opened before the command starts (a read-write end first, which Linux opens without
+/// waiting, so that the read end does not wait either), and the read-write end is closed once the
+/// command has exited: the reader then sees the end of the data whatever the command did, even if
+/// it replaced the FIFO or never opened it, instead of waiting forever.
 #[cfg(unix)]
 fn read_through_fifo(dir: &Path, fifo: &Path, args: &[&str]) -> (Vec<u8>, Output) {
     use std::io::Read;
-    let child = Command::new(env!("CARGO_BIN_EXE_chandir"))
-        .current_dir(dir)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    let keeper = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
         .unwrap();
-    let path = fifo.to_path_buf();
+    let mut read_end = std::fs::File::open(fifo).unwrap();
     let reader = std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .unwrap()
-            .read_to_end(&mut bytes)
-            .unwrap();
+        read_end.read_to_end(&mut bytes).unwrap();
         bytes
     });
-    let output = child.wait_with_output().unwrap();
-    // Opening read-write never blocks on Linux, and releases a reader still waiting for a writer.
-    drop(
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(fifo)
-            .unwrap(),
-    );
+    let output = Command::new(env!("CARGO_BIN_EXE_chandir"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    drop(keeper);
     (reader.join().unwrap(), output)
 }
 
