@@ -130,8 +130,9 @@ pub trait Optimizer<A: Element>: Send + Sync {
 ///
 /// # Saved form
 ///
-/// Every state a run can reach loads back **bit for bit**, with any serde format, JSON included:
-/// the buffers are saved as `{"dim": [..], "bits": [..]}`, the IEEE 754 bit pattern of each value
+/// Every state a run can reach loads back **bit for bit** through JSON (`serde_json`, the
+/// format these docs and the tests use; other self-describing serde formats store the same
+/// record): the buffers are saved as `{"dim": [..], "bits": [..]}`, the IEEE 754 bit pattern of each value
 /// as an unsigned integer (`u32` for `f32`, `u64` for `f64`) in row-major order. So ±∞ (Adam's
 /// second moment after a gradient of 1e200 in f64, a momentum buffer after two `f64::MAX`
 /// gradients), NaN with its sign and payload, subnormals and −0.0 survive JSON, which has no
