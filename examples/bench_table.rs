@@ -9,6 +9,9 @@
 
 #[path = "../benches/support/mod.rs"]
 mod support;
+// The shared writer of output files (and the figures' look, unused here).
+#[path = "../cli/src/figure.rs"]
+mod figure;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -306,11 +309,10 @@ fn today() -> String {
         .unwrap_or_else(|| "unknown date".into())
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename.
-fn write_atomically(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+/// Writes `contents` to `path` with the crate's one writer of output files (atomic for regular
+/// files, through symbolic links to their targets; see `cli/src/figure.rs`).
+fn write_atomically(path: &std::path::Path, contents: &str) -> Result<(), figure::Error> {
+    figure::write_atomically(path, |out| Ok(out.write_all(contents.as_bytes())?))
 }
 
 const PREAMBLE: &str = include_str!("bench_table/preamble.md");

@@ -69,7 +69,9 @@ pub enum Error {
         found: String,
     },
     /// Optimizer state that no run of the optimizer can produce from finite gradients (a negative
-    /// or NaN moment, buffers of the wrong shape), or whose step counter cannot advance.
+    /// second moment, buffers of the wrong shape or of a length their shape does not have), or
+    /// whose step counter cannot advance. Infinities and NaN are not refused: runs with
+    /// overflowing gradients reach them.
     #[error("invalid optimizer state: {reason}")]
     InvalidState {
         /// What is wrong with it.

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ChannelDirected, Direction, Error, Metric, Threading};
 
+/// The smallest rank [`RankPolicy::direction`] applies to.
+const SMALLEST_CONV_RANK: usize = 3;
+
 /// Which preconditioner, if any, the gradient of a parameter of a given rank gets.
 ///
 /// | rank | typical parameter | preconditioner |
@@ -96,16 +99,25 @@ impl RankPolicy {
         Some(ChannelDirected::new(self.metric, direction).with_threading(self.threading))
     }
 
-    /// Checks λ and the rank-2 direction (whose rank is known); a rank ≥ 3 direction such as
-    /// `Axis(3)` can only be checked against each parameter.
+    /// Checks everything a wrapper can know before it sees a parameter: λ, the rank-2 direction
+    /// against rank 2, and the rank ≥ 3 direction against rank 3, the smallest rank it smooths
+    /// (an axis a rank-3 parameter lacks, such as `Axis(3)`, fails there; a rank-3 direction is
+    /// one every higher rank has). The integrations' `build`/`init`/`new` call it, so a policy
+    /// that passes never fails on a parameter's rank during training.
     ///
     /// ```
-    /// use chandir::{Direction, Error, RankPolicy};
+    /// use chandir::{Direction, Error, Metric, RankPolicy};
     /// let policy = RankPolicy::new().with_linear_direction(Some(Direction::Axis(2)));
     /// assert!(matches!(policy.validate(), Err(Error::AxisOutOfRange { axis: 2, ndim: 2 })));
+    /// let policy = RankPolicy::new().with_direction(Direction::Axis(3));
+    /// assert!(matches!(policy.validate(), Err(Error::AxisOutOfRange { axis: 3, ndim: 3 })));
+    /// assert!(RankPolicy::new().with_direction(Direction::Axis(2)).validate().is_ok());
+    /// let policy = RankPolicy::new().with_metric(Metric::ReweightedH0 { lambda: f64::NAN });
+    /// assert!(matches!(policy.validate(), Err(Error::InvalidLambda { .. })));
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
         self.metric.validate()?;
+        self.direction.axis(SMALLEST_CONV_RANK)?;
         match self.linear_direction {
             Some(direction) => direction.axis(2).map(|_| ()),
             None => Ok(()),

@@ -391,9 +391,28 @@ fn bad_settings_are_refused_up_front() {
     let bad_linear_axis =
         ChannelDirectedConfig::new().with_linear_direction(Some(Direction::Axis(2)));
     assert!(matches!(
-        bad_linear_axis.build(sgd),
+        bad_linear_axis.build(sgd.clone()),
         Err(chandir::Error::AxisOutOfRange { .. })
     ));
+    // An axis the smallest smoothed rank (3: a Conv1d weight) lacks fails at build time, not in
+    // burn's `Optimizer::step` at the first rank-3 parameter; through `init` too.
+    let hwio = ChannelDirectedConfig::new().with_direction(Direction::Axis(3));
+    assert_eq!(
+        hwio.build(sgd.clone()).err(),
+        Some(chandir::Error::AxisOutOfRange { axis: 3, ndim: 3 })
+    );
+    assert!(hwio.init(sgd.clone()).is_err());
+    let nan = ChannelDirectedConfig::new().with_metric(Metric::SobolevH1 {
+        lambda: f64::NAN,
+        boundary: Boundary::Neumann,
+    });
+    assert!(matches!(
+        nan.init(sgd.clone()),
+        Err(chandir::Error::InvalidLambda { .. })
+    ));
+    // The last axis of a rank-3 parameter is one every higher rank has.
+    let last = ChannelDirectedConfig::new().with_direction(Direction::Axis(2));
+    assert!(last.build(sgd).is_ok());
     let grad = Tensor::<1>::ones([4], &Device::default());
     assert!(precondition_tensor(
         grad,

@@ -382,6 +382,16 @@ fn bad_inputs_are_refused_before_writing() {
         .with_inner(0.1)
         .with_metric(Metric::ReweightedH0 { lambda: -1.0 });
     assert!(ChannelDirectedOptimizer::<SGD>::new(vec![], config).is_err());
+    // An axis a rank-3 parameter lacks fails when the optimizer is made, not at a step.
+    let hwio = ChannelDirectedConfig::new()
+        .with_inner(0.1)
+        .with_direction(Direction::Axis(3));
+    let err = ChannelDirectedOptimizer::<SGD>::new(vec![], hwio).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("axis 3 is out of range for a tensor of rank 3"),
+        "{err}"
+    );
 }
 
 /// One step smooths every gradient at once on rayon's pool (whole tensors balanced by size, the

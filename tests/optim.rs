@@ -495,44 +495,90 @@ fn saved_states_say_what_they_are_and_the_wrong_kind_is_refused() {
 fn impossible_states_are_refused_on_load() {
     let adam = adam_state_json::<f64>();
     let record: Value = serde_json::from_str(&adam).unwrap();
+    // The buffers are saved as bit patterns: f64 as u64.
+    assert_eq!(record["exp_avg_sq"]["dim"], serde_json::json!([8, 3, 3, 3]));
+    assert!(record["exp_avg_sq"]["bits"][5].is_u64());
 
     let mut negative = record.clone();
-    negative["exp_avg_sq"]["data"][5] = serde_json::json!(-1e-3);
+    negative["exp_avg_sq"]["bits"][5] = serde_json::json!((-1e-3_f64).to_bits());
     let message = load_error::<AdamState<f64>>(&negative.to_string());
     assert!(
         message.contains("invalid optimizer state: exp_avg_sq holds -0.001 at flat index 5"),
         "{message}"
     );
+    let mut minus_inf = record.clone();
+    minus_inf["exp_avg_sq"]["bits"][0] = serde_json::json!(f64::NEG_INFINITY.to_bits());
+    assert!(load_error::<AdamState<f64>>(&minus_inf.to_string()).contains("exp_avg_sq holds -inf"));
 
-    // The state's shape must be the buffers' shape.
+    // The state's shape must be the buffers' shape, and a buffer's length its own shape's.
     let wrong_shape = with_field(&adam, "shape", serde_json::json!([8, 27]));
     assert!(load_error::<AdamState<f64>>(&wrong_shape)
         .contains("exp_avg has shape [8, 3, 3, 3], the state says [8, 27]"));
     let mut ragged = record.clone();
     ragged["exp_avg_sq"] =
-        serde_json::json!({"v": 1, "dim": [8, 27], "data": record["exp_avg_sq"]["data"]});
+        serde_json::json!({"dim": [8, 27], "bits": record["exp_avg_sq"]["bits"]});
     assert!(
         load_error::<AdamState<f64>>(&ragged.to_string()).contains("exp_avg_sq has shape [8, 27]")
     );
+    let mut short = record.clone();
+    short["exp_avg"]["bits"].as_array_mut().unwrap().pop();
+    assert!(load_error::<AdamState<f64>>(&short.to_string())
+        .contains("a buffer of shape [8, 3, 3, 3] holds 215 values"));
+    let mut overflowing = record.clone();
+    overflowing["exp_avg"]["dim"] = serde_json::json!([usize::MAX, 2]);
+    assert!(load_error::<AdamState<f64>>(&overflowing.to_string()).contains("holds 216 values"));
+    // An f32 state's bits are u32.
+    let mut wide: Value = serde_json::from_str(&sgd_state_json::<f32>()).unwrap();
+    wide["momentum_buffer"]["bits"][0] = serde_json::json!(1u64 << 32);
+    assert!(load_error::<SgdState<f32>>(&wide.to_string())
+        .contains("4294967296 is not the bit pattern of an f32"));
+    // Both forms at once, or neither, is refused.
+    let mut both = record.clone();
+    both["exp_avg"]["data"] = serde_json::json!([0.0]);
+    assert!(load_error::<AdamState<f64>>(&both.to_string()).contains("either bits or data"));
 
-    // JSON has no NaN (serde_json writes it as null, which does not load); NaN and ∞ from code
-    // or other formats are refused by the same check.
-    let mut nan_sq = ArrayD::<f64>::ones(vec![2, 2]);
-    nan_sq[[1, 1]] = f64::NAN;
-    let err = AdamState::new(1, ArrayD::zeros(vec![2, 2]), nan_sq).unwrap_err();
+    // A negative second moment from code is refused by the same check; ±∞ and NaN, which runs
+    // reach, are not.
+    let mut negative_sq = ArrayD::<f64>::ones(vec![2, 2]);
+    negative_sq[[1, 1]] = -2.0;
+    let err = AdamState::new(1, ArrayD::zeros(vec![2, 2]), negative_sq).unwrap_err();
     assert!(matches!(err, Error::InvalidState { .. }), "{err}");
     let mut inf_m = ArrayD::<f32>::zeros(vec![3]);
-    inf_m[0] = f32::INFINITY;
-    assert!(AdamState::new(1, inf_m, ArrayD::zeros(vec![3])).is_err());
+    inf_m[0] = f32::NEG_INFINITY;
+    let mut nan_v = ArrayD::<f32>::zeros(vec![3]);
+    nan_v[1] = f32::NAN;
+    nan_v[2] = f32::INFINITY;
+    AdamState::new(1, inf_m, nan_v).unwrap();
     let mut nan_momentum = ArrayD::<f32>::zeros(vec![3]);
     nan_momentum[2] = f32::NAN;
+    SgdState::new(vec![3], Some(nan_momentum)).unwrap();
+    // A buffer of another shape than the state's.
     assert!(matches!(
-        SgdState::new(vec![3], Some(nan_momentum)),
+        SgdState::new(vec![4], Some(ArrayD::<f32>::zeros(vec![3]))),
         Err(Error::InvalidState { .. })
     ));
-    let mut null_momentum: Value = serde_json::from_str(&sgd_state_json::<f32>()).unwrap();
-    null_momentum["momentum_buffer"]["data"][0] = Value::Null;
-    assert!(serde_json::from_str::<SgdState<f32>>(&null_momentum.to_string()).is_err());
+}
+
+#[test]
+fn states_saved_with_the_values_as_numbers_still_load() {
+    // The form of earlier versions: ndarray's own, the values as JSON numbers.
+    let old = r#"{"optimizer":"adam","dtype":"f64","shape":[2],"step":2,
+        "exp_avg":{"v":1,"dim":[2],"data":[0.25,-0.5]},
+        "exp_avg_sq":{"v":1,"dim":[2],"data":[0.0625,1e-300]}}"#;
+    let state: AdamState<f64> = serde_json::from_str(old).unwrap();
+    assert_eq!(state.step(), 2);
+    assert_eq!(state.exp_avg().as_slice().unwrap(), &[0.25, -0.5]);
+    assert_eq!(state.exp_avg_sq().as_slice().unwrap(), &[0.0625, 1e-300]);
+    let old = r#"{"optimizer":"sgd","dtype":"f32","shape":[1,2],
+        "momentum_buffer":{"v":1,"dim":[1,2],"data":[1.5,-2.0]}}"#;
+    let state: SgdState<f32> = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        state.momentum_buffer().unwrap().as_slice().unwrap(),
+        &[1.5, -2.0]
+    );
+    // ... but not a form of another version.
+    let newer = old.replace(r#""v":1"#, r#""v":2"#);
+    assert!(load_error::<SgdState<f32>>(&newer).contains("format version Some(2)"));
 }
 
 #[test]

@@ -449,10 +449,24 @@ pub fn tick_label(value: f64) -> String {
     }
 }
 
-/// Writes `contents` to `path` atomically: into a temporary file in the same directory, flushed
-/// to disk, then renamed over `path`. On any failure `path` is as it was and the temporary file
-/// is removed. A new file gets the usual permissions (0666 less the umask), a replaced one keeps
-/// its own; a read-only target is refused, as a plain write would be.
+/// Writes `contents` to `path` the way `cp`, `sort -o` and cargo do, the one writer of every
+/// output file (the CLI's tensors and plots, the study's files, `BENCHMARKS.md`):
+///
+/// - **A regular file, or a new one**: written atomically, into a temporary file in the same
+///   directory, flushed to disk, then renamed over `path`. On any failure `path` is as it was and
+///   the temporary file is removed. A new file gets the usual permissions (0666 less the umask), a
+///   replaced one keeps its own; a read-only target is refused, as a plain write would be. The
+///   temporary file is created exclusively under a fresh random name, so it never replaces an
+///   existing file, the input included (`smooth x.npy x.npy` reads `x.npy` before writing).
+/// - **A symbolic link**: followed (chains too, and a dangling link creates the file it names);
+///   the file it points to is replaced atomically as above, in *its* directory, and the link is
+///   left as it is.
+/// - **A FIFO or a character device** (`/dev/null`, `/dev/stdout`, a terminal): written directly,
+///   never renamed over or replaced by a regular file (a FIFO's write waits for a reader, as
+///   `cp`'s does). A write that fails there (a full device, a closed pipe) is an error, and what
+///   was already written cannot be taken back.
+/// - **A directory, a socket or a block device**: refused with an error naming the path; nothing
+///   is written.
 pub fn write_atomically<F>(path: &Path, contents: F) -> Result<(), Error>
 where
     F: FnOnce(&mut dyn Write) -> Result<(), Error>,
@@ -460,20 +474,119 @@ where
     let fail = |error: &dyn std::fmt::Display| -> Error {
         format!("cannot write {}: {error}", path.display()).into()
     };
+    let target = match std::fs::metadata(path) {
+        // `metadata` follows links (the kernel's own, `/proc/self/fd/*` included).
+        Ok(meta) => match Kind::of(&meta) {
+            Kind::Regular => {
+                let real = std::fs::canonicalize(path).map_err(|e| fail(&e))?;
+                return replace_file(&real, Some(meta), contents).map_err(|e| fail(&e));
+            }
+            Kind::Stream => return write_stream(path, contents).map_err(|e| fail(&e)),
+            Kind::Refused(what) => {
+                return Err(fail(&format_args!(
+                    "it is {what}; only regular files, FIFOs and character devices are written"
+                )))
+            }
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            resolve_dangling(path).map_err(|e| fail(&e))?
+        }
+        Err(error) => return Err(fail(&error)),
+    };
+    replace_file(&target, None, contents).map_err(|e| fail(&e))
+}
+
+/// What [`write_atomically`] does with an existing target.
+enum Kind {
+    /// Replace it atomically.
+    Regular,
+    /// Write into it directly.
+    Stream,
+    /// Refuse it, saying what it is.
+    Refused(&'static str),
+}
+
+impl Kind {
+    fn of(meta: &std::fs::Metadata) -> Kind {
+        let kind = meta.file_type();
+        if kind.is_file() {
+            return Kind::Regular;
+        }
+        if kind.is_dir() {
+            return Kind::Refused("a directory");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_fifo() || kind.is_char_device() {
+                return Kind::Stream;
+            }
+            if kind.is_socket() {
+                return Kind::Refused("a socket");
+            }
+            if kind.is_block_device() {
+                return Kind::Refused("a block device");
+            }
+        }
+        Kind::Refused("not a regular file")
+    }
+}
+
+/// The path a missing `path` is to be created at: `path` itself, or the end of the chain of
+/// symbolic links it starts (a dangling link creates the file it names, as a shell's `>` does).
+fn resolve_dangling(path: &Path) -> Result<std::path::PathBuf, Error> {
+    let mut target = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&target) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&target)?;
+                target = match target.parent() {
+                    Some(parent) if link.is_relative() => parent.join(link),
+                    _ => link,
+                };
+            }
+            // Something appeared in the meantime: replace it only if it is a regular file.
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(format!("{} is not a regular file", target.display()).into())
+            }
+            _ => return Ok(target),
+        }
+    }
+    Err("too many levels of symbolic links".into())
+}
+
+/// Writes into a FIFO or a device in place: no temporary file, no rename, no truncation.
+fn write_stream<F>(path: &Path, contents: F) -> Result<(), Error>
+where
+    F: FnOnce(&mut dyn Write) -> Result<(), Error>,
+{
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mut writer = std::io::BufWriter::new(file);
+    contents(&mut writer)?;
+    writer.flush()?;
+    Ok(())
+}
+
+/// Replaces the regular file (or creates the new one) at `path`, whose links are resolved, through
+/// a temporary file in its directory; `meta` is the existing file's.
+fn replace_file<F>(path: &Path, meta: Option<std::fs::Metadata>, contents: F) -> Result<(), Error>
+where
+    F: FnOnce(&mut dyn Write) -> Result<(), Error>,
+{
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| fail(&"not a file name"))?;
+    let name = path.file_name().ok_or("not a file name")?;
     let mut builder = tempfile::Builder::new();
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(name);
     prefix.push(".");
     builder.prefix(&prefix).suffix(".tmp");
-    let permissions = std::fs::metadata(path).ok().map(|meta| meta.permissions());
+    let permissions = meta.map(|meta| meta.permissions());
     // Renaming would replace a file its owner protected; writing in place would be refused.
     if permissions.as_ref().is_some_and(|p| p.readonly()) {
-        return Err(fail(&"the file is read-only"));
+        return Err("the file is read-only".into());
     }
     #[cfg(unix)]
     let permissions = permissions.or_else(|| {
@@ -483,14 +596,14 @@ where
     if let Some(permissions) = permissions {
         builder.permissions(permissions);
     }
-    let mut file = builder.tempfile_in(directory).map_err(|e| fail(&e))?;
+    let mut file = builder.tempfile_in(directory)?;
     {
         let mut writer = std::io::BufWriter::new(file.as_file_mut());
-        contents(&mut writer).map_err(|e| fail(&e))?;
-        writer.flush().map_err(|e| fail(&e))?;
+        contents(&mut writer)?;
+        writer.flush()?;
     }
-    file.as_file().sync_all().map_err(|e| fail(&e))?;
-    file.persist(path).map_err(|e| fail(&e.error))?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

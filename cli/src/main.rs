@@ -87,7 +87,8 @@ struct KernelArgs {
 struct SmoothArgs {
     /// Input .npy (float32 or float64).
     input: PathBuf,
-    /// Output .npy, same dtype and shape.
+    /// Output .npy, same dtype and shape: a file is replaced atomically (a link's target, the link
+    /// kept), a FIFO or character device written into, a directory, socket or block device refused.
     output: PathBuf,
     #[arg(long, value_enum, default_value_t = MetricName::H1)]
     metric: MetricName,

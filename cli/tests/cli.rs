@@ -851,3 +851,301 @@ fn outputs_get_the_usual_permissions() {
     );
     assert_eq!(std::fs::read(dir.path().join("out.npy")).unwrap(), before);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What an output path is: a link, a FIFO, a device, a socket. The rules of `cp` and `sort -o`.
+
+/// `w` smoothed as `chandir smooth` does by default (H1, λ = 1, along the output channels).
+fn smoothed(w: &ArrayD<f64>) -> ArrayD<f64> {
+    let mut expected = w.clone();
+    ChannelDirected::sobolev(1.0).apply(&mut expected).unwrap();
+    expected
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_has_its_target_replaced_and_stays_a_link() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let w = Normal(31).tensor(&[6, 3, 2]);
+    write_npy(dir.path().join("in.npy"), &w).unwrap();
+    std::fs::write(store.join("real.npy"), b"the previous result").unwrap();
+    std::fs::set_permissions(store.join("real.npy"), PermissionsExt::from_mode(0o640)).unwrap();
+    // A relative link into another directory, and a chain of two links ending there.
+    symlink("store/real.npy", dir.path().join("link.npy")).unwrap();
+    symlink("link.npy", dir.path().join("chain.npy")).unwrap();
+    let (top, inside) = (listing(dir.path()), listing(&store));
+
+    for name in ["link.npy", "chain.npy"] {
+        std::fs::write(store.join("real.npy"), b"the previous result").unwrap();
+        stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", name]));
+        let got: ArrayD<f64> = read_npy(store.join("real.npy")).unwrap();
+        assert_eq!(got, smoothed(&w), "{name}: the target holds the result");
+        let mode = std::fs::metadata(store.join("real.npy"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640, "{name}: the target keeps its mode");
+        assert_eq!(
+            listing(dir.path()),
+            top,
+            "{name}: no temporary file beside the link"
+        );
+        assert_eq!(listing(&store), inside, "{name}: none beside the target");
+    }
+    for (link, to) in [("link.npy", "store/real.npy"), ("chain.npy", "link.npy")] {
+        let meta = std::fs::symlink_metadata(dir.path().join(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+        assert_eq!(
+            std::fs::read_link(dir.path().join(link)).unwrap(),
+            Path::new(to)
+        );
+    }
+
+    // An absolute link, written by a plot: the same.
+    symlink(store.join("k.svg"), dir.path().join("k.svg")).unwrap();
+    std::fs::write(store.join("k.svg"), b"old").unwrap();
+    stdout_of(&chandir_in(
+        dir.path(),
+        &["kernel", "--n", "4", "--plot", "k.svg"],
+    ));
+    assert!(std::fs::read_to_string(store.join("k.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+    assert!(std::fs::symlink_metadata(dir.path().join("k.svg"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A dangling link creates the file it names, and stays a link.
+    symlink("store/new.npy", dir.path().join("dangling.npy")).unwrap();
+    stdout_of(&chandir_in(
+        dir.path(),
+        &["smooth", "in.npy", "dangling.npy"],
+    ));
+    let got: ArrayD<f64> = read_npy(store.join("new.npy")).unwrap();
+    assert_eq!(got, smoothed(&w));
+    assert!(std::fs::symlink_metadata(dir.path().join("dangling.npy"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_write_through_a_link_leaves_the_target_and_no_temporary_file() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    write_npy(
+        dir.path().join("in.npy"),
+        &Normal(32).tensor(&[64, 16, 4, 8]),
+    )
+    .unwrap();
+    std::fs::write(store.join("real.npy"), b"the previous result").unwrap();
+    symlink("store/real.npy", dir.path().join("link.npy")).unwrap();
+    let (top, inside) = (listing(dir.path()), listing(&store));
+    let output = chandir_with_file_limit(dir.path(), 16, &["smooth", "in.npy", "link.npy"]);
+    assert_one_line_error(&output, "cannot write link.npy");
+    assert_eq!(
+        std::fs::read(store.join("real.npy")).unwrap(),
+        b"the previous result"
+    );
+    assert_eq!((listing(dir.path()), listing(&store)), (top, inside));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_input_survives_as_its_own_output_through_a_link() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new().unwrap();
+    let w = Normal(33).tensor(&[5, 4, 3]);
+    write_npy(dir.path().join("x.npy"), &w).unwrap();
+    symlink("x.npy", dir.path().join("alias.npy")).unwrap();
+    let before = listing(dir.path());
+    stdout_of(&chandir_in(dir.path(), &["smooth", "alias.npy", "x.npy"]));
+    let once: ArrayD<f64> = read_npy(dir.path().join("x.npy")).unwrap();
+    assert_eq!(once, smoothed(&w));
+    stdout_of(&chandir_in(dir.path(), &["smooth", "x.npy", "alias.npy"]));
+    let twice: ArrayD<f64> = read_npy(dir.path().join("x.npy")).unwrap();
+    assert_eq!(twice, smoothed(&smoothed(&w)));
+    assert!(std::fs::symlink_metadata(dir.path().join("alias.npy"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(listing(dir.path()), before);
+}
+
+/// Reads what `chandir args` (run in `dir`) writes into the FIFO `fifo`, and its output. Both
+/// ends are opened before the command starts (a read-write end first, which Linux opens without
+/// waiting, so that the read end does not wait either), and the read-write end is closed once the
+/// command has exited: the reader then sees the end of the data whatever the command did, even if
+/// it replaced the FIFO or never opened it, instead of waiting forever.
+#[cfg(unix)]
+fn read_through_fifo(dir: &Path, fifo: &Path, args: &[&str]) -> (Vec<u8>, Output) {
+    use std::io::Read;
+    let keeper = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .unwrap();
+    let mut read_end = std::fs::File::open(fifo).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        read_end.read_to_end(&mut bytes).unwrap();
+        bytes
+    });
+    let output = Command::new(env!("CARGO_BIN_EXE_chandir"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    drop(keeper);
+    (reader.join().unwrap(), output)
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_written_into_and_stays_a_fifo() {
+    use ndarray_npy::ReadNpyExt;
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TempDir::new().unwrap();
+    let w = Normal(34).tensor(&[8, 3, 3]);
+    write_npy(dir.path().join("in.npy"), &w).unwrap();
+    let fifo = dir.path().join("pipe.npy");
+    mkfifo(&fifo);
+    std::os::unix::fs::symlink("pipe.npy", dir.path().join("to-pipe.npy")).unwrap();
+    let before = listing(dir.path());
+    for name in ["pipe.npy", "to-pipe.npy"] {
+        let (bytes, output) = read_through_fifo(dir.path(), &fifo, &["smooth", "in.npy", name]);
+        stdout_of(&output);
+        let got = ArrayD::<f64>::read_npy(&bytes[..]).expect("an .npy came through the FIFO");
+        assert_eq!(got, smoothed(&w), "{name}");
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo(),
+            "{name}"
+        );
+        assert_eq!(listing(dir.path()), before, "{name}: no temporary file");
+    }
+    // A plot, too.
+    let (bytes, output) = read_through_fifo(
+        dir.path(),
+        &fifo,
+        &["kernel", "--n", "4", "--plot", "pipe.npy"],
+    );
+    stdout_of(&output);
+    assert!(bytes.starts_with(b"<svg"));
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+/// Whether this process may create device nodes (root with CAP_MKNOD): `mknod` in a temporary
+/// directory, never a real device node's path.
+#[cfg(unix)]
+fn mknod(path: &Path, kind: &str, major: u32, minor: u32) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    root && Command::new("mknod")
+        .arg(path)
+        .args([kind, &major.to_string(), &minor.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[cfg(unix)]
+#[test]
+fn a_character_device_is_written_into_and_stays_a_device() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = TempDir::new().unwrap();
+    write_npy(dir.path().join("in.npy"), &Normal(35).tensor(&[8, 3, 3])).unwrap();
+    // The null (1, 3) and full (1, 7) devices, as nodes of this temporary directory.
+    let (null, full) = (dir.path().join("null"), dir.path().join("full"));
+    if !(mknod(&null, "c", 1, 3) && mknod(&full, "c", 1, 7)) {
+        eprintln!("skipped: creating device nodes needs root (the FIFO test covers the rest)");
+        return;
+    }
+    let before = listing(dir.path());
+    let is_device = |path: &Path, rdev: u64| {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        meta.file_type().is_char_device() && meta.rdev() == rdev
+    };
+    stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", "null"]));
+    stdout_of(&chandir_in(
+        dir.path(),
+        &["kernel", "--n", "4", "--plot", "null"],
+    ));
+    assert!(is_device(&null, (1 << 8) | 3), "still the null device");
+    // A device that fails the write: an error, and the node is left as it is.
+    assert_one_line_error(
+        &chandir_in(dir.path(), &["smooth", "in.npy", "full"]),
+        "cannot write full: ",
+    );
+    assert!(is_device(&full, (1 << 8) | 7), "still the full device");
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "no temporary file, no new file"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sockets_directories_and_block_devices_are_refused() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TempDir::new().unwrap();
+    write_npy(dir.path().join("in.npy"), &Normal(36).tensor(&[8, 3, 3])).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+    std::fs::create_dir(dir.path().join("sub.npy")).unwrap();
+    std::os::unix::fs::symlink("sock", dir.path().join("to-sock")).unwrap();
+    let before = listing(dir.path());
+    for (name, what) in [
+        ("sock", "it is a socket"),
+        ("to-sock", "it is a socket"),
+        ("sub.npy", "it is a directory"),
+    ] {
+        assert_one_line_error(
+            &chandir_in(dir.path(), &["smooth", "in.npy", name]),
+            &format!("cannot write {name}: {what}"),
+        );
+    }
+    assert!(std::fs::symlink_metadata(dir.path().join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(std::fs::symlink_metadata(dir.path().join("sub.npy"))
+        .unwrap()
+        .is_dir());
+    assert_eq!(listing(dir.path()), before);
+    // A block device node of a number no driver has (240: local/experimental use).
+    let block = dir.path().join("block");
+    if mknod(&block, "b", 240, 0) {
+        assert_one_line_error(
+            &chandir_in(dir.path(), &["smooth", "in.npy", "block"]),
+            "cannot write block: it is a block device",
+        );
+        assert!(std::fs::symlink_metadata(&block)
+            .unwrap()
+            .file_type()
+            .is_block_device());
+    }
+}

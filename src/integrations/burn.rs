@@ -98,8 +98,12 @@ impl ChannelDirectedConfig {
     /// [`ModuleOptimizer::with_group`] or your own loop.
     ///
     /// Returns [`Error::InvalidLambda`] for a bad λ, [`Error::AxisOutOfRange`] for a rank-2
-    /// direction beyond axis 1. A rank ≥ 3 direction the parameter lacks (e.g. `Axis(3)` on a
-    /// Conv1d weight) makes the step panic with the parameter's shape.
+    /// direction beyond axis 1 or a rank ≥ 3 direction beyond axis 2 (e.g. `Axis(3)`, which a
+    /// Conv1d weight lacks): [`RankPolicy::validate`]. These are all the settings a step could
+    /// fail on, so they fail here, before training, not inside burn's `Optimizer::step`, which has
+    /// no error channel. Should smoothing fail there all the same, the step panics with the
+    /// parameter's shape and rank and the rule it was smoothed by (burn passes a step no
+    /// parameter name or id).
     ///
     /// Transposed convs (`[in, out/groups, k..]`) get their own wrapper along axis 1:
     ///
@@ -170,18 +174,33 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
     ///
     /// # Panics
     ///
-    /// If the configured direction names an axis the gradient does not have.
+    /// If smoothing fails, which a policy that [`build`](ChannelDirectedConfig::build) accepted
+    /// does not on any rank; the message names the parameter's shape and rank and the rule.
     pub fn precondition<const D: usize>(&self, grad: Tensor<D>) -> Tensor<D> {
         match self.policy.preconditioner_for_rank(D) {
             None => grad,
             Some(preconditioner) => {
                 let shape = grad.dims();
-                precondition_tensor(grad, &preconditioner).unwrap_or_else(|err| {
-                    panic!("channel-directed gradient of a parameter of shape {shape:?}: {err}")
-                })
+                precondition_tensor(grad, &preconditioner)
+                    .unwrap_or_else(|err| panic!("{}", step_failure(&shape, &preconditioner, &err)))
             }
         }
     }
+}
+
+/// What a failed smoothing inside burn's `Optimizer::step` says: the parameter (by shape and
+/// rank: burn passes no name), the rule it was smoothed by, and why.
+fn step_failure(shape: &[usize], preconditioner: &ChannelDirected, error: &Error) -> String {
+    let rank = shape.len();
+    let rule = match rank {
+        2 => "the rank-2 rule (linear_direction)",
+        _ => "the rank >= 3 rule (direction)",
+    };
+    format!(
+        "chandir: cannot smooth the gradient of the rank-{rank} parameter of shape {shape:?} \
+         with {rule}, {:?} along {:?}: {error}",
+        preconditioner.metric, preconditioner.direction
+    )
 }
 
 impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
@@ -432,4 +451,30 @@ where
     let mut view = ArrayViewMut::from_shape(IxDyn(shape), values)
         .expect("TensorData is contiguous and row-major with the tensor's shape");
     preconditioner.apply(&mut view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Metric;
+
+    #[test]
+    fn a_failed_step_names_the_shape_the_rank_and_the_rule() {
+        let preconditioner = ChannelDirected::new(Metric::default(), Direction::Axis(3));
+        let error = Error::AxisOutOfRange { axis: 3, ndim: 3 };
+        let message = step_failure(&[8, 3, 5], &preconditioner, &error);
+        for part in [
+            "rank-3 parameter of shape [8, 3, 5]",
+            "the rank >= 3 rule (direction)",
+            "along Axis(3)",
+            "axis 3 is out of range for a tensor of rank 3",
+        ] {
+            assert!(message.contains(part), "{message:?} lacks {part:?}");
+        }
+        let linear = step_failure(&[4, 2], &preconditioner, &error);
+        assert!(
+            linear.contains("the rank-2 rule (linear_direction)"),
+            "{linear}"
+        );
+    }
 }

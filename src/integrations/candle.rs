@@ -83,7 +83,8 @@ pub struct ChannelDirectedOptimizer<O> {
 impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
     type Config = ChannelDirectedConfig<O::Config>;
 
-    /// Wraps `O::new(vars, config.inner)`. Fails for a bad λ or a rank-2 direction beyond axis 1.
+    /// Wraps `O::new(vars, config.inner)`. Fails for a bad λ, a rank-2 direction beyond axis 1
+    /// or a rank ≥ 3 direction beyond axis 2 ([`RankPolicy::validate`]), before any step.
     fn new(vars: Vec<Var>, config: Self::Config) -> candle_core::Result<Self> {
         let policy = config.policy;
         policy.validate().map_err(candle_core::Error::wrap)?;

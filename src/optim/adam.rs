@@ -4,8 +4,8 @@ use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimens
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    cast, check_buffer, check_range, check_shapes, check_state_shape, Element, Optimizer,
-    StateRecord, StateRecordRef,
+    cast, check_buffer, check_range, check_shapes, check_state_shape, BufferRef, Element,
+    Optimizer, StateRecord, StateRecordRef,
 };
 use crate::Error;
 
@@ -124,8 +124,10 @@ impl Adam {
 /// A saved state says what it is: the optimizer (`"adam"`, for Adam and AdamW), the element type
 /// and the parameter shape. Loading checks all of it, so an `f64` state never loads as
 /// `AdamState<f32>`, an SGD state never loads as an Adam one, and a state no run could produce
-/// (a negative or non-finite moment, moments of different shapes) is refused; so is a step from a
-/// counter at `u64::MAX`.
+/// (a negative second moment, moments of different shapes) is refused; so is a step from a
+/// counter at `u64::MAX`. Every state a run reaches loads, bit for bit (see the saved form of
+/// [`ParamStates`](super::ParamStates)): an overflowing gradient leaves `exp_avg_sq = +∞` (and
+/// `ε = 0` or `β₂ = 0` can make NaN of it), and the first moment can be ±∞ or NaN.
 ///
 /// ```
 /// use chandir::optim::{AdamConfig, AdamState, Optimizer, SgdState};
@@ -153,7 +155,8 @@ pub struct AdamState<A> {
 
 impl<A: Element> AdamState<A> {
     /// A state from its parts (e.g. converted from a PyTorch checkpoint), checked as a loaded one
-    /// is: both moments of one shape, the first finite, the second finite and ≥ 0.
+    /// is: both moments of one shape, the second never negative (≥ 0, +∞ or NaN, which runs with
+    /// overflowing gradients reach). The first moment may hold any value.
     ///
     /// ```
     /// use chandir::optim::AdamState;
@@ -162,18 +165,20 @@ impl<A: Element> AdamState<A> {
     ///
     /// let m = arr1(&[0.1_f64, -0.2]).into_dyn();
     /// assert!(AdamState::new(3, m.clone(), arr1(&[0.01, 0.04]).into_dyn()).is_ok());
+    /// assert!(AdamState::new(3, m.clone(), arr1(&[f64::INFINITY, 0.04]).into_dyn()).is_ok());
     /// let negative = AdamState::new(3, m, arr1(&[0.01, -0.04]).into_dyn());
     /// assert!(matches!(negative, Err(Error::InvalidState { .. })));
     /// ```
     pub fn new(step: u64, exp_avg: ArrayD<A>, exp_avg_sq: ArrayD<A>) -> Result<Self, Error> {
         let shape = exp_avg.shape().to_vec();
-        check_buffer("exp_avg", &exp_avg, &shape, |v| v.is_finite(), "finite")?;
+        check_buffer("exp_avg", &exp_avg, &shape, |_| true, "a float")?;
+        // NaN passes, as it must (see above); no run makes a negative moment.
         check_buffer(
             "exp_avg_sq",
             &exp_avg_sq,
             &shape,
-            |v| v.is_finite() && v >= A::zero(),
-            "finite and >= 0",
+            |v| v.is_nan() || v >= A::zero(),
+            ">= 0, +inf or NaN",
         )?;
         Ok(AdamState {
             step,
@@ -210,8 +215,8 @@ impl<A: Element> Serialize for AdamState<A> {
             dtype: A::DTYPE,
             shape: self.shape(),
             step: Some(self.step),
-            exp_avg: Some(&self.exp_avg),
-            exp_avg_sq: Some(&self.exp_avg_sq),
+            exp_avg: Some(BufferRef(&self.exp_avg)),
+            exp_avg_sq: Some(BufferRef(&self.exp_avg_sq)),
             momentum_buffer: None,
         }
         .serialize(serializer)
@@ -238,7 +243,9 @@ impl<A: Element> AdamState<A> {
         }
         let step = record.step.ok_or_else(|| missing("step"))?;
         let exp_avg = record.exp_avg.ok_or_else(|| missing("exp_avg"))?;
+        let exp_avg = exp_avg.into_array()?;
         let exp_avg_sq = record.exp_avg_sq.ok_or_else(|| missing("exp_avg_sq"))?;
+        let exp_avg_sq = exp_avg_sq.into_array()?;
         if exp_avg.shape() != record.shape.as_slice() {
             return Err(Error::InvalidState {
                 reason: format!(

@@ -67,6 +67,39 @@ impl<O> ChannelDirectedOptimizer<O> {
         self
     }
 
+    /// Checks every setting that can be checked before a parameter is seen, so that a run can
+    /// refuse a bad configuration before training: λ of the default preconditioner and of every
+    /// [`ParamRule::Use`], and the default direction against rank 3, the smallest rank
+    /// [`ParamRule::Auto`] smooths ([`RankPolicy::validate`]). A `Use` rule's axis needs the
+    /// parameter's rank: [`step`](Self::step) checks it, before anything is written.
+    ///
+    /// ```
+    /// use chandir::optim::{ChannelDirectedOptimizer, ParamRule, SgdConfig};
+    /// use chandir::{ChannelDirected, Direction, Error, Metric};
+    ///
+    /// let sgd = SgdConfig::default().init()?;
+    /// let hwio = ChannelDirected::new(Metric::default(), Direction::Axis(3));
+    /// // Auto would smooth rank-3 parameters along an axis they lack:
+    /// let auto = ChannelDirectedOptimizer::new(sgd, hwio);
+    /// assert!(matches!(auto.validate(), Err(Error::AxisOutOfRange { axis: 3, ndim: 3 })));
+    /// // a rule per HWIO weight instead:
+    /// let per_weight = ChannelDirectedOptimizer::new(sgd, ChannelDirected::sobolev(1.0))
+    ///     .with_rule("conv.weight", ParamRule::Use(hwio));
+    /// assert!(per_weight.validate().is_ok());
+    /// let bad = per_weight.with_rule("fc.weight", ParamRule::Use(ChannelDirected::sobolev(-1.0)));
+    /// assert!(matches!(bad.validate(), Err(Error::InvalidLambda { .. })));
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        RankPolicy::from(self.preconditioner).validate()?;
+        for rule in self.rules.values() {
+            if let ParamRule::Use(cd) = rule {
+                cd.metric.validate()?;
+            }
+        }
+        Ok(())
+    }
+
     /// The inner optimizer.
     pub fn inner(&self) -> &O {
         &self.inner

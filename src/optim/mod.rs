@@ -49,9 +49,29 @@ pub use sgd::{Sgd, SgdConfig, SgdState};
 use crate::Error;
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
+    /// The bit patterns saved states store (see [`super::ParamStates`]).
+    pub trait Sealed: Sized {
+        /// The IEEE 754 bits, widened to `u64`.
+        fn to_bits_u64(self) -> u64;
+        /// The value of these bits; `None` if they do not fit the type.
+        fn from_bits_u64(bits: u64) -> Option<Self>;
+    }
+    impl Sealed for f32 {
+        fn to_bits_u64(self) -> u64 {
+            u64::from(self.to_bits())
+        }
+        fn from_bits_u64(bits: u64) -> Option<Self> {
+            u32::try_from(bits).ok().map(f32::from_bits)
+        }
+    }
+    impl Sealed for f64 {
+        fn to_bits_u64(self) -> u64 {
+            self.to_bits()
+        }
+        fn from_bits_u64(bits: u64) -> Option<Self> {
+            Some(f64::from_bits(bits))
+        }
+    }
 }
 
 /// The element types the optimizers work on: `f32` and `f64`.
@@ -108,12 +128,36 @@ pub trait Optimizer<A: Element>: Send + Sync {
 /// optimizer, element type, shape and values, see [`AdamState`] and [`SgdState`]), so a resumed
 /// run either continues exactly or fails with a message naming what does not fit.
 ///
+/// # Saved form
+///
+/// Every state a run can reach loads back **bit for bit** through JSON (`serde_json`, the
+/// format these docs and the tests use; other self-describing serde formats store the same
+/// record): the buffers are saved as `{"dim": [..], "bits": [..]}`, the IEEE 754 bit pattern of each value
+/// as an unsigned integer (`u32` for `f32`, `u64` for `f64`) in row-major order. So ±∞ (Adam's
+/// second moment after a gradient of 1e200 in f64, a momentum buffer after two `f64::MAX`
+/// gradients), NaN with its sign and payload, subnormals and −0.0 survive JSON, which has no
+/// number for them and whose decimal parsers need not round-trip the others exactly
+/// (`serde_json` writes ∞ and NaN as `null`). States saved by earlier versions, with the values
+/// as numbers (ndarray's `{"v": 1, "dim": [..], "data": [..]}`), still load.
+///
 /// ```
-/// use chandir::optim::{ParamStates, SgdState};
-/// let states: ParamStates<SgdState<f32>> = ParamStates::default();
+/// use chandir::optim::{AdamConfig, AdamState, Optimizer, ParamStates};
+/// use ndarray::arr1;
+///
+/// let adam = AdamConfig::default().init()?;
+/// let mut states = ParamStates::<AdamState<f64>>::default();
+/// let mut p = arr1(&[1.0_f64, -0.0]);
+/// adam.step(p.view_mut(), arr1(&[1e200, 5e-324]).view(), states.slot("w"))?;
+/// assert_eq!(states.get("w").unwrap().exp_avg_sq()[0], f64::INFINITY); // (1e200)² overflows
+///
 /// let json = serde_json::to_string(&states).unwrap();
-/// let back: ParamStates<SgdState<f32>> = serde_json::from_str(&json).unwrap();
-/// assert!(back.is_empty());
+/// let back: ParamStates<AdamState<f64>> = serde_json::from_str(&json).unwrap();
+/// let bits = |s: &ParamStates<AdamState<f64>>| -> Vec<u64> {
+///     let state = s.get("w").unwrap();
+///     state.exp_avg().iter().chain(state.exp_avg_sq()).map(|v| v.to_bits()).collect()
+/// };
+/// assert_eq!(bits(&back), bits(&states));
+/// # Ok::<(), chandir::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(serialize = "S: Serialize", deserialize = "S: DeserializeOwned"))]
@@ -212,11 +256,11 @@ pub(crate) struct StateRecord<A> {
     #[serde(default)]
     pub(crate) step: Option<u64>,
     #[serde(default)]
-    pub(crate) exp_avg: Option<ArrayD<A>>,
+    pub(crate) exp_avg: Option<Buffer<A>>,
     #[serde(default)]
-    pub(crate) exp_avg_sq: Option<ArrayD<A>>,
+    pub(crate) exp_avg_sq: Option<Buffer<A>>,
     #[serde(default)]
-    pub(crate) momentum_buffer: Option<ArrayD<A>>,
+    pub(crate) momentum_buffer: Option<Buffer<A>>,
 }
 
 /// [`StateRecord`] borrowed, for saving without a copy.
@@ -229,11 +273,115 @@ pub(crate) struct StateRecordRef<'a, A> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) step: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) exp_avg: Option<&'a ArrayD<A>>,
+    pub(crate) exp_avg: Option<BufferRef<'a, A>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) exp_avg_sq: Option<&'a ArrayD<A>>,
+    pub(crate) exp_avg_sq: Option<BufferRef<'a, A>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) momentum_buffer: Option<&'a ArrayD<A>>,
+    pub(crate) momentum_buffer: Option<BufferRef<'a, A>>,
+}
+
+/// A state's buffer as it is saved: its shape and the bit pattern of every value, row-major
+/// (see [`ParamStates`]).
+pub(crate) struct BufferRef<'a, A>(pub(crate) &'a ArrayD<A>);
+
+impl<A: Element> Serialize for BufferRef<'_, A> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+
+        /// The bit patterns, `u32` for `f32` and `u64` for `f64`.
+        struct Bits<'a, A>(&'a ArrayD<A>);
+        impl<A: Element> Serialize for Bits<'_, A> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for &value in self.0.iter() {
+                    let bits = value.to_bits_u64();
+                    match u32::try_from(bits) {
+                        Ok(narrow) if A::DTYPE == "f32" => seq.serialize_element(&narrow)?,
+                        _ => seq.serialize_element(&bits)?,
+                    }
+                }
+                seq.end()
+            }
+        }
+
+        let mut record = serializer.serialize_struct("Buffer", 2)?;
+        record.serialize_field("dim", self.0.shape())?;
+        record.serialize_field("bits", &Bits(self.0))?;
+        record.end()
+    }
+}
+
+/// A loaded buffer: the saved form of [`BufferRef`], or the values as numbers (ndarray's own
+/// form, which earlier versions saved). Turned into an array by [`Buffer::into_array`], once the
+/// record's kind has been checked, so that the wrong element type is reported as such.
+pub(crate) struct Buffer<A> {
+    dim: Vec<usize>,
+    bits: Option<Vec<u64>>,
+    data: Option<Vec<A>>,
+}
+
+impl<'de, A: Element> Deserialize<'de> for Buffer<A> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[serde(bound(deserialize = "A: Element"))]
+        struct Record<A> {
+            #[serde(default)]
+            v: Option<u8>,
+            dim: Vec<usize>,
+            #[serde(default)]
+            bits: Option<Vec<u64>>,
+            #[serde(default)]
+            data: Option<Vec<A>>,
+        }
+
+        let record = Record::<A>::deserialize(deserializer)?;
+        if record.v.is_some_and(|v| v != 1) {
+            return Err(D::Error::custom(Error::InvalidState {
+                reason: format!(
+                    "a buffer of format version {:?}, this version reads 1",
+                    record.v
+                ),
+            }));
+        }
+        Ok(Buffer {
+            dim: record.dim,
+            bits: record.bits,
+            data: record.data,
+        })
+    }
+}
+
+impl<A: Element> Buffer<A> {
+    /// The array: every bit pattern a value of `A`, as many values as the shape holds.
+    pub(crate) fn into_array(self) -> Result<ArrayD<A>, Error> {
+        let invalid = |reason: String| Error::InvalidState { reason };
+        let values = match (self.bits, self.data) {
+            (Some(bits), None) => bits
+                .into_iter()
+                .map(|b| {
+                    A::from_bits_u64(b).ok_or_else(|| {
+                        invalid(format!("{b} is not the bit pattern of an {}", A::DTYPE))
+                    })
+                })
+                .collect::<Result<Vec<A>, _>>()?,
+            (None, Some(data)) => data,
+            _ => {
+                return Err(invalid(
+                    "a buffer needs either bits or data, not both".to_owned(),
+                ))
+            }
+        };
+        let len = values.len();
+        ArrayD::from_shape_vec(self.dim.clone(), values).map_err(|_| {
+            invalid(format!(
+                "a buffer of shape {:?} holds {len} values",
+                self.dim
+            ))
+        })
+    }
 }
 
 impl<A: Element> StateRecord<A> {

@@ -4,8 +4,8 @@ use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimens
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    cast, check_buffer, check_range, check_shapes, check_state_shape, Element, Optimizer,
-    StateRecord, StateRecordRef,
+    cast, check_buffer, check_range, check_shapes, check_state_shape, Buffer, BufferRef, Element,
+    Optimizer, StateRecord, StateRecordRef,
 };
 use crate::Error;
 
@@ -129,8 +129,10 @@ impl Sgd {
 /// The momentum buffer of one parameter.
 ///
 /// A saved state says what it is (`"sgd"`, the element type, the parameter shape); loading checks
-/// it, so an Adam state never loads as an SGD one with its moments dropped, an `f64` state never
-/// loads as `f32`, and a non-finite momentum buffer is refused.
+/// it, so an Adam state never loads as an SGD one with its moments dropped, and an `f64` state
+/// never loads as `f32`. Every buffer a run reaches loads, bit for bit (see the saved form of
+/// [`ParamStates`](super::ParamStates)): gradients that overflow leave ±∞ in it, and NaN after
+/// them.
 ///
 /// ```
 /// use chandir::optim::{Optimizer, SgdConfig, SgdState};
@@ -155,25 +157,20 @@ pub struct SgdState<A> {
 
 impl<A: Element> SgdState<A> {
     /// A state from its parts (e.g. converted from a PyTorch checkpoint): the parameter shape and
-    /// the momentum buffer (`None` when momentum is 0), which must have that shape and be finite.
+    /// the momentum buffer (`None` when momentum is 0), which must have that shape; any value
+    /// (±∞, NaN) is one a run can reach.
     ///
     /// ```
     /// use chandir::optim::SgdState;
     /// use ndarray::arr1;
     ///
     /// assert!(SgdState::new(vec![2], Some(arr1(&[0.5_f32, 1.0]).into_dyn())).is_ok());
-    /// assert!(SgdState::new(vec![2], Some(arr1(&[f32::NAN, 1.0]).into_dyn())).is_err());
+    /// assert!(SgdState::new(vec![2], Some(arr1(&[f32::INFINITY, 1.0]).into_dyn())).is_ok());
     /// assert!(SgdState::<f32>::new(vec![3], Some(arr1(&[0.5, 1.0]).into_dyn())).is_err());
     /// ```
     pub fn new(shape: Vec<usize>, momentum_buffer: Option<ArrayD<A>>) -> Result<Self, Error> {
         if let Some(buffer) = &momentum_buffer {
-            check_buffer(
-                "momentum_buffer",
-                buffer,
-                &shape,
-                |v| v.is_finite(),
-                "finite",
-            )?;
+            check_buffer("momentum_buffer", buffer, &shape, |_| true, "a float")?;
         }
         Ok(SgdState {
             shape,
@@ -201,7 +198,7 @@ impl<A: Element> Serialize for SgdState<A> {
             step: None,
             exp_avg: None,
             exp_avg_sq: None,
-            momentum_buffer: self.momentum_buffer.as_ref(),
+            momentum_buffer: self.momentum_buffer.as_ref().map(BufferRef),
         }
         .serialize(serializer)
     }
@@ -222,7 +219,8 @@ impl<A: Element> SgdState<A> {
                 reason: format!("an {KIND} state has only a momentum_buffer"),
             });
         }
-        SgdState::new(record.shape, record.momentum_buffer)
+        let buffer = record.momentum_buffer.map(Buffer::into_array).transpose()?;
+        SgdState::new(record.shape, buffer)
     }
 }
 
