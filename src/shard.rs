@@ -220,16 +220,28 @@ enum Local<'a, A> {
 }
 
 impl<A: Float> Local<'_, A> {
-    /// Calls `f(j, value)` for every value this rank holds in global row `i`, in column order.
+    /// Calls `f(j0, values)` with the values this rank holds in global row `i`: columns
+    /// `j0..j0 + values.len()` (a row of a non-contiguous view goes through `scratch`).
     #[inline]
-    fn visit_row(&mut self, i: usize, w: usize, mut f: impl FnMut(usize, &mut A)) {
+    fn visit_row(
+        &mut self,
+        i: usize,
+        w: usize,
+        scratch: &mut Vec<A>,
+        mut f: impl FnMut(usize, &mut [A]),
+    ) {
         match self {
             Local::Rows { view, first_row } => {
                 let mut row = view.index_axis_mut(Axis(0), i - *first_row);
                 if let Some(slice) = row.as_slice_mut() {
-                    slice.iter_mut().enumerate().for_each(|(j, v)| f(j, v));
+                    f(0, slice);
                 } else {
-                    row.iter_mut().enumerate().for_each(|(j, v)| f(j, v));
+                    scratch.clear();
+                    scratch.extend(row.iter().copied());
+                    f(0, scratch);
+                    row.iter_mut()
+                        .zip(scratch.iter())
+                        .for_each(|(v, &s)| *v = s);
                 }
             }
             Local::Flat { data, start } => {
@@ -237,12 +249,7 @@ impl<A: Float> Local<'_, A> {
                 let lo = row_start.max(*start);
                 let hi = (row_start + w).min(*start + data.len());
                 if lo < hi {
-                    let values = &mut data[lo - *start..hi - *start];
-                    let j0 = lo - row_start;
-                    values
-                        .iter_mut()
-                        .enumerate()
-                        .for_each(|(k, v)| f(j0 + k, v));
+                    f(lo - row_start, &mut data[lo - *start..hi - *start]);
                 }
             }
             Local::Unfit { .. } => {}
@@ -626,8 +633,14 @@ fn reweighted<A: Float>(
     let op = Reweighted::new(plan.n, lambda);
     let (lo, hi) = own_rows(plan, me);
     let mut sums = vec![0.0; plan.w];
+    let mut scratch = Vec::new();
+    let down = op.down;
     for i in lo..hi {
-        local.visit_row(i, plan.w, |j, g| sums[j] += op.down * wide(*g));
+        local.visit_row(i, plan.w, &mut scratch, |j0, row| {
+            for (sum, g) in sums[j0..j0 + row.len()].iter_mut().zip(row.iter()) {
+                *sum += down * wide(*g);
+            }
+        });
     }
     let all = gather_columns(comm, plan, me, &[&sums])?;
     let slots = slot_count(plan);
@@ -643,7 +656,11 @@ fn reweighted<A: Float>(
         }
     }
     for i in lo..hi {
-        local.visit_row(i, plan.w, |j, g| *g = store(shrink * wide(*g) + offset[j]));
+        local.visit_row(i, plan.w, &mut scratch, |j0, row| {
+            for (g, &o) in row.iter_mut().zip(&offset[j0..]) {
+                *g = store(shrink * wide(*g) + o);
+            }
+        });
     }
     Ok(())
 }
@@ -698,9 +715,14 @@ fn sobolev<A: Float>(
 
     // 1. Forward from a zero carry: each segment's end value.
     let mut z = vec![0.0; w];
+    let mut scratch = Vec::new();
     for i in lo..forward_hi {
         let (alpha, ci) = (c.alpha(i), c.coupling(i));
-        local.visit_row(i, w, |j, g| z[j] = alpha * wide(*g) + ci * z[j]);
+        local.visit_row(i, w, &mut scratch, |j0, row| {
+            for (zj, g) in z[j0..j0 + row.len()].iter_mut().zip(row.iter()) {
+                *zj = alpha * wide(*g) + ci * *zj;
+            }
+        });
     }
     let ends = gather_columns(comm, plan, me, &[&z])?;
     let position = plan
@@ -729,19 +751,30 @@ fn sobolev<A: Float>(
     let beta = c.beta();
     for i in lo..forward_hi {
         let (alpha, ci, kappa) = (c.alpha(i), c.coupling(i), c.kappa(i));
-        local.visit_row(i, w, |j, g| {
-            let zj = alpha * wide(*g) + ci * z[j];
-            z[j] = zj;
-            first[j] += beta * weight[j] * zj;
-            weight[j] *= ci;
+        local.visit_row(i, w, &mut scratch, |j0, row| {
+            let len = row.len();
+            let (z, first) = (&mut z[j0..j0 + len], &mut first[j0..j0 + len]);
+            let (weight, acc) = (&mut weight[j0..j0 + len], &mut acc[j0..j0 + len]);
+            for k in 0..len {
+                let zk = alpha * wide(row[k]) + ci * z[k];
+                z[k] = zk;
+                first[k] += beta * weight[k] * zk;
+                weight[k] *= ci;
+            }
             if kappa != 0.0 {
-                acc[j] += kappa * zj;
+                for (a, &zk) in acc.iter_mut().zip(z.iter()) {
+                    *a += kappa * zk;
+                }
             }
         });
     }
     if m < n && hi == n {
         let gamma = c.gamma();
-        local.visit_row(n - 1, w, |j, g| acc[j] += gamma * wide(*g));
+        local.visit_row(n - 1, w, &mut scratch, |j0, row| {
+            for (a, g) in acc[j0..j0 + row.len()].iter_mut().zip(row.iter()) {
+                *a += gamma * wide(*g);
+            }
+        });
     }
     let shares = gather_columns(comm, plan, me, &[&acc, &first])?;
     let (mut last, mut x_in) = (vec![0.0; w], vec![0.0; w]);
@@ -773,25 +806,36 @@ fn sobolev<A: Float>(
     z.copy_from_slice(&z_in);
     for i in lo..forward_hi {
         let (alpha, ci) = (c.alpha(i), c.coupling(i));
-        local.visit_row(i, w, |j, g| {
-            let zj = alpha * wide(*g) + ci * z[j];
-            z[j] = zj;
-            *g = A::from(zj).unwrap_or_else(A::nan);
+        local.visit_row(i, w, &mut scratch, |j0, row| {
+            for (zj, g) in z[j0..j0 + row.len()].iter_mut().zip(row.iter_mut()) {
+                *zj = alpha * wide(*g) + ci * *zj;
+                *g = A::from(*zj).unwrap_or_else(A::nan);
+            }
         });
     }
     if m < n && hi == n {
-        local.visit_row(n - 1, w, |j, g| *g = store(last[j]));
+        local.visit_row(n - 1, w, &mut scratch, |j0, row| {
+            for (g, &l) in row.iter_mut().zip(&last[j0..]) {
+                *g = store(l);
+            }
+        });
     }
     let x = &mut x_in;
     for i in (lo..forward_hi).rev() {
         let (ci, mu) = (c.coupling(i), c.mu(i));
-        local.visit_row(i, w, |j, g| {
-            let mut xj = beta * wide(*g) + ci * x[j];
-            if mu != 0.0 {
-                xj += mu * last[j];
+        local.visit_row(i, w, &mut scratch, |j0, row| {
+            let x = &mut x[j0..j0 + row.len()];
+            if mu == 0.0 {
+                for (xj, g) in x.iter_mut().zip(row.iter_mut()) {
+                    *xj = beta * wide(*g) + ci * *xj;
+                    *g = store(*xj);
+                }
+            } else {
+                for ((xj, g), &l) in x.iter_mut().zip(row.iter_mut()).zip(&last[j0..]) {
+                    *xj = beta * wide(*g) + ci * *xj + mu * l;
+                    *g = store(*xj);
+                }
             }
-            x[j] = xj;
-            *g = store(xj);
         });
     }
     Ok(())
