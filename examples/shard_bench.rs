@@ -21,13 +21,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// What each rank runs: `f(comm, start, part)`.
+type Call<'a> = dyn Fn(&ThreadCommunicator, usize, &mut [f32]) -> Result<(), Error> + Sync + 'a;
+
 /// Median wall time (ms) of `reps` calls of `f(rank, comm, part)` on `size` thread ranks.
-fn time_ranks(
-    size: usize,
-    reps: usize,
-    g: &[f32],
-    f: &(dyn Fn(&ThreadCommunicator, usize, &mut [f32]) -> Result<(), Error> + Sync),
-) -> f64 {
+fn time_ranks(size: usize, reps: usize, g: &[f32], f: &Call) -> f64 {
     let total = g.len();
     let group = ThreadCommunicator::group(size);
     let times: Vec<Vec<f64>> = std::thread::scope(|s| {

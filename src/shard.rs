@@ -677,10 +677,13 @@ fn segment_maps(c: &SweepCoefficients, lo: usize, hi: usize) -> (f64, f64) {
     (slope, response)
 }
 
+/// Forward rows `[lo, hi)` of a segment and its `(slope, response)` from [`segment_maps`].
+type Segment = ((usize, usize), (f64, f64));
+
 /// A small cache of [`segment_maps`] per (rank, rows): a rank has at most three row patterns.
 struct Maps<'c> {
     c: &'c SweepCoefficients,
-    cache: Vec<Vec<((usize, usize), (f64, f64))>>,
+    cache: Vec<Vec<Segment>>,
 }
 
 impl Maps<'_> {

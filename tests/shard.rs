@@ -102,7 +102,8 @@ fn close<T: Float>(a: &[T], b: &[T], g: &[T], tol: f64) -> Result<(), String> {
         if x.is_nan() && y.is_nan() {
             continue;
         }
-        if !((x - y).abs() <= tol * scale) {
+        let within = (x - y).abs() <= tol * scale;
+        if !within {
             return Err(format!("value {k}: {x:e} vs {y:e} (max|g| {scale:e})"));
         }
     }
@@ -396,7 +397,10 @@ fn nan_in_one_ranks_part_stays_in_its_columns() {
 }
 
 /// Every rank of `outcome` failed, with `Error::Shard` except where `own` says otherwise.
-fn all_failed(outcome: Vec<Result<(), Error>>, own: &[(usize, fn(&Error) -> bool)]) {
+/// A rank and the check its own error must pass.
+type OwnError = (usize, fn(&Error) -> bool);
+
+fn all_failed(outcome: Vec<Result<(), Error>>, own: &[OwnError]) {
     for (r, res) in outcome.iter().enumerate() {
         let err = res.as_ref().expect_err(&format!("rank {r} should fail"));
         match own.iter().find(|(q, _)| *q == r) {
@@ -550,8 +554,10 @@ fn one_rank_is_the_unsharded_path() {
     assert!(got.is_empty());
 }
 
-fn case_strategy(
-) -> impl Strategy<Value = (Vec<usize>, Vec<f64>, Vec<f64>, Vec<usize>, f64, usize, f64)> {
+/// Shape, two gradients, inner cut points, λ, metric index, a scalar.
+type Case = (Vec<usize>, Vec<f64>, Vec<f64>, Vec<usize>, f64, usize, f64);
+
+fn case_strategy() -> impl Strategy<Value = Case> {
     (
         1usize..30,
         1usize..6,
