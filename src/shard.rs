@@ -17,13 +17,14 @@
 //! The Sobolev H1 operators are solved by the sweeps of [`crate::solve::SweepCoefficients`]: a
 //! forward recurrence `zᵢ = αᵢgᵢ + cᵢzᵢ₋₁` (with `acc = Σκᵢzᵢ` for the last row of the Neumann and
 //! periodic factors), then a backward one `x̃ᵢ = βzᵢ + cᵢx̃ᵢ₊₁ + μᵢx̃ₙ₋₁`. Each is affine in the value
-//! carried into a rank's segment, with a slope `Π cᵢ` that depends only on the rows, so:
-//! 1. each rank sweeps its rows forward from a zero carry and all-gathers its segment's end value
-//!    (one value per column); every rank folds the segments before its own into its exact carry;
-//! 2. each rank sweeps forward again from its exact carry (reading only) and all-gathers, per
-//!    column, its share of `acc` (the periodic wrap: κ is non-zero at both ends of the fiber, so
-//!    this carries the last rank's values to the first) and the zero-carry backward value at its
-//!    first row; every rank forms `x̃ₙ₋₁` and folds the segments after its own into its carry;
+//! carried into a rank's segment, with slopes (`Π cᵢ` and a few sums of such products) that depend
+//! only on the rows, so:
+//! 1. each rank sweeps its rows from zero carries (reading only) and all-gathers, per column,
+//!    three values: its forward value at the end, its share of `acc` (the periodic wrap: κ is
+//!    non-zero at both ends of the fiber, so this carries the last rank's values to the first)
+//!    and its backward value at its first row;
+//! 2. every rank folds the chain of segments per column into the exact forward carry into its
+//!    own, the exact `x̃ₙ₋₁`, and the exact backward carry from the right;
 //! 3. each rank sweeps its rows forward and back with the exact carries, writing its part.
 //!
 //! Every fold is a positive combination (all coefficients are ≥ 0), like the sweeps themselves,
@@ -34,8 +35,8 @@
 //! sweeps do).
 //!
 //! Communication per call: one all-gather of a 17-value descriptor of each rank's call, checked on
-//! every rank before anything is written, then `3·k` values per rank for Sobolev H1 (`k` value
-//! for re-weighted H0), where `k ≤ w` is the largest number of columns one rank touches: never a
+//! every rank before anything is written, then one all-gather of `3·k` values per rank for Sobolev H1
+//! (`k` values for re-weighted H0), where `k ≤ w` is the largest number of columns one rank touches: never a
 //! copy of the gradient while each rank holds at least a row. Nothing is written before the last
 //! gather has returned, so a communicator error also leaves every part untouched.
 //!
@@ -665,20 +666,45 @@ fn reweighted<A: Float>(
     Ok(())
 }
 
-/// The slope `Π cᵢ` and the response `M` of the first backward value to `x̃ₙ₋₁` over forward rows
-/// `[lo, hi)`.
-fn segment_maps(c: &SweepCoefficients, lo: usize, hi: usize) -> (f64, f64) {
-    let (mut slope, mut response) = (1.0, 0.0);
-    for i in (lo..hi).rev() {
-        let ci = c.coupling(i);
-        response = c.mu(i) + ci * response;
-        slope *= ci;
-    }
-    (slope, response)
+/// How a segment's values depend on what is carried into it, over its forward rows `[lo, hi)`:
+/// all data-independent, all ≥ 0.
+#[derive(Clone, Copy)]
+struct SegmentMaps {
+    /// `Π cᵢ`: of the forward value at the end on the carry in, and of the backward value at the
+    /// first row on the carry from the right.
+    slope: f64,
+    /// Of the backward value at the first row on `x̃ₙ₋₁` (the `μ` terms).
+    response: f64,
+    /// Of the segment's share of `acc = Σ κᵢzᵢ` on the forward carry in.
+    kappa: f64,
+    /// Of the zero-carry backward value at the first row on the forward carry in.
+    first: f64,
 }
 
-/// Forward rows `[lo, hi)` of a segment and its `(slope, response)` from [`segment_maps`].
-type Segment = ((usize, usize), (f64, f64));
+fn segment_maps(c: &SweepCoefficients, lo: usize, hi: usize) -> SegmentMaps {
+    // Forward: zᵢ = z⁰ᵢ + pᵢ·z_in with pᵢ = Π_{lo..=i} c; the zero-carry backward value at the
+    // first row is Σ β·Wᵢ·zᵢ with Wᵢ = Π_{lo..i} c, so its dependence on z_in is Σ β·Wᵢ·pᵢ.
+    let (mut p, mut kappa, mut first) = (1.0, 0.0, 0.0);
+    for i in lo..hi {
+        let w = p;
+        p *= c.coupling(i);
+        kappa += c.kappa(i) * p;
+        first += c.beta() * w * p;
+    }
+    let mut response = 0.0;
+    for i in (lo..hi).rev() {
+        response = c.mu(i) + c.coupling(i) * response;
+    }
+    SegmentMaps {
+        slope: p,
+        response,
+        kappa,
+        first,
+    }
+}
+
+/// Forward rows `[lo, hi)` of a segment and its maps.
+type Segment = ((usize, usize), SegmentMaps);
 
 /// A small cache of [`segment_maps`] per (rank, rows): a rank has at most three row patterns.
 struct Maps<'c> {
@@ -688,7 +714,7 @@ struct Maps<'c> {
 
 impl Maps<'_> {
     #[inline]
-    fn get(&mut self, q: usize, lo: usize, hi: usize) -> (f64, f64) {
+    fn get(&mut self, q: usize, lo: usize, hi: usize) -> SegmentMaps {
         if let Some(&(_, maps)) = self.cache[q].iter().find(|(key, _)| *key == (lo, hi)) {
             return maps;
         }
@@ -698,7 +724,7 @@ impl Maps<'_> {
     }
 }
 
-/// Sobolev H1: two all-gathers of a few values per column, then the local sweeps.
+/// Sobolev H1: one all-gather of three values per column, then the local sweeps.
 fn sobolev<A: Float>(
     comm: &dyn Communicator,
     plan: &Plan,
@@ -706,52 +732,23 @@ fn sobolev<A: Float>(
     local: &mut Local<'_, A>,
 ) -> Result<(), Error> {
     let me = comm.rank();
+    let ranks = plan.ranges.len();
     let (n, m, w) = (plan.n, c.forward_rows(), plan.w);
     let (lo, hi) = own_rows(plan, me);
     let forward_hi = hi.min(m);
     let slots = slot_count(plan);
     let mut maps = Maps {
         c,
-        cache: vec![Vec::new(); plan.ranges.len()],
+        cache: vec![Vec::new(); ranks],
     };
-    let mine: Vec<usize> = (0..w).filter(|&j| plan.slot(me, j).is_some()).collect();
-
-    // 1. Forward from a zero carry: each segment's end value.
-    let mut z = vec![0.0; w];
-    let mut scratch = Vec::new();
-    for i in lo..forward_hi {
-        let (alpha, ci) = (c.alpha(i), c.coupling(i));
-        local.visit_row(i, w, &mut scratch, |j0, row| {
-            for (zj, g) in z[j0..j0 + row.len()].iter_mut().zip(row.iter()) {
-                *zj = alpha * wide(*g) + ci * *zj;
-            }
-        });
-    }
-    let ends = gather_columns(comm, plan, me, &[&z])?;
-    let position = plan
-        .chain
-        .iter()
-        .position(|&q| q == me)
-        .expect("in the chain");
-    let mut z_in = vec![0.0; w];
-    for &j in &mine {
-        let mut carry = 0.0;
-        for &q in &plan.chain[..position] {
-            let (qlo, qhi) = plan.rows(q, j);
-            let qhi = qhi.min(m);
-            if qlo < qhi {
-                let (slope, _) = maps.get(q, qlo, qhi);
-                carry = slope * carry + gathered(&ends, plan, slots, 1, q, j, 0);
-            }
-        }
-        z_in[j] = carry;
-    }
-
-    // 2. Forward from the exact carry (read only): the share of acc, with γ·gₙ₋₁ where this rank
-    //    holds the last row, and the zero-carry backward value at the first row.
-    let (mut acc, mut first, mut weight) = (vec![0.0; w], vec![0.0; w], vec![1.0; w]);
-    z.copy_from_slice(&z_in);
     let beta = c.beta();
+
+    // 1. Zero-carry sweeps (reading only): the forward value at the end of the segment, the share
+    //    of acc (with γ·gₙ₋₁ where this rank holds the last row) and the backward value at the
+    //    first row, per column.
+    let mut z = vec![0.0; w];
+    let (mut acc, mut first, mut weight) = (vec![0.0; w], vec![0.0; w], vec![1.0; w]);
+    let mut scratch = Vec::new();
     for i in lo..forward_hi {
         let (alpha, ci, kappa) = (c.alpha(i), c.coupling(i), c.kappa(i));
         local.visit_row(i, w, &mut scratch, |j0, row| {
@@ -779,25 +776,48 @@ fn sobolev<A: Float>(
             }
         });
     }
-    let shares = gather_columns(comm, plan, me, &[&acc, &first])?;
-    let (mut last, mut x_in) = (vec![0.0; w], vec![0.0; w]);
-    for &j in &mine {
-        let x_last: f64 = if m < n {
-            (0..plan.ranges.len())
-                .map(|q| gathered(&shares, plan, slots, 2, q, j, 0))
-                .sum()
-        } else {
-            0.0
-        };
-        let mut carry = x_last;
-        for &q in plan.chain[position + 1..].iter().rev() {
+    let all = gather_columns(comm, plan, me, &[&z, &acc, &first])?;
+
+    // 2. Every rank folds the chain of segments per column: the forward carry into each, the
+    //    exact acc and so x̃ₙ₋₁, then the backward carry from the right into its own.
+    let position = plan
+        .chain
+        .iter()
+        .position(|&q| q == me)
+        .expect("in the chain");
+    let (mut z_in, mut x_in, mut last) = (vec![0.0; w], vec![0.0; w], vec![0.0; w]);
+    let mut exact_first = vec![0.0; ranks];
+    for j in (0..w).filter(|&j| plan.slot(me, j).is_some()) {
+        let (mut carry, mut total) = (0.0, 0.0);
+        for (at, &q) in plan.chain.iter().enumerate() {
+            if at == position {
+                z_in[j] = carry;
+            }
+            if plan.slot(q, j).is_none() {
+                continue;
+            }
+            total += gathered(&all, plan, slots, 3, q, j, 1);
             let (qlo, qhi) = plan.rows(q, j);
             let qhi = qhi.min(m);
             if qlo < qhi {
-                let (slope, response) = maps.get(q, qlo, qhi);
-                carry = gathered(&shares, plan, slots, 2, q, j, 1) + slope * carry;
-                if response != 0.0 {
-                    carry += response * x_last;
+                let s = maps.get(q, qlo, qhi);
+                if s.kappa != 0.0 {
+                    total += s.kappa * carry;
+                }
+                exact_first[at] = gathered(&all, plan, slots, 3, q, j, 2) + s.first * carry;
+                carry = s.slope * carry + gathered(&all, plan, slots, 3, q, j, 0);
+            }
+        }
+        let x_last = if m < n { total } else { 0.0 };
+        let mut carry = x_last;
+        for (at, &q) in plan.chain.iter().enumerate().skip(position + 1).rev() {
+            let (qlo, qhi) = plan.rows(q, j);
+            let qhi = qhi.min(m);
+            if qlo < qhi {
+                let s = maps.get(q, qlo, qhi);
+                carry = exact_first[at] + s.slope * carry;
+                if s.response != 0.0 {
+                    carry += s.response * x_last;
                 }
             }
         }
