@@ -48,7 +48,7 @@ fn main() -> Result<(), chandir::Error> {
             &dir.join(if wrapped { "chandir" } else { "adam" }),
             false,
         );
-        let (accuracy, loss) = learner::evaluate(&model, &valid_items, &device.inner());
+        let (accuracy, loss) = learner::evaluate(&model, &valid_items, &device.clone().inner());
         println!(
             "{}: validation accuracy {:.1} %, loss {loss:.3}, {:.1} s",
             if wrapped {

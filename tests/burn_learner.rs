@@ -4,6 +4,7 @@
 #[path = "../examples/support/learner.rs"]
 mod learner;
 
+use burn::module::Module;
 use burn::optim::AdamConfig;
 use burn::tensor::Device;
 use chandir::integrations::burn::ChannelDirectedConfig;
@@ -16,7 +17,7 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
 
     device.seed(1);
     let untrained = learner::Cnn::new(&device);
-    let (_, loss_before) = learner::evaluate(&untrained, &valid, &device.inner());
+    let (_, loss_before) = learner::evaluate(&untrained.valid(), &valid, &device.clone().inner());
 
     let optim = ChannelDirectedConfig::new()
         .with_lambda(1.0)
@@ -32,7 +33,8 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
         &dir.path().join("a"),
         true,
     );
-    let (accuracy, loss_after) = learner::evaluate(&model, &valid, &device.inner());
+    let (accuracy, loss_after) = learner::evaluate(&model, &valid, &device.clone().inner());
+    eprintln!("loss {loss_before:.3} -> {loss_after:.3}, validation accuracy {accuracy:.3}");
     assert!(
         loss_after < 0.7 * loss_before,
         "loss {loss_before} -> {loss_after}"

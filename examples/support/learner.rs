@@ -199,7 +199,7 @@ pub fn train(
     let training = SupervisedTraining::new(
         directory,
         loader(train, device, Some(seed)),
-        loader(valid, &device.inner(), None),
+        loader(valid, &device.clone().inner(), None),
     )
     .metric_train_numeric(AccuracyMetric::new())
     .metric_valid_numeric(AccuracyMetric::new())
