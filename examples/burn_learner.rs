@@ -26,6 +26,7 @@ fn main() -> Result<(), chandir::Error> {
     let device = Device::flex().autodiff();
     let (train_items, valid_items) = learner::mnist(train, 1000);
     let dir = std::env::temp_dir().join("chandir-burn-learner");
+    let _ = std::fs::remove_dir_all(&dir); // burn-train's logs and checkpoints of an earlier run
     for wrapped in [true, false] {
         let adam = AdamConfig::new().build();
         let optim = if wrapped {

@@ -211,7 +211,8 @@ pub fn train(
             .with_metric_logger(InMemoryMetricLogger::new())
             .with_application_logger(None)
     } else {
-        training
+        // burn-train's summary of its metrics (from the files it logs under `directory`).
+        training.summary()
     };
     training.launch(learner).model
 }
