@@ -41,8 +41,7 @@ fn main() -> Result<(), chandir::Error> {
         let start = std::time::Instant::now();
         let model = learner::train(
             optim,
-            train_items.clone(),
-            valid_items.clone(),
+            (train_items.clone(), valid_items.clone()),
             &device,
             epochs,
             1,

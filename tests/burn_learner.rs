@@ -25,8 +25,7 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
         .unwrap();
     let model = learner::train(
         optim,
-        train.clone(),
-        valid.clone(),
+        (train.clone(), valid.clone()),
         &device,
         2,
         1,
@@ -47,8 +46,7 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
     let run = |optim| {
         learner::train(
             optim,
-            train.clone(),
-            valid.clone(),
+            (train.clone(), valid.clone()),
             &device,
             1,
             2,

@@ -181,12 +181,11 @@ pub fn loader(
     builder.build(InMemDataset::new(items))
 }
 
-/// Trains a fresh `Cnn` (seed `seed`) with `optim` for `epochs` epochs under `SupervisedTraining`
+/// Trains a fresh `Cnn` (seed `seed`) with `optim` on `(training, validation)` items for `epochs` epochs under `SupervisedTraining`
 /// on `device` (an autodiff device), with burn-train's accuracy and loss metrics.
 pub fn train(
     optim: ModuleOptimizer,
-    train: Vec<Item>,
-    valid: Vec<Item>,
+    (train, valid): (Vec<Item>, Vec<Item>),
     device: &Device,
     epochs: usize,
     seed: u64,
