@@ -84,4 +84,18 @@ pub enum Error {
         /// The repeated name.
         name: String,
     },
+    /// The ranks of a sharded call ([`crate::shard`]) disagree: on the shape, the metric or the
+    /// element type, or their ranges overlap or leave values to no rank; or another rank's part
+    /// was refused (the reason names the rank).
+    #[error("sharded call refused: {reason}")]
+    Shard {
+        /// What does not agree, and on which rank.
+        reason: String,
+    },
+    /// A communicator ([`crate::shard::Communicator`]) failed to gather.
+    #[error("communication failed: {reason}")]
+    Communication {
+        /// What the communicator reported.
+        reason: String,
+    },
 }

@@ -42,7 +42,8 @@
 //! optimizers and the wrapper that preconditions before their step.
 //!
 //! Cargo features: `burn` and `candle` add the `integrations` module, optimizer wrappers for those
-//! frameworks (documented on docs.rs with every feature on).
+//! frameworks (documented on docs.rs with every feature on); `mpi` adds
+//! `shard::MpiCommunicator`, for [`shard`]ed smoothing across MPI processes.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -55,6 +56,7 @@ pub mod layout;
 pub mod metric;
 pub mod optim;
 mod rank;
+pub mod shard;
 pub mod solve;
 
 /// The `ndarray` version chandir's functions take (0.17): `chandir::ndarray::Array4` and friends.

@@ -36,6 +36,18 @@
 //! A transposed convolution's weight is `[in, out/groups, k..]`: give its parameters their own
 //! wrapper with `Direction::Axis(1)` in a group, see [`ChannelDirectedConfig::build`].
 //!
+//! # burn-train's `Learner`
+//!
+//! The [`ModuleOptimizer`] that [`ChannelDirectedConfig::init`] returns is what burn-train 0.22's
+//! `Learner::new(model, optim, lr_scheduler)` takes, so training under `SupervisedTraining`
+//! needs one changed line (`examples/burn_learner.rs`, tested in `tests/burn_learner.rs` with
+//! the crate's `burn-train` feature):
+//!
+//! ```text
+//! let optim = ChannelDirectedConfig::new().with_lambda(1.0).init(AdamConfig::new().build())?;
+//! let learner = Learner::new(model, optim, ConstantLr::new(2e-3));
+//! ```
+//!
 //! # Where the smoothing runs, and what it costs
 //!
 //! Users change nothing but the backend; [`route`] says which path a gradient takes.

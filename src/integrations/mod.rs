@@ -14,7 +14,7 @@ pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
 
-use crate::{ChannelDirected, Direction, Metric, RankPolicy};
+use crate::{Boundary, ChannelDirected, Direction, Metric, RankPolicy};
 
 /// The config of every integration's wrapper: the wrapped optimizer's own config (candle, whose
 /// `Optimizer::new` takes one; `()` for burn, whose optimizers are built first) and the
@@ -81,6 +81,40 @@ impl<C> ChannelDirectedConfig<C> {
     pub fn with_metric(mut self, metric: Metric) -> Self {
         self.policy = self.policy.with_metric(metric);
         self
+    }
+
+    /// Sets λ and keeps the kind of metric: H1 keeps its boundary, re-weighted H0 stays
+    /// re-weighted; [`Metric::H0`], which has no λ, becomes H1 with the Neumann boundary.
+    /// The shortcut for `with_metric(Metric::SobolevH1 { lambda, boundary: Boundary::Neumann })`
+    /// on the default config. λ is checked where the wrapper is built (`init`, `build`).
+    ///
+    /// ```
+    /// use chandir::integrations::ChannelDirectedConfig;
+    /// use chandir::{Boundary, Metric};
+    ///
+    /// let config = ChannelDirectedConfig::new().with_lambda(0.1);
+    /// assert_eq!(config.policy.metric, Metric::SobolevH1 { lambda: 0.1, boundary: Boundary::Neumann });
+    /// let periodic = ChannelDirectedConfig::new()
+    ///     .with_metric(Metric::SobolevH1 { lambda: 1.0, boundary: Boundary::Periodic })
+    ///     .with_lambda(3.0);
+    /// assert_eq!(periodic.policy.metric, Metric::SobolevH1 { lambda: 3.0, boundary: Boundary::Periodic });
+    /// let reweighted = ChannelDirectedConfig::new().with_metric(Metric::ReweightedH0 { lambda: 1.0 });
+    /// assert_eq!(reweighted.with_lambda(0.5).policy.metric, Metric::ReweightedH0 { lambda: 0.5 });
+    /// assert_eq!(
+    ///     ChannelDirectedConfig::new().with_metric(Metric::H0).with_lambda(2.0).policy.metric,
+    ///     Metric::SobolevH1 { lambda: 2.0, boundary: Boundary::Neumann },
+    /// );
+    /// ```
+    pub fn with_lambda(self, lambda: f64) -> Self {
+        let metric = match self.policy.metric {
+            Metric::H0 => Metric::SobolevH1 {
+                lambda,
+                boundary: Boundary::Neumann,
+            },
+            Metric::ReweightedH0 { .. } => Metric::ReweightedH0 { lambda },
+            Metric::SobolevH1 { boundary, .. } => Metric::SobolevH1 { lambda, boundary },
+        };
+        self.with_metric(metric)
     }
 
     /// Sets the fibers of rank ≥ 3 gradients, e.g. `Direction::Axis(1)` for transposed convs.
