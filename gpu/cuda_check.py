@@ -98,6 +98,36 @@ def assemble(ptxas, ptx_path):
     return (max(registers), sum(spills), max(shared, default=0)), None
 
 
+def summary(rows):
+    """One row per kernel, storage/arithmetic pair, compiler and architecture, over its variants
+    (in place or not, tile shapes): registers, spills and occupancy as ranges."""
+    groups = {}
+    for name, arch, compiler, threads, registers, spills, shared, occupancy, verdict in rows:
+        parts = name.split(".")
+        dtype = next((p for p in parts if p.startswith("f32") or p.startswith("f64")), "")
+        family = parts[0] + (".periodic" if "periodic" in parts else "")
+        g = groups.setdefault((family, dtype, compiler, arch), [])
+        g.append((threads, registers, spills, shared, occupancy, verdict))
+    out = [
+        "| kernel | storage_arithmetic | compiler | sm | variants | threads | registers | spill B (max) | shared B | occupancy | failed |",
+        "|---|---|---|---:|---:|---|---|---:|---|---|---:|",
+    ]
+    span = lambda values: f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+    for (family, dtype, compiler, arch), g in sorted(groups.items()):
+        ok = [x for x in g if x[1] != "-"]
+        failed = sum(1 for x in g if x[5] not in ("ok",) and not x[5].startswith("ok,"))
+        if not ok:
+            out.append(f"| {family} | {dtype} | {compiler} | {arch} | {len(g)} | – | – | – | – | – | {failed} |")
+            continue
+        occupancy = [int(x[4].split("%")[0]) for x in ok]
+        out.append(
+            f"| {family} | {dtype} | {compiler} | {arch} | {len(g)} | {span([x[0] for x in ok])} | "
+            f"{span([x[1] for x in ok])} | {max(x[2] for x in ok)} | {span([x[3] for x in ok])} | "
+            f"{span(occupancy)} % | {failed} |"
+        )
+    return out
+
+
 def main():
     args = sys.argv[1:]
     markdown = None
@@ -157,7 +187,7 @@ def main():
     print("\n".join(table))
     if markdown:
         with open(markdown, "w") as out:
-            out.write("\n".join(table) + "\n")
+            out.write("\n".join(summary(rows)) + "\n")
     print(f"kernels with a minor spill (at most {MINOR_SPILL} B, passed): {minor}")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

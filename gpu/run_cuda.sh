@@ -35,24 +35,45 @@ unpack() { # kind: gunzip the carried binaries into $OUT/bin-kind
   local dir="$OUT/bin-$1"
   mkdir -p "$dir"
   for name in burn_gpu bench_gpu; do
-    [ -f "$CARRY/$1/$name.gz" ] || return 1
-    gzip -dc "$CARRY/$1/$name.gz" > "$dir/$name" 2>/dev/null \
-      || python3 -c "import gzip,shutil,sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$CARRY/$1/$name.gz" "$dir/$name" \
-      || return 1
+    if [ -f "$CARRY/$1/$name.xz" ]; then
+      xz -dc "$CARRY/$1/$name.xz" > "$dir/$name" 2>/dev/null \
+        || python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$CARRY/$1/$name.xz" "$dir/$name" \
+        || return 1
+    else
+      [ -f "$CARRY/$1/$name.gz" ] || return 1
+      gzip -dc "$CARRY/$1/$name.gz" > "$dir/$name" 2>/dev/null \
+        || python3 -c "import gzip,shutil,sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$CARRY/$1/$name.gz" "$dir/$name" \
+        || return 1
+    fi
     chmod +x "$dir/$name"
   done
 }
+
+# The binaries were linked against glibc 2.36 (Debian 12); an older device runs them through the
+# carried loader and libraries.
+runner=()
+glibc=$(ldd --version 2>/dev/null | head -1 | grep -oE '[0-9]+\.[0-9]+$' || echo 0)
+if [ -d "$CARRY/glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then
+  mkdir -p "$OUT/glibc"
+  for f in "$CARRY"/glibc/*.xz; do
+    xz -dc "$f" > "$OUT/glibc/$(basename "$f" .xz)" 2>/dev/null \
+      || python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$f" "$OUT/glibc/$(basename "$f" .xz)"
+  done
+  chmod +x "$OUT/glibc/ld-linux-x86-64.so.2"
+  runner=("$OUT/glibc/ld-linux-x86-64.so.2" --library-path "$OUT/glibc")
+  note "glibc $glibc on the device: binaries run through the carried glibc 2.36 loader"
+fi
 
 run_suite() { # kind device
   local kind=$1 device=$2 dir=$OUT/bin-$1
   unpack "$kind" || { note "$kind: no binaries in $CARRY/$kind"; return 1; }
   echo "== $kind tests on $device ($(elapsed) s)"
-  CHANDIR_TEST_DEVICE=$device timeout 240 "$dir/burn_gpu" --test-threads 1 > "$OUT/$kind-tests.log" 2>&1
+  CHANDIR_TEST_DEVICE=$device timeout 240 "${runner[@]}" "$dir/burn_gpu" --test-threads 1 > "$OUT/$kind-tests.log" 2>&1
   local rc=$?
   tail -5 "$OUT/$kind-tests.log"
   note "$kind tests: $(grep -E '^test result' "$OUT/$kind-tests.log" | tail -1) (exit $rc)"
   echo "== $kind benchmark on $device ($(elapsed) s)"
-  timeout 150 "$dir/bench_gpu" --device "$device" --budget-ms 400 > "$OUT/$kind-bench.log" 2>&1
+  timeout 150 "${runner[@]}" "$dir/bench_gpu" --device "$device" --budget-ms 400 > "$OUT/$kind-bench.log" 2>&1
   note "$kind bench: exit $? (table in $OUT/$kind-bench.log)"
   cat "$OUT/$kind-bench.log"
 }
@@ -60,7 +81,7 @@ run_suite() { # kind device
 if [ -n "${CHANDIR_CARRY_DEVICE:-}" ]; then
   # Rehearsal on the build machine, e.g. CHANDIR_CARRY_DEVICE=wgpu-cpu (lavapipe).
   run_suite wgpu "$CHANDIR_CARRY_DEVICE"
-elif [ -f "$CARRY/cuda/burn_gpu.gz" ]; then
+elif [ -f "$CARRY/cuda/burn_gpu.xz" ] || [ -f "$CARRY/cuda/burn_gpu.gz" ]; then
   run_suite cuda cuda
 else
   note "cuda: not built (see gpu/README.md: the cuda feature needs LLVM downloaded from GitHub at build time)"

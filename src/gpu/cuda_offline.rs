@@ -164,9 +164,9 @@ fn settings(threads: u32) -> KernelSettings {
 }
 
 /// The tile shapes the launches plan for the weights of [`super::workloads::distinct_shapes`]
-/// along their output channels, every metric and arithmetic: `(sweep, periodic, width, units,
-/// n·width)`.
-fn tile_shapes() -> BTreeSet<(bool, bool, usize, usize, usize)> {
+/// along their output channels, every metric and arithmetic: `(f64 arithmetic, sweep, periodic,
+/// width, units, n·width)`.
+fn tile_shapes() -> BTreeSet<(bool, bool, bool, usize, usize, usize)> {
     let mut shapes = BTreeSet::new();
     let metrics = [
         Metric::SobolevH1 {
@@ -198,7 +198,15 @@ fn tile_shapes() -> BTreeSet<(bool, bool, usize, usize, usize)> {
                 };
                 if let Kernels::Tile { width, units, .. } = launch::kernels(&plan, SHARED_BYTES) {
                     let sweep = matches!(plan.operator, Operator::Sweep { .. });
-                    shapes.insert((sweep, plan.operator.is_periodic(), width, units, n * width));
+                    let double = arithmetic == Arithmetic::F64;
+                    shapes.insert((
+                        double,
+                        sweep,
+                        plan.operator.is_periodic(),
+                        width,
+                        units,
+                        n * width,
+                    ));
                 }
             }
         }
@@ -353,7 +361,10 @@ pub fn all_kernels() -> Result<Vec<OfflineKernel>, String> {
                     ELEMENTWISE,
                     &kernel,
                 )?);
-                for &(sweep, periodic, width, units, capacity) in &tiles {
+                let double = arithmetic == FloatKind::F64;
+                for &(_, sweep, periodic, width, units, capacity) in
+                    tiles.iter().filter(|tile| tile.0 == double)
+                {
                     let boundary = if periodic { ".periodic" } else { "" };
                     let shape = format!("h1_tile{boundary}.w{width}.u{units}.c{capacity}");
                     let (s, p, t) = set(units as u32);
