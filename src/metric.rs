@@ -229,6 +229,20 @@ impl ChannelDirected {
         )
     }
 
+    /// Re-weighted H0 along the output channels: each fiber keeps its mean and its deviation from
+    /// the mean is divided by `1 + λ`.
+    ///
+    /// ```
+    /// use chandir::ndarray::array;
+    /// let mut g = array![[1.0_f64], [3.0]];
+    /// chandir::ChannelDirected::reweighted(1.0).apply(&mut g.view_mut())?;
+    /// assert_eq!(g, array![[1.5], [2.5]]); // mean 2, deviations ±1 halved
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    pub fn reweighted(lambda: f64) -> Self {
+        ChannelDirected::new(Metric::ReweightedH0 { lambda }, Direction::Output)
+    }
+
     /// Checks λ and that the direction's axis exists in a tensor of rank `ndim`.
     pub fn validate(&self, ndim: usize) -> Result<(), Error> {
         self.metric.validate()?;

@@ -73,3 +73,71 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
     );
     assert_ne!(smoothed, plain, "λ = 1 should change the weights");
 }
+
+/// burn-train's multi-device strategy over two copies of the flex device, with the optimizer on the
+/// main device and sharded across devices: the wrapper trains under both, and λ = 0 gives plain
+/// Adam's weights bit for bit under the same strategy (each device's gradients are smoothed where
+/// the strategy steps them; smoothing is linear, so averaging and smoothing commute to rounding).
+#[test]
+fn multi_device_strategies_train_and_lambda_zero_is_plain_adam() {
+    use burn::train::{ExecutionStrategy, MultiDeviceOptim};
+    let device = Device::flex().autodiff();
+    let (train, valid) = learner::mnist(320, 200);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, placement) in [
+        ("main", MultiDeviceOptim::OptimMainDevice),
+        ("sharded", MultiDeviceOptim::OptimSharded),
+    ] {
+        let strategy = || {
+            let placement = match placement {
+                MultiDeviceOptim::OptimMainDevice => MultiDeviceOptim::OptimMainDevice,
+                MultiDeviceOptim::OptimSharded => MultiDeviceOptim::OptimSharded,
+            };
+            ExecutionStrategy::multi(vec![device.clone(), device.clone()], placement)
+        };
+        let run = |optim, tag: &str| {
+            learner::train_with(
+                optim,
+                (train.clone(), valid.clone()),
+                &device,
+                Some(strategy()),
+                1,
+                3,
+                &dir.path().join(format!("{name}-{tag}")),
+                true,
+            )
+        };
+        let smoothed = run(
+            ChannelDirectedConfig::new()
+                .with_lambda(1.0)
+                .init(AdamConfig::new().build())
+                .unwrap(),
+            "smoothed",
+        );
+        let (accuracy, _) = learner::evaluate(&smoothed, &valid, &device.clone().inner());
+        assert!(
+            accuracy > 0.3,
+            "{name}: validation accuracy {accuracy} (chance: 0.1)"
+        );
+        let zero = run(
+            ChannelDirectedConfig::new()
+                .with_lambda(0.0)
+                .init(AdamConfig::new().build())
+                .unwrap(),
+            "zero",
+        )
+        .weights();
+        let plain = run(AdamConfig::new().build().into(), "plain").weights();
+        assert!(
+            zero.iter()
+                .zip(&plain)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: λ = 0 differs from plain Adam"
+        );
+        assert_ne!(
+            smoothed.weights(),
+            plain,
+            "{name}: λ = 1 should change the weights"
+        );
+    }
+}

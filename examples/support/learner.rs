@@ -20,7 +20,8 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
-    ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
+    ClassificationOutput, ExecutionStrategy, InferenceStep, Learner, SupervisedTraining,
+    TrainOutput, TrainStep,
 };
 use ndarray::{Array1, Array2};
 
@@ -185,8 +186,23 @@ pub fn loader(
 /// on `device` (an autodiff device), with burn-train's accuracy and loss metrics.
 pub fn train(
     optim: ModuleOptimizer,
+    data: (Vec<Item>, Vec<Item>),
+    device: &Device,
+    epochs: usize,
+    seed: u64,
+    directory: &Path,
+    quiet: bool,
+) -> Cnn {
+    train_with(optim, data, device, None, epochs, seed, directory, quiet)
+}
+
+/// [`train`] under burn-train's `strategy` (`None`: one device, the learner's default).
+#[allow(clippy::too_many_arguments)]
+pub fn train_with(
+    optim: ModuleOptimizer,
     (train, valid): (Vec<Item>, Vec<Item>),
     device: &Device,
+    strategy: Option<ExecutionStrategy>,
     epochs: usize,
     seed: u64,
     directory: &Path,
@@ -205,6 +221,10 @@ pub fn train(
     .metric_train_numeric(LossMetric::new())
     .metric_valid_numeric(LossMetric::new())
     .num_epochs(epochs);
+    let training = match strategy {
+        Some(strategy) => training.with_training_strategy(strategy.into()),
+        None => training,
+    };
     let training = if quiet {
         training
             .with_metric_logger(InMemoryMetricLogger::new())
