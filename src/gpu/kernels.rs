@@ -518,15 +518,23 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
         let c = coupling[i];
         z = alpha[i] * tile[tile_at(i, lane, width)] + c * z;
         inclusive *= c;
-        kz += kappa[i] * z;
-        kp += kappa[i] * inclusive;
-        dz += exclusive * z;
-        dp += exclusive * inclusive;
-        // μ is zero but for the periodic boundary: fewer live values elsewhere.
         if comptime!(periodic) {
+            kz += kappa[i] * z;
+            kp += kappa[i] * inclusive;
             dm += exclusive * mu[i];
         }
+        dz += exclusive * z;
+        dp += exclusive * inclusive;
         exclusive *= c;
+    }
+    // Neumann and Dirichlet: μ = 0 and κ is zero but on the last forward row, so the sweep reads
+    // two coefficient arrays, not four.
+    if comptime!(!periodic) {
+        if end == m && end > start {
+            let last_kappa = kappa[m - 1];
+            kz = last_kappa * z;
+            kp = last_kappa * inclusive;
+        }
     }
     let beta = scalars[0];
     let mine = unit * MAP_VALUES;

@@ -373,8 +373,15 @@ pub(crate) fn traffic(plan: &DevicePlan, kernels: Kernels, storage_bytes: usize)
     let len = plan.n * cols;
     let a = arithmetic_bytes(plan.arithmetic);
     let gradient = len * storage_bytes;
+    let rows = plan.operator.rows(plan.n);
     let (coefficients, scalars) = match &plan.operator {
-        Operator::Sweep { .. } => (4 * plan.operator.rows(plan.n) * a, 3 * a),
+        // The tile kernel reads α and c only, and κ's one non-zero, but for the periodic boundary.
+        Operator::Sweep { .. }
+            if matches!(kernels, Kernels::Tile { .. }) && !plan.operator.is_periodic() =>
+        {
+            (2 * rows * a + a, 3 * a)
+        }
+        Operator::Sweep { .. } => (4 * rows * a, 3 * a),
         Operator::Reweighted { .. } => (0, 2 * a),
     };
     let sweep = matches!(plan.operator, Operator::Sweep { .. });
