@@ -82,7 +82,7 @@ pub enum Arithmetic {
 /// A first-order bound on `max|x̂ − x| / max|g|` for the device kernels in f32 arithmetic on fibers
 /// of length `n` (0 where the operator is the identity).
 ///
-/// Sobolev H1: [`SweepCoefficients::f32_error_bound`] (infinite past `n = 2¹⁶`, so long fibers
+/// Sobolev H1: [`crate::solve::SweepCoefficients::f32_error_bound`] (infinite past `n = 2¹⁶`, so long fibers
 /// take f64). Re-weighted H0: the mean is a sum of
 /// `S = ⌈n/L⌉` partial sums of `L =` [`REWEIGHTED_SEGMENT_ROWS`] rows each, added with at most
 /// `S + 1` roundings in a row, so `((1 − s)(L + S + 3) + 2s + 3)·u` with `s = 1/(1 + λ)` and
