@@ -451,7 +451,8 @@ fn tile_at(row: usize, lane: usize, #[comptime] width: usize) -> usize {
 /// [`h1_segment_maps`], [`h1_segment_scan`] and [`h1_segment_apply`], each part of `part_rows`
 /// rows one segment), and writes each result once.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
+// `usize::div_ceil` is no cube function, and a comptime `if` cannot merge with a runtime one.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil, clippy::collapsible_if)]
 pub(crate) fn h1_tile<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
@@ -611,7 +612,8 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
 /// `part_rows` rows, a multiple of `segment_rows`, summed `segment_rows` at a time as
 /// [`reweighted_columns`] does) and writes `x = shrink·g + weight·Σg` once.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
+// `usize::div_ceil` is no cube function.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
 pub(crate) fn reweighted_tile<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
