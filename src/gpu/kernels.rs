@@ -452,7 +452,11 @@ fn tile_at(row: usize, lane: usize, #[comptime] width: usize) -> usize {
 /// rows one segment), and writes each result once.
 #[cube(launch_unchecked)]
 // `usize::div_ceil` is no cube function, and a comptime `if` cannot merge with a runtime one.
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil, clippy::collapsible_if)]
+#[allow(
+    clippy::too_many_arguments,
+    clippy::manual_div_ceil,
+    clippy::collapsible_if
+)]
 pub(crate) fn h1_tile<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
