@@ -17,9 +17,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chandir::optim::precondition_each;
+use chandir::Element;
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::ArrayD;
-use num_traits::Float;
 use support::{
     copy_into, gradient, naive_neumann, resnet50_convs, resnet56_convs, FftPeriodic, RESNET50,
     RESNET56,
@@ -61,11 +61,7 @@ fn ratio(x: f64) -> String {
     format!("{x:.2}")
 }
 
-fn measure<T: Float + Send + Sync>(
-    shape: &[usize],
-    single: &rayon::ThreadPool,
-    budget: Duration,
-) -> Row {
+fn measure<T: Element>(shape: &[usize], single: &rayon::ThreadPool, budget: Duration) -> Row {
     let grad: ArrayD<T> = gradient(shape, 7);
     let mut work = grad.clone();
     let one = |f: &mut (dyn FnMut() + Send)| single.install(|| median_secs(f, budget));
@@ -123,7 +119,7 @@ fn print_rows(out: &mut String, title: &str, rows: &[Row]) {
 }
 
 /// Copy, the tensors one by one on one thread, and the whole-model call on all threads.
-fn whole_set<T: Float + Send + Sync>(
+fn whole_set<T: Element>(
     shapes: &[[usize; 4]],
     single: &rayon::ThreadPool,
     budget: Duration,

@@ -6,26 +6,24 @@
 //! (bounded by [`BLOCK_BYTES`]) and unpacked after the solve. Columns are cut into chunks whose
 //! `n` rows fit in L2, so both sweeps of a chunk run from cache.
 
-use std::cell::Cell;
-
+use crate::Element;
 use ndarray::{ArrayViewMutD, Axis};
-use num_traits::Float;
 
 mod runs;
 
 use runs::{Move, Runs};
 
 use crate::solve::{BlockSolver, RowBlock};
-use crate::Threading;
+use crate::threading::Par;
 
 /// Target size of one block of `n` rows. The sweeps are bound by instructions, and each visit of a
 /// row costs a fixed ~100 of them, so wide rows matter more than L2 residency: 2 MiB blocks beat
 /// 1 MiB ones on a 1 MiB L2 (f32, one thread: `[512, 512, 3, 3]` 2.0× → 1.45× the copy,
 /// `[2048, 512, 1, 1]` 3.6× → 3.0×, `[4096, 4096]` ≈ 2× → 1.6×; see BENCHMARKS.md).
-pub const BLOCK_BYTES: usize = 2 << 20;
+pub(crate) const BLOCK_BYTES: usize = 2 << 20;
 
 /// Fewest columns per block: a row chunk of 64 values spans whole cache lines for f32 and f64.
-pub const MIN_BLOCK_COLUMNS: usize = 64;
+pub(crate) const MIN_BLOCK_COLUMNS: usize = 64;
 
 /// A contiguous run shorter than this is packed, several runs side by side, rather than solved in
 /// place: short rows leave the vector loops mostly in their remainders.
@@ -33,13 +31,13 @@ const MIN_DIRECT_WIDTH: usize = 64;
 
 /// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least
 /// [`MIN_BLOCK_COLUMNS`].
-pub fn block_width(n: usize, elem_bytes: usize) -> usize {
+pub(crate) fn block_width(n: usize, elem_bytes: usize) -> usize {
     width_for(BLOCK_BYTES, n, elem_bytes)
 }
 
 /// Target size of a packed block (256 KiB): small, since the packed copy and the strided runs it
 /// comes from share the cache while it is filled and emptied.
-pub const PACKED_BLOCK_BYTES: usize = 1 << 18;
+pub(crate) const PACKED_BLOCK_BYTES: usize = 1 << 18;
 
 /// Columns per packed block ([`PACKED_BLOCK_BYTES`]), at least [`MIN_BLOCK_COLUMNS`].
 fn packed_width(n: usize, elem_bytes: usize) -> usize {
@@ -52,58 +50,34 @@ fn width_for(bytes: usize, n: usize, elem_bytes: usize) -> usize {
 }
 
 /// Solves every fiber of `grad` along `axis` (or the whole tensor as one fiber when `axis` is `None`).
-pub(crate) fn solve_fibers<T: Float + Send + Sync>(
+pub(crate) fn solve_fibers<T: Element>(
     grad: ArrayViewMutD<'_, T>,
     axis: Option<usize>,
     solver: &dyn BlockSolver<T>,
-    threading: Threading,
+    par: Par,
 ) {
-    let _single = (threading == Threading::Single).then(SingleThreaded::enter);
+    debug_assert_eq!(
+        solver.len(),
+        axis.map_or(grad.len(), |axis| grad.len_of(Axis(axis)))
+    );
     match axis {
-        None => solve_flattened(grad, solver),
-        Some(axis) => solve_along(fibers_first(grad, axis), solver),
+        None => solve_flattened(grad, solver, par),
+        Some(axis) => solve_along(fibers_first(grad, axis), solver, par),
     }
 }
 
-thread_local! {
-    static SINGLE_THREADED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the calling thread as asked to stay single-threaded until dropped.
-struct SingleThreaded {
-    was: bool,
-}
-
-impl SingleThreaded {
-    fn enter() -> Self {
-        SingleThreaded {
-            was: SINGLE_THREADED.with(|s| s.replace(true)),
-        }
-    }
-}
-
-impl Drop for SingleThreaded {
-    fn drop(&mut self) {
-        SINGLE_THREADED.with(|s| s.set(self.was));
-    }
-}
-
-/// Whether the kernel running on this thread may split its work over the current rayon pool.
-pub(crate) fn parallel_allowed() -> bool {
-    rayon::current_num_threads() > 1 && !SINGLE_THREADED.with(Cell::get)
-}
-
-fn solve_flattened<T: Float + Send + Sync>(
+fn solve_flattened<T: Element>(
     mut grad: ArrayViewMutD<'_, T>,
     solver: &dyn BlockSolver<T>,
+    par: Par,
 ) {
     let mut scratch = vec![0.0; solver.fiber_scratch_len()];
     if let Some(data) = grad.as_slice_mut() {
-        solver.solve_fiber(data, &mut scratch);
+        solver.solve_fiber(data, &mut scratch, par);
     } else {
         // The one fiber is the whole tensor in logical order: pack it.
         let mut fiber: Vec<T> = grad.iter().copied().collect();
-        solver.solve_fiber(&mut fiber, &mut scratch);
+        solver.solve_fiber(&mut fiber, &mut scratch, par);
         grad.iter_mut().zip(fiber).for_each(|(g, x)| *g = x);
     }
 }
@@ -125,19 +99,15 @@ fn fibers_first<T>(mut view: ArrayViewMutD<'_, T>, axis: usize) -> ArrayViewMutD
     view.permuted_axes(order)
 }
 
-/// Below this many elements a tensor is solved on the calling thread: splitting costs more than it saves.
-pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
-
-/// Splits the fibers into about four pieces per thread of the current rayon pool (at least
-/// [`PARALLEL_MIN_ELEMENTS`] each) and solves the pieces in parallel. Inside a one-thread pool, or
-/// for a small tensor, everything runs on the calling thread.
-fn solve_along<T: Float + Send + Sync>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
-    let threads = rayon::current_num_threads();
-    let piece = (view.len() / (4 * threads)).max(PARALLEL_MIN_ELEMENTS);
-    split_and_solve(view, piece, parallel_allowed(), solver);
+/// Splits the fibers into about four pieces per thread of the current rayon pool (see
+/// [`Par::piece`]) and solves the pieces in parallel where `par` allows; otherwise everything
+/// runs on the calling thread.
+fn solve_along<T: Element>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>, par: Par) {
+    let piece = par.piece(view.len());
+    split_and_solve(view, piece, par.is_parallel(), solver);
 }
 
-fn split_and_solve<T: Float + Send + Sync>(
+fn split_and_solve<T: Element>(
     view: ArrayViewMutD<'_, T>,
     piece: usize,
     parallel: bool,
@@ -158,10 +128,7 @@ fn split_and_solve<T: Float + Send + Sync>(
     }
 }
 
-fn solve_sequential<T: Float + Send + Sync>(
-    view: ArrayViewMutD<'_, T>,
-    solver: &dyn BlockSolver<T>,
-) {
+fn solve_sequential<T: Element>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSolver<T>) {
     let n = view.len_of(Axis(0));
     let fibers = view.len() / n;
     // The trailing axes that form one contiguous run of memory.
@@ -190,7 +157,7 @@ fn solve_sequential<T: Float + Send + Sync>(
 }
 
 /// Axes `1..split` index blocks; each block is `n` rows of `inner` contiguous values.
-fn solve_in_place<T: Float + Send + Sync>(
+fn solve_in_place<T: Element>(
     mut view: ArrayViewMutD<'_, T>,
     split: usize,
     inner: usize,
@@ -219,7 +186,7 @@ fn solve_in_place<T: Float + Send + Sync>(
 /// Packs runs of `inner` contiguous values from several blocks (axes `1..split`) side by side into
 /// a scratch block of about [`block_width`] columns, solves, unpacks. With `inner = 1` the runs are
 /// single fibers' entries.
-fn solve_packed<T: Float + Send + Sync>(
+fn solve_packed<T: Element>(
     mut view: ArrayViewMutD<'_, T>,
     split: usize,
     inner: usize,

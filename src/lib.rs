@@ -38,8 +38,11 @@
 //! use it (or depend on the same `ndarray` version) so that your arrays are the ones chandir takes.
 //!
 //! The house: [`metric`] says *what* (operators, directions), [`solve`] says *how* (kernels on an
-//! `n × w` block), [`layout`] says *where* (walking an axis of any view), [`optim`] holds the
-//! optimizers and the wrapper that preconditions before their step.
+//! `n × w` block; its public part is the sweep coefficients and the `f32` rule), an internal
+//! `layout` module says *where* (walking an axis of any view), an internal `threading` module
+//! decides once per call whether work may split ([`Threading`]), [`optim`] holds the optimizers
+//! and the wrapper that preconditions before their step. [`Element`] (`f32`, `f64`) is the one
+//! element trait every path takes.
 //!
 //! Cargo features: `burn` and `candle` add the `integrations` module, optimizer wrappers for those
 //! frameworks (documented on docs.rs with every feature on); `mpi` adds
@@ -48,26 +51,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod analysis;
+mod element;
 pub mod error;
 pub mod gpu;
 #[cfg(any(feature = "burn", feature = "candle"))]
 pub mod integrations;
-pub mod layout;
+mod layout;
 pub mod metric;
 pub mod optim;
 mod rank;
 pub mod shard;
 pub mod solve;
+mod threading;
 
 /// The `ndarray` version chandir's functions take (0.17): `chandir::ndarray::Array4` and friends.
 pub use ndarray;
 
+pub use element::Element;
 pub use error::Error;
-pub use metric::{Boundary, ChannelDirected, Direction, Metric, Preconditioner, Threading};
+pub use metric::{Boundary, ChannelDirected, Direction, Metric, Preconditioner};
 pub use rank::RankPolicy;
+pub use threading::Threading;
 
 use ndarray::{ArrayBase, ArrayViewMut, DataMut, Dimension};
-use num_traits::Float;
 
 /// Smooths `grad` in place with the Sobolev H1 metric (Neumann boundary) of strength `lambda` along
 /// axis 0, the output channels of `[C_out, C_in, ..]` weights: each fiber `g` becomes the solution
@@ -89,7 +95,7 @@ use num_traits::Float;
 /// ```
 pub fn precondition<A, S, D>(grad: &mut ArrayBase<S, D>, lambda: f64) -> Result<(), Error>
 where
-    A: Float + Send + Sync,
+    A: Element,
     S: DataMut<Elem = A>,
     D: Dimension,
 {
@@ -119,7 +125,7 @@ where
 /// ```
 pub fn precondition_all<'a, A, D, I>(grads: I, lambda: f64) -> Result<(), Error>
 where
-    A: Float + Send + Sync + 'a,
+    A: Element + 'a,
     D: Dimension + 'a,
     I: IntoIterator<Item = ArrayViewMut<'a, A, D>>,
 {

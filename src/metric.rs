@@ -16,10 +16,10 @@
 //! preconditioned gradient `x = A⁻¹g` satisfies `⟨g, x⟩ > 0` for `g ≠ 0`: it is still a descent direction.
 
 use ndarray::{ArrayBase, ArrayViewMutD, DataMut, Dimension};
-use num_traits::Float;
 use serde::{Deserialize, Serialize};
 
-use crate::{layout, solve, Error};
+use crate::threading::Par;
+use crate::{layout, solve, Element, Error, Threading};
 
 /// Boundary condition of the Sobolev H1 operator `L = DᵀD` on a fiber of length `n`.
 ///
@@ -173,31 +173,6 @@ pub struct ChannelDirected {
     pub threading: Threading,
 }
 
-/// Whether one call may spread its work over threads. Results do not depend on it.
-///
-/// ```
-/// use chandir::{ChannelDirected, Threading};
-/// use ndarray::Array4;
-///
-/// let mut g = Array4::<f32>::ones((256, 256, 3, 3));
-/// // Inside a data-parallel loop that already keeps every core busy:
-/// ChannelDirected::sobolev(1.0).with_threading(Threading::Single).apply(&mut g)?;
-/// // Or cap the threads with a rayon pool of your own:
-/// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-/// pool.install(|| chandir::precondition(&mut g, 1.0))?;
-/// # Ok::<(), chandir::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum Threading {
-    /// Tensors of at least [`crate::layout::PARALLEL_MIN_ELEMENTS`] values are split over the threads
-    /// of the current rayon pool: the global pool, or the one the call runs in through
-    /// `ThreadPool::install`. Smaller tensors stay on the calling thread.
-    #[default]
-    Auto,
-    /// Everything on the calling thread.
-    Single,
-}
-
 impl ChannelDirected {
     /// A preconditioner with the given metric and direction.
     pub fn new(metric: Metric, direction: Direction) -> Self {
@@ -251,7 +226,7 @@ impl ChannelDirected {
 
     /// Replaces every fiber of `grad` by the solution `x` of `A x = g`, in place.
     ///
-    /// Works for any float type, rank and memory layout (non-contiguous, negative or permuted strides).
+    /// Works for `f32` and `f64`, any rank and any memory layout (non-contiguous, negative or permuted strides).
     /// Guarantees:
     /// - bad λ or a missing axis returns an [`Error`] and leaves `grad` untouched;
     /// - an empty tensor is a no-op;
@@ -285,14 +260,14 @@ impl ChannelDirected {
     /// ```
     pub fn apply<A, S, D>(&self, grad: &mut ArrayBase<S, D>) -> Result<(), Error>
     where
-        A: Float + Send + Sync,
+        A: Element,
         S: DataMut<Elem = A>,
         D: Dimension,
     {
         self.apply_dyn(grad.view_mut().into_dyn())
     }
 
-    fn apply_dyn<A: Float + Send + Sync>(&self, grad: ArrayViewMutD<'_, A>) -> Result<(), Error> {
+    fn apply_dyn<A: Element>(&self, grad: ArrayViewMutD<'_, A>) -> Result<(), Error> {
         self.metric.validate()?;
         let axis = self.direction.axis(grad.ndim())?;
         if grad.is_empty() {
@@ -305,7 +280,7 @@ impl ChannelDirected {
         match solve::plan::<A>(&self.metric, n) {
             None => Ok(()),
             Some(solver) => {
-                layout::solve_fibers(grad, axis, &*solver, self.threading);
+                layout::solve_fibers(grad, axis, &*solver, Par::new(self.threading));
                 Ok(())
             }
         }
@@ -330,7 +305,7 @@ pub trait Preconditioner<A>: Send + Sync {
     fn precondition(&self, grad: ArrayViewMutD<'_, A>) -> Result<(), Error>;
 }
 
-impl<A: Float + Send + Sync> Preconditioner<A> for ChannelDirected {
+impl<A: Element> Preconditioner<A> for ChannelDirected {
     fn precondition(&self, grad: ArrayViewMutD<'_, A>) -> Result<(), Error> {
         self.apply_dyn(grad)
     }

@@ -1,23 +1,25 @@
 //! How: kernels that solve `A x = g` for every column of an `n × w` block of rows at once.
 //!
-//! Row `i` of a [`RowBlock`] holds entry `i` of `w` independent fibers, so every step of a sweep is
+//! Row `i` of a block holds entry `i` of `w` independent fibers, so every step of a sweep is
 //! one row operation (`row_i ← a·row_i + b·row_{i−1}`) that vectorizes over the columns. The
 //! coefficients of the operator are computed once per call, in `f64`, in `O(n)`, without
 //! cancellation (see [`SweepCoefficients`]); applying them costs `O(n·w)` per block. Arithmetic
 //! runs in `f64` whatever the storage type, and the value carried from row to row stays in `f64`.
 //!
-//! [`plan`] picks the kernel for a metric, rustfft-style; each kernel lives in its own file.
+//! An internal planner picks the kernel for a metric, rustfft-style, from the one decision of what
+//! the operator is (identity, re-weighted, a sweep); each kernel lives in its own file. Public
+//! here are the sweep coefficients ([`SweepCoefficients`], with the sequential reference solve
+//! the block kernels are built from), the cached [`Sweep`] and the `f32` arithmetic rule
+//! ([`F32_ARITHMETIC_BOUND`]) that the CPU and device kernels share.
 //!
 //! ```
-//! use chandir::solve::{plan, RowBlock};
-//! use chandir::Metric;
+//! use chandir::solve::SweepCoefficients;
+//! use chandir::Boundary;
 //!
-//! // Two fibers of length 3, stored as the columns of a 3 × 2 row-major block.
-//! let mut data = [1.0_f64, 0.0, 2.0, 0.0, 3.0, 1.0];
-//! let solver = plan::<f64>(&Metric::ReweightedH0 { lambda: 1.0 }, 3).unwrap();
-//! let mut scratch = vec![0.0; solver.scratch_len(2)];
-//! solver.solve(&mut RowBlock::new(&mut data, 3, 2, 2).unwrap(), &mut scratch);
-//! assert_eq!(data[0], 1.5); // mean 2 + (1 - 2) / 2
+//! // (I + L) x = e₀ on three channels, Neumann: the first column of A⁻¹.
+//! let x = SweepCoefficients::sobolev(3, 1.0, Boundary::Neumann).solve_one(&[1.0, 0.0, 0.0]);
+//! assert!((x[0] - 5.0 / 8.0).abs() < 1e-15);
+//! assert!((x.iter().sum::<f64>() - 1.0).abs() < 1e-15); // Neumann keeps the mean
 //! ```
 
 mod coefficients;
@@ -31,24 +33,22 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use num_traits::Float;
+use crate::Element;
 
-pub use coefficients::{ExpandedCoefficients, SweepCoefficients, OUT_SCALE};
-pub use reweighted::Reweighted;
+pub(crate) use coefficients::OUT_SCALE;
+pub use coefficients::{ExpandedCoefficients, SweepCoefficients};
+pub(crate) use reweighted::Reweighted;
 pub use sweep::{Sweep, F32_ARITHMETIC_BOUND};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use transposed::transpose8;
 
+use crate::threading::Par;
 use crate::{Boundary, Metric};
 
 /// A solver for `A x = g` on every column of an `n × w` block. Object-safe.
-pub trait BlockSolver<T>: Send + Sync {
+pub(crate) trait BlockSolver<T>: Send + Sync {
     /// The fiber length `n` (the number of rows of every block).
     fn len(&self) -> usize;
-    /// Whether `n = 0`.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
     /// How many `f64` of scratch [`BlockSolver::solve`] needs for a block of `width` columns.
     fn scratch_len(&self, width: usize) -> usize {
         let _ = width;
@@ -76,8 +76,10 @@ pub trait BlockSolver<T>: Send + Sync {
     }
 
     /// Overwrites one contiguous fiber `g` (of length [`BlockSolver::len`]) with `A⁻¹g`: the case of
-    /// [`crate::Direction::Flattened`], where a block would have a single column.
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
+    /// [`crate::Direction::Flattened`], where a block would have a single column; `par` says
+    /// whether a long fiber may be cut over threads.
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64], par: Par) {
+        let _ = par;
         let n = fiber.len();
         let mut block = RowBlock::new(fiber, n, 1, 1).expect("n values hold n rows of one");
         self.solve(&mut block, scratch);
@@ -120,7 +122,7 @@ pub(crate) fn f32_arithmetic_allowed(bound: f64) -> bool {
 
 /// The kernel for `metric` on fibers of length `n`, or `None` where the operator is the identity
 /// (H0, λ = 0, `n ≤ 1` except for Dirichlet). `metric` must be valid ([`Metric::validate`]).
-pub fn plan<T: Float + Send + Sync>(metric: &Metric, n: usize) -> Option<Box<dyn BlockSolver<T>>> {
+pub(crate) fn plan<T: Element>(metric: &Metric, n: usize) -> Option<Box<dyn BlockSolver<T>>> {
     match operator(metric, n) {
         Operator::Identity => None,
         Operator::Reweighted { lambda } => Some(Box::new(Reweighted::new(n, lambda))),
@@ -154,7 +156,7 @@ fn cached_sweep(n: usize, lambda: f64, boundary: Boundary) -> Arc<Sweep> {
     })
 }
 
-impl<T: Float + Send + Sync> BlockSolver<T> for Arc<Sweep> {
+impl<T: Element> BlockSolver<T> for Arc<Sweep> {
     fn len(&self) -> usize {
         BlockSolver::<T>::len(&**self)
     }
@@ -171,8 +173,8 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Arc<Sweep> {
     fn fiber_scratch_len(&self) -> usize {
         BlockSolver::<T>::fiber_scratch_len(&**self)
     }
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
-        (**self).solve_fiber(fiber, scratch)
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64], par: Par) {
+        (**self).solve_fiber(fiber, scratch, par)
     }
 }
 
@@ -230,7 +232,7 @@ impl RowFactors {
 /// `rows` rows of `width` values each, row `i` starting `i·stride` values after row 0 (the stride
 /// may be negative), borrowed mutably. Rows never overlap (`width ≤ |stride|`), so a kernel may
 /// hold several at once.
-pub struct RowBlock<'a, T> {
+pub(crate) struct RowBlock<'a, T> {
     ptr: *mut T,
     rows: usize,
     stride: isize,
@@ -243,7 +245,7 @@ unsafe impl<T: Send> Send for RowBlock<'_, T> {}
 
 impl<'a, T> RowBlock<'a, T> {
     /// Rows of `data`, or `None` if `width > stride` or `data` is too short.
-    pub fn new(data: &'a mut [T], rows: usize, stride: usize, width: usize) -> Option<Self> {
+    pub(crate) fn new(data: &'a mut [T], rows: usize, stride: usize, width: usize) -> Option<Self> {
         let needed = if rows == 0 {
             0
         } else {
@@ -280,17 +282,17 @@ impl<'a, T> RowBlock<'a, T> {
     }
 
     /// Number of rows (the fiber length).
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.rows
     }
 
     /// Number of columns (independent fibers).
-    pub fn width(&self) -> usize {
+    pub(crate) fn width(&self) -> usize {
         self.width
     }
 
     /// Columns `start .. start + width` of every row, as a block of its own.
-    pub fn columns(&mut self, start: usize, width: usize) -> RowBlock<'_, T> {
+    pub(crate) fn columns(&mut self, start: usize, width: usize) -> RowBlock<'_, T> {
         assert!(start + width <= self.width, "column range out of the block");
         // SAFETY: a sub-range of every row of a block we borrow uniquely.
         unsafe {
@@ -308,13 +310,13 @@ impl<'a, T> RowBlock<'a, T> {
     }
 
     /// Row `i`.
-    pub fn row(&mut self, i: usize) -> &mut [T] {
+    pub(crate) fn row(&mut self, i: usize) -> &mut [T] {
         // SAFETY: row i is valid and uniquely borrowed through `&mut self`.
         unsafe { std::slice::from_raw_parts_mut(self.row_ptr(i), self.width) }
     }
 
     /// Row `src` to read and row `dst` to write; `src != dst`.
-    pub fn pair(&mut self, src: usize, dst: usize) -> (&[T], &mut [T]) {
+    pub(crate) fn pair(&mut self, src: usize, dst: usize) -> (&[T], &mut [T]) {
         assert_ne!(src, dst, "a row cannot be read and written at once");
         // SAFETY: distinct rows are disjoint; both are borrowed through `&mut self`.
         unsafe {
@@ -326,7 +328,7 @@ impl<'a, T> RowBlock<'a, T> {
     }
 
     /// Rows `a` and `b` to read and row `dst` to write; `dst` differs from both.
-    pub fn triple(&mut self, a: usize, b: usize, dst: usize) -> (&[T], &[T], &mut [T]) {
+    pub(crate) fn triple(&mut self, a: usize, b: usize, dst: usize) -> (&[T], &[T], &mut [T]) {
         assert!(
             a != dst && b != dst,
             "a row cannot be read and written at once"
@@ -381,11 +383,11 @@ macro_rules! wide_vector_build {
     ($sweep:ident, $wide:ident, $dispatch:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        fn $wide<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        fn $wide<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
             self.$sweep(block, scratch)
         }
 
-        fn $dispatch<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        fn $dispatch<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
             #[cfg(target_arch = "x86_64")]
             {
                 if super::has_avx2() {
@@ -399,18 +401,4 @@ macro_rules! wide_vector_build {
 }
 pub(crate) use wide_vector_build;
 
-/// Whether `T` is `f32` (`type_name` of a primitive is its bare name, which no other type has).
-#[inline(always)]
-pub(crate) fn is_f32<T>() -> bool {
-    std::any::type_name::<T>() == "f32"
-}
-
-#[inline(always)]
-pub(crate) fn to_f64<T: Float>(x: T) -> f64 {
-    x.to_f64().unwrap_or(f64::NAN)
-}
-
-#[inline(always)]
-pub(crate) fn from_f64<T: Float>(x: f64) -> T {
-    T::from(x).unwrap_or_else(T::nan)
-}
+pub(crate) use crate::element::{from_f64, to_f64};

@@ -28,7 +28,7 @@ fn f64_bound(n: usize, max_g: f64) -> f64 {
     (4 * n + 16) as f64 * UNIT * max_g + 64.0 * f64::from_bits(1)
 }
 
-fn apply<T: num_traits::Float + Send + Sync>(metric: Metric, g: &[T]) -> Vec<T> {
+fn apply<T: chandir::Element>(metric: Metric, g: &[T]) -> Vec<T> {
     let mut a = Array1::from(g.to_vec());
     ChannelDirected::new(metric, Direction::Output)
         .apply(&mut a)
@@ -412,11 +412,7 @@ proptest! {
 /// contiguous fibers) give bitwise the result of the in-place path on the same logical fibers.
 #[test]
 fn packed_paths_match_the_in_place_path_bitwise() {
-    fn check<T: num_traits::Float + Send + Sync + std::fmt::Debug>(
-        shape: &[usize],
-        lambda: f64,
-        scale: f64,
-    ) {
+    fn check<T: chandir::Element>(shape: &[usize], lambda: f64, scale: f64) {
         let len: usize = shape.iter().product();
         let g = ArrayD::from_shape_vec(IxDyn(shape), values(len, len as u64, 1.5))
             .unwrap()

@@ -82,7 +82,7 @@ fn sharded_rows<T: Float + Send + Sync>(
     }
 }
 
-fn unsharded<T: Float + Send + Sync>(metric: Metric, shape: &[usize], flat: &[T]) -> Vec<T> {
+fn unsharded<T: chandir::Element>(metric: Metric, shape: &[usize], flat: &[T]) -> Vec<T> {
     let mut a = ArrayD::from_shape_vec(IxDyn(shape), flat.to_vec()).unwrap();
     ChannelDirected::new(metric, Direction::Output)
         .apply(&mut a)

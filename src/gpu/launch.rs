@@ -23,10 +23,10 @@ const CUBE_SIZE: u32 = 256;
 
 /// The number of invocations a launch aims for: enough to fill a large GPU (an H100 holds about
 /// 270 k resident invocations; half of that keeps it streaming).
-pub const TARGET_INVOCATIONS: usize = 1 << 17;
+pub(crate) const TARGET_INVOCATIONS: usize = 1 << 17;
 
 /// Fewest rows per segment when a column is cut into segments.
-pub const MIN_SEGMENT_ROWS: usize = 32;
+pub(crate) const MIN_SEGMENT_ROWS: usize = 32;
 
 /// What one device call does: the operator, its arithmetic and the geometry `[outer, n, inner]`.
 #[derive(Debug, Clone)]

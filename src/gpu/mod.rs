@@ -40,6 +40,7 @@ pub(crate) mod kernels;
 pub(crate) mod launch;
 #[cfg(feature = "burn-cube")]
 pub use launch::Traffic;
+// Layer shapes of ResNet-50, VGG-16 and ViT-B for bench_gpu and the device tests, not API.
 #[doc(hidden)]
 pub mod workloads;
 // Tooling for gpu/cuda_check.sh (every kernel compiled for NVIDIA offline), not API.
@@ -58,10 +59,11 @@ const F32_UNIT: f64 = 1.0 / (1u64 << 24) as f64;
 
 /// Rows each invocation of the re-weighted H0 kernels sums before handing its partial sum on; the
 /// f32 rounding bound of the mean grows with it, see [`f32_error_bound`].
-pub const REWEIGHTED_SEGMENT_ROWS: usize = 32;
+pub(crate) const REWEIGHTED_SEGMENT_ROWS: usize = 32;
 
 /// Invocations that reduce one column's partial sums (each adds its share, then one adds theirs).
-pub const SCAN_THREADS: usize = 64;
+#[cfg(feature = "burn-cube")]
+pub(crate) const SCAN_THREADS: usize = 64;
 
 /// The arithmetic of a device kernel.
 ///

@@ -79,7 +79,6 @@
 use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{DType, Element, Tensor, TensorData};
 use ndarray::{ArrayViewMut, IxDyn};
-use num_traits::Float;
 
 #[cfg(feature = "burn-cube")]
 mod cube;
@@ -455,7 +454,7 @@ fn apply_to_data<E>(
     preconditioner: &ChannelDirected,
 ) -> Result<(), Error>
 where
-    E: Element + Float + Send + Sync,
+    E: Element + crate::Element,
 {
     let values = data
         .as_mut_slice::<E>()

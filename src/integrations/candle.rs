@@ -48,10 +48,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Tensor, TensorId, Var};
 use candle_nn::Optimizer;
 use ndarray::{ArrayViewMut, IxDyn, ShapeBuilder};
-use num_traits::Float;
 
 pub use super::ChannelDirectedConfig;
-use crate::optim::model::{run_balanced, Task};
+use crate::threading::{run_balanced, Task};
 use crate::{ChannelDirected, Direction, RankPolicy};
 
 /// The output features of candle's `Linear` weight `[out, in]`: axis 0. Smooth linear weights
@@ -317,7 +316,7 @@ impl InplaceOp1 for PreconditionOp {
 }
 
 /// Applies `preconditioner` to the elements of `values` that `layout` addresses.
-fn apply_strided<A: Float + Send + Sync>(
+fn apply_strided<A: crate::Element>(
     preconditioner: &ChannelDirected,
     values: &mut [A],
     layout: &Layout,

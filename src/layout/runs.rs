@@ -4,6 +4,8 @@
 
 use std::ptr;
 
+use crate::Element;
+
 /// `n` rows of runs: run `g` of row `i` is `inner` contiguous values at
 /// `origin + bases[g] + i·row_stride`; in the packed block, row `i` starts at `i·width` and run
 /// `g` sits at column `g·inner`.
@@ -22,7 +24,7 @@ pub(super) enum Move {
     Unpack,
 }
 
-impl<T: Copy> Runs<'_, T> {
+impl<T: Element> Runs<'_, T> {
     /// Copies every run into `packed` (`Pack`) or back from it (`Unpack`).
     ///
     /// # Safety
@@ -85,7 +87,7 @@ impl<T: Copy> Runs<'_, T> {
         let width = self.bases.len();
         let mut done_tiles = 0;
         #[cfg(target_arch = "x86_64")]
-        if crate::solve::is_f32::<T>() && self.row_stride == 1 && crate::solve::has_avx2() {
+        if T::IS_F32 && self.row_stride == 1 && crate::solve::has_avx2() {
             done_tiles = transpose::tiles_f32(
                 self.origin.cast(),
                 self.bases,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use ndarray::{ArrayViewMut, Dimension};
 
-use super::model::{run_balanced, Task};
 use super::{check_shapes, Element, Optimizer, ParamStates, UNNAMED};
+use crate::threading::{run_balanced, Task};
 use crate::{ChannelDirected, Error, RankPolicy};
 
 /// How one parameter's gradient is treated.

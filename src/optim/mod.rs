@@ -37,7 +37,6 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use ndarray::{ArrayD, ArrayView, ArrayViewMut, Dimension};
-use num_traits::Float;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -46,57 +45,8 @@ pub use channel_directed::{ChannelDirectedOptimizer, ParamRule};
 pub use model::precondition_each;
 pub use sgd::{Sgd, SgdConfig, SgdState};
 
+pub use crate::Element;
 use crate::Error;
-
-mod sealed {
-    /// The bit patterns saved states store (see [`super::ParamStates`]).
-    pub trait Sealed: Sized {
-        /// The IEEE 754 bits, widened to `u64`.
-        fn to_bits_u64(self) -> u64;
-        /// The value of these bits; `None` if they do not fit the type.
-        fn from_bits_u64(bits: u64) -> Option<Self>;
-    }
-    impl Sealed for f32 {
-        fn to_bits_u64(self) -> u64 {
-            u64::from(self.to_bits())
-        }
-        fn from_bits_u64(bits: u64) -> Option<Self> {
-            u32::try_from(bits).ok().map(f32::from_bits)
-        }
-    }
-    impl Sealed for f64 {
-        fn to_bits_u64(self) -> u64 {
-            self.to_bits()
-        }
-        fn from_bits_u64(bits: u64) -> Option<Self> {
-            Some(f64::from_bits(bits))
-        }
-    }
-}
-
-/// The element types the optimizers work on: `f32` and `f64`.
-///
-/// Saved states record the name of their element type, so that an `f64` state is never silently
-/// rounded into an `f32` one.
-///
-/// ```
-/// use chandir::optim::Element;
-/// assert_eq!(<f32 as Element>::DTYPE, "f32");
-/// ```
-pub trait Element:
-    Float + Send + Sync + Debug + Serialize + DeserializeOwned + 'static + sealed::Sealed
-{
-    /// The name written into saved states: `"f32"` or `"f64"`.
-    const DTYPE: &'static str;
-}
-
-impl Element for f32 {
-    const DTYPE: &'static str = "f32";
-}
-
-impl Element for f64 {
-    const DTYPE: &'static str = "f64";
-}
 
 /// A first-order optimizer for one parameter tensor at a time, of any rank (`Array1` … `Array4`,
 /// `ArrayD`: pass `.view_mut()` and `.view()`).
@@ -240,8 +190,8 @@ pub(crate) fn check_range(
 }
 
 #[inline]
-pub(crate) fn cast<A: Float>(x: f64) -> A {
-    crate::solve::from_f64(x)
+pub(crate) fn cast<A: Element>(x: f64) -> A {
+    crate::element::from_f64(x)
 }
 
 /// What a saved state says it is, and its buffers: the one serialized form of every state, so

@@ -11,7 +11,8 @@
 mod segmented;
 mod tiles;
 
-use num_traits::Float;
+use crate::threading::Par;
+use crate::Element;
 use rayon::prelude::*;
 
 use segmented::Recurrence;
@@ -72,7 +73,7 @@ fn zero_from(factors: &RowFactors) -> usize {
 
 /// `z` at `target` for a sweep `zᵢ = a₁gᵢ + c₁zᵢ₋₁` whose coefficients are constant from `start`
 /// on, where `z_{start−1} = z_left`: from `z_left`, or from zero a `reach` before `target`.
-fn warm_z<T: Float>(r: &Recurrence, g: &[T], start: usize, target: usize, z_left: f64) -> f64 {
+fn warm_z<T: Element>(r: &Recurrence, g: &[T], start: usize, target: usize, z_left: f64) -> f64 {
     let reach = r.reach().expect("a contracting recurrence");
     let from = target.saturating_sub(reach).max(start);
     let mut z = if from == start { z_left } else { 0.0 };
@@ -84,7 +85,7 @@ fn warm_z<T: Float>(r: &Recurrence, g: &[T], start: usize, target: usize, z_left
 
 /// Whether an `f64` fiber holds a value so close to the largest float that the body's unscaled
 /// output could round past it (the block kernel, which stores `8·x̃`, handles those).
-fn near_overflow<T: Float>(fiber: &[T]) -> bool {
+fn near_overflow<T: Element>(fiber: &[T]) -> bool {
     std::mem::size_of::<T>() == 8
         && fiber
             .iter()
@@ -94,7 +95,7 @@ fn near_overflow<T: Float>(fiber: &[T]) -> bool {
 /// `A⁻¹g` for one contiguous fiber of a Sobolev H1 operator: the rows with their own coefficients
 /// (the head, the last forward row and the last row) one by one, the constant-coefficient body in
 /// [`segmented`] pieces.
-pub(crate) fn sobolev<T: Float + Send + Sync>(sweep: &Sweep, fiber: &mut [T], scratch: &mut [f64]) {
+pub(crate) fn sobolev<T: Element>(sweep: &Sweep, fiber: &mut [T], scratch: &mut [f64], par: Par) {
     let n = fiber.len();
     let f = &sweep.coefficients;
     if n < MIN_LEN || near_overflow(fiber) {
@@ -148,7 +149,7 @@ pub(crate) fn sobolev<T: Float + Send + Sync>(sweep: &Sweep, fiber: &mut [T], sc
     if f.mu.get(end) != 0.0 {
         x_end += f.mu.get(end) * x_last;
     }
-    segmented::solve(&r, &mut fiber[start..end], z, OUT_SCALE * x_end);
+    segmented::solve(&r, &mut fiber[start..end], z, OUT_SCALE * x_end, par);
     fiber[end] = store::<T, true>(x_end);
     if m < n {
         fiber[n - 1] = store::<T, true>(x_last);
@@ -166,7 +167,7 @@ pub(crate) fn sobolev<T: Float + Send + Sync>(sweep: &Sweep, fiber: &mut [T], sc
 
 /// Sum of a chunk in `f64`, each value scaled by `down` first (so that no partial sum overflows),
 /// with independent partial sums so that it vectorizes.
-fn chunk_sum<T: Float>(chunk: &[T], down: f64) -> f64 {
+fn chunk_sum<T: Element>(chunk: &[T], down: f64) -> f64 {
     let mut acc = [0.0_f64; 8];
     let mut blocks = chunk.chunks_exact(8);
     for block in &mut blocks {
@@ -179,13 +180,13 @@ fn chunk_sum<T: Float>(chunk: &[T], down: f64) -> f64 {
 }
 
 /// `A⁻¹g` for one contiguous fiber of re-weighted H0: the mean, then one pass.
-pub(crate) fn reweighted<T: Float + Send + Sync>(
+pub(crate) fn reweighted<T: Element>(
     f: &Reweighted,
     fiber: &mut [T],
     _scratch: &mut [f64],
+    par: Par,
 ) {
-    let n = fiber.len();
-    let parallel = n >= crate::layout::PARALLEL_MIN_ELEMENTS && crate::layout::parallel_allowed();
+    let parallel = par.splits(fiber.len());
     let down = f.down;
     let sums: Vec<f64> = if parallel {
         fiber

@@ -1,9 +1,10 @@
 //! Re-weighted H0: one pass for the fiber means, one pass for the update.
 
-use num_traits::Float;
+use crate::threading::Par;
+use crate::Element;
 
 use super::sweep::{far_from_overflow, magnitude_key, store};
-use super::{is_f32, to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
+use super::{to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
 
 /// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
 ///
@@ -45,13 +46,13 @@ impl Reweighted {
 
 impl Reweighted {
     #[inline(always)]
-    fn sweep<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+    fn sweep<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
         debug_assert_eq!(block.rows(), self.n);
         let offset = &mut scratch[..block.width()];
         offset.fill(0.0);
         // f32 values summed in f64 cannot overflow, and x (never rounded on the way) cannot round
         // past f32::MAX: only f64 storage needs the scaled sum and the watch for large values.
-        let wide = !is_f32::<T>();
+        let wide = !T::IS_F32;
         let down = if wide { self.down } else { 1.0 };
         let mut largest = 0;
         for i in 0..self.n {
@@ -73,7 +74,7 @@ impl Reweighted {
     }
 
     #[inline(always)]
-    fn update<T: Float, const CLAMP: bool>(&self, block: &mut RowBlock<'_, T>, offset: &[f64]) {
+    fn update<T: Element, const CLAMP: bool>(&self, block: &mut RowBlock<'_, T>, offset: &[f64]) {
         let shrink = self.shrink / OUT_SCALE;
         for i in 0..self.n {
             for (g, &o) in block.row(i).iter_mut().zip(offset.iter()) {
@@ -85,7 +86,7 @@ impl Reweighted {
     wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
 }
 
-impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
+impl<T: Element> BlockSolver<T> for Reweighted {
     fn len(&self) -> usize {
         self.n
     }
@@ -94,8 +95,8 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Reweighted {
         width
     }
 
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
-        super::long_fiber::reweighted(self, fiber, scratch);
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64], par: Par) {
+        super::long_fiber::reweighted(self, fiber, scratch, par);
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {

@@ -3,10 +3,11 @@
 
 use std::sync::OnceLock;
 
-use num_traits::Float;
+use crate::Element;
 
 use super::coefficients::{SweepCoefficients, OUT_SCALE};
-use super::{from_f64, is_f32, to_f64, wide_vector_build, BlockSolver, RowBlock};
+use super::{from_f64, to_f64, wide_vector_build, BlockSolver, RowBlock};
+use crate::threading::Par;
 use crate::Boundary;
 
 /// `f32` tensors are swept in `f32` arithmetic where [`SweepCoefficients::f32_error_bound`] is at
@@ -72,7 +73,7 @@ impl Sweep {
     }
 
     #[inline(always)]
-    fn sweep<T: Float>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+    fn sweep<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
         let c = &self.coefficients;
         let (n, m) = (c.n, c.m);
         debug_assert_eq!(block.rows(), n);
@@ -109,7 +110,7 @@ impl Sweep {
 
     /// The last row (if any) and the backward sweep, storing with or without the clamp.
     #[inline(always)]
-    fn backward_rows<T: Float, const CLAMP: bool>(
+    fn backward_rows<T: Element, const CLAMP: bool>(
         &self,
         block: &mut RowBlock<'_, T>,
         carry: &mut [f64],
@@ -135,7 +136,7 @@ impl Sweep {
     wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
 }
 
-impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
+impl<T: Element> BlockSolver<T> for Sweep {
     fn len(&self) -> usize {
         self.coefficients.n
     }
@@ -144,13 +145,13 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
         2 * width
     }
 
-    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64]) {
-        super::long_fiber::sobolev(self, fiber, scratch);
+    fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64], par: Par) {
+        super::long_fiber::sobolev(self, fiber, scratch, par);
     }
 
     unsafe fn solve_eight_contiguous(&self, fibers: [*mut T; 8]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if is_f32::<T>() && self.uses_f32_arithmetic() && super::has_avx2() {
+        if T::IS_F32 && self.uses_f32_arithmetic() && super::has_avx2() {
             let (n, m) = (self.coefficients.n, self.coefficients.m);
             // SAFETY: `T` is `f32` and AVX2 is present (checked above); the caller vouches for
             // the fibers.
@@ -170,7 +171,7 @@ impl<T: Float + Send + Sync> BlockSolver<T> for Sweep {
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        if is_f32::<T>() && self.uses_f32_arithmetic() {
+        if T::IS_F32 && self.uses_f32_arithmetic() {
             // SAFETY: `T` is `f32` (checked just above), so the block's rows are rows of `f32`.
             let block =
                 unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f32>>() };
@@ -373,7 +374,7 @@ fn f32_backward_clamped(
 /// the largest float is the exact answer, at most the largest input by the maximum principle,
 /// plus rounding: store `±MAX`, not `∞`. (Without, the caller knows no input is that large.)
 #[inline(always)]
-pub(crate) fn store<T: Float, const CLAMP: bool>(xt: f64) -> T {
+pub(crate) fn store<T: Element, const CLAMP: bool>(xt: f64) -> T {
     let x: T = from_f64(OUT_SCALE * xt);
     if CLAMP && x.is_infinite() && xt.is_finite() {
         T::max_value().copysign(x)
@@ -386,8 +387,8 @@ pub(crate) fn store<T: Float, const CLAMP: bool>(xt: f64) -> T {
 /// half otherwise. An integer maximum of them vectorizes where a float one (with its NaN rule)
 /// does not, and 32-bit lanes are twice as many as 64-bit ones.
 #[inline(always)]
-pub(crate) fn magnitude_key<T: Float>(g: T) -> u32 {
-    if is_f32::<T>() {
+pub(crate) fn magnitude_key<T: Element>(g: T) -> u32 {
+    if T::IS_F32 {
         // SAFETY: `T` is `f32`, checked just above.
         let bits: u32 = unsafe { std::mem::transmute_copy(&g) };
         bits & 0x7fff_ffff
@@ -399,13 +400,13 @@ pub(crate) fn magnitude_key<T: Float>(g: T) -> u32 {
 /// Whether no input with keys up to `largest` can make a result round past the largest float:
 /// every such input is below `MAX/8` (the key of `MAX/16`, give or take its dropped low bits).
 #[inline(always)]
-pub(crate) fn far_from_overflow<T: Float>(largest: u32) -> bool {
+pub(crate) fn far_from_overflow<T: Element>(largest: u32) -> bool {
     largest <= magnitude_key(T::max_value() / from_f64(16.0))
 }
 
 /// `z = α·g` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
 #[inline(always)]
-fn forward_first<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64) -> u32 {
+fn forward_first<T: Element>(row: &mut [T], carry: &mut [f64], alpha: f64) -> u32 {
     let mut largest = 0;
     for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
         largest = largest.max(magnitude_key(*g));
@@ -417,7 +418,7 @@ fn forward_first<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64) -> u32 
 
 /// `z = α·g + c·z₋₁` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
 #[inline(always)]
-fn forward<T: Float>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) -> u32 {
+fn forward<T: Element>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) -> u32 {
     let mut largest = 0;
     for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
         largest = largest.max(magnitude_key(*g));
@@ -437,7 +438,7 @@ fn accumulate(acc: &mut [f64], z: &[f64], kappa: f64) {
 
 /// `x̃ = γ·g + acc` into the row (as `8·x̃`), the carry and `acc`.
 #[inline(always)]
-fn last_row<T: Float, const CLAMP: bool>(
+fn last_row<T: Element, const CLAMP: bool>(
     row: &mut [T],
     carry: &mut [f64],
     acc: &mut [f64],
@@ -452,7 +453,7 @@ fn last_row<T: Float, const CLAMP: bool>(
 
 /// `x̃ = β·z + c·x̃₊₁` into the row (as `8·x̃`) and the carry.
 #[inline(always)]
-fn backward<T: Float, const CLAMP: bool>(
+fn backward<T: Element, const CLAMP: bool>(
     row: &mut [T],
     carry: &mut [f64],
     beta: f64,
@@ -466,7 +467,7 @@ fn backward<T: Float, const CLAMP: bool>(
 
 /// `x̃ = β·z + c·x̃₊₁ + μ·x̃ₙ₋₁` into the row (as `8·x̃`) and the carry.
 #[inline(always)]
-fn backward_spiked<T: Float, const CLAMP: bool>(
+fn backward_spiked<T: Element, const CLAMP: bool>(
     row: &mut [T],
     carry: &mut [f64],
     last: &[f64],

@@ -14,7 +14,8 @@
 //! same whatever the number of threads. Each part gets its boundary values from short warm-up
 //! sweeps over the `reach` values around its ends (read before any part is written).
 
-use num_traits::Float;
+use crate::threading::Par;
+use crate::Element;
 use rayon::prelude::*;
 
 use crate::solve::{from_f64, to_f64};
@@ -94,11 +95,12 @@ fn power(table: &[f64], c: f64, k: usize) -> f64 {
 
 /// Overwrites `body` (holding `g`) with `x`, given the exact `y` just before it (`y_left`) and the
 /// exact `x` just after it (`x_right`). `r.reach()` must be `Some`.
-pub(super) fn solve<T: Float + Send + Sync>(
+pub(super) fn solve<T: Element>(
     r: &Recurrence,
     body: &mut [T],
     y_left: f64,
     x_right: f64,
+    par: Par,
 ) {
     let n = body.len();
     if n == 0 {
@@ -123,7 +125,7 @@ pub(super) fn solve<T: Float + Send + Sync>(
 
     // Boundary values of every part, read from `g` before any part is overwritten.
     let boundary = |k: usize| warm_up(&plan, body, k * part_len, y_left, x_right);
-    let inner: Vec<(f64, f64)> = if parts > 2 && crate::layout::parallel_allowed() {
+    let inner: Vec<(f64, f64)> = if parts > 2 && par.is_parallel() {
         (1..parts).into_par_iter().map(boundary).collect()
     } else {
         (1..parts).map(boundary).collect()
@@ -141,7 +143,7 @@ pub(super) fn solve<T: Float + Send + Sync>(
         pieces.push((piece, y_in, x_out));
         rest = tail;
     }
-    if parts > 1 && crate::layout::parallel_allowed() {
+    if parts > 1 && par.is_parallel() {
         pieces
             .into_par_iter()
             .for_each(|(piece, y_in, x_out)| solve_part(&plan, piece, y_in, x_out));
@@ -153,7 +155,7 @@ pub(super) fn solve<T: Float + Send + Sync>(
 }
 
 /// `(y_{b−1}, x_b)` at a part boundary `b`, from sweeps over the `reach` values on either side.
-fn warm_up<T: Float>(plan: &Plan, g: &[T], b: usize, y_left: f64, x_right: f64) -> (f64, f64) {
+fn warm_up<T: Element>(plan: &Plan, g: &[T], b: usize, y_left: f64, x_right: f64) -> (f64, f64) {
     let Recurrence { a1, c1, a2, c2 } = plan.r;
     let n = g.len();
     let start = b.saturating_sub(plan.reach);
@@ -178,7 +180,7 @@ fn warm_up<T: Float>(plan: &Plan, g: &[T], b: usize, y_left: f64, x_right: f64) 
 }
 
 /// One part, with 256-bit vectors where the CPU has them.
-fn solve_part<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
+fn solve_part<T: Element>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
@@ -193,13 +195,13 @@ fn solve_part<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn solve_part_avx2<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
+unsafe fn solve_part_avx2<T: Element>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
     solve_part_any(plan, part, y_in, x_out)
 }
 
 /// One part: full groups, then a shorter group, then fewer than `LANES` values done one by one.
 #[inline(always)]
-fn solve_part_any<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
+fn solve_part_any<T: Element>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) {
     let n = part.len();
     let full = LANES * plan.segment;
     let groups_full = n / full;
@@ -243,7 +245,7 @@ fn solve_part_any<T: Float>(plan: &Plan, part: &mut [T], y_in: f64, x_out: f64) 
 /// Both sweeps one value at a time over fewer than `LANES` values; returns `x` at the first one
 /// (`x_out` when there is none).
 #[inline(always)]
-fn scalar<T: Float>(plan: &Plan, values: &mut [T], y_in: f64, x_out: f64) -> f64 {
+fn scalar<T: Element>(plan: &Plan, values: &mut [T], y_in: f64, x_out: f64) -> f64 {
     let Recurrence { a1, c1, a2, c2 } = plan.r;
     let mut ys = [0.0_f64; LANES];
     let ys = &mut ys[..values.len()];
@@ -263,7 +265,7 @@ fn scalar<T: Float>(plan: &Plan, values: &mut [T], y_in: f64, x_out: f64) -> f64
 /// Forward sweep of a group of `LANES` segments of `s` values into `block` (row `t` holds value
 /// `t` of every segment), made exact with the carry `y_in`; returns the exact `y` at the end.
 #[inline(always)]
-fn forward<T: Float>(plan: &Plan, g: &[T], s: usize, block: &mut [f64], y_in: f64) -> f64 {
+fn forward<T: Element>(plan: &Plan, g: &[T], s: usize, block: &mut [f64], y_in: f64) -> f64 {
     let Recurrence { a1, c1, .. } = plan.r;
     assert!(g.len() == LANES * s && block.len() == LANES * s);
     let mut y = [0.0_f64; LANES];
@@ -297,7 +299,7 @@ fn forward<T: Float>(plan: &Plan, g: &[T], s: usize, block: &mut [f64], y_in: f6
 /// at `out[l·s..(l+1)·s]`), exact given `x_next` (the `x` right after the group); returns the
 /// exact `x` at the group's first value.
 #[inline(always)]
-fn backward_write<T: Float>(
+fn backward_write<T: Element>(
     plan: &Plan,
     block: &[f64],
     s: usize,

@@ -1,29 +1,14 @@
 //! The two transposes of a group (segments in memory ↔ rows of the block), fused with the sweeps,
 //! four values of four segments at a time with AVX2 shuffles and FMA. Each returns how many rows it did
-//! (a multiple of 4, or 0 without AVX2/FMA or for element types other than `f32`/`f64`); the caller
+//! (a multiple of 4, or 0 without AVX2/FMA); the caller
 //! does the rest.
 
 use super::segmented::LANES;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    F32,
-    F64,
-    Other,
-}
-
-fn kind<T>() -> Kind {
-    // `type_name` of a primitive is its bare name, which no other type can have.
-    match std::any::type_name::<T>() {
-        "f32" => Kind::F32,
-        "f64" => Kind::F64,
-        _ => Kind::Other,
-    }
-}
+use crate::Element;
 
 /// Zero-start forward sweep `y ← a·g + c·y` of the `LANES` segments of `g` (`s` values each) into
 /// the rows of `block`, for the first rows (a multiple of 4); returns how many rows it did.
-pub(super) fn forward<T>(
+pub(super) fn forward<T: Element>(
     g: &[T],
     s: usize,
     block: &mut [f64],
@@ -35,12 +20,12 @@ pub(super) fn forward<T>(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         let rows = s / 4 * 4;
-        // SAFETY: AVX2 and FMA are present; the kind says what `T` is, and the lengths were checked.
+        // SAFETY: AVX2 and FMA are present; `T::IS_F32` says what `T` is (f32, else f64), and the lengths were checked.
         unsafe {
-            match kind::<T>() {
-                Kind::F32 => avx2::forward_f32(g.as_ptr().cast(), s, rows, block, a, c, y),
-                Kind::F64 => avx2::forward_f64(g.as_ptr().cast(), s, rows, block, a, c, y),
-                Kind::Other => return 0,
+            if T::IS_F32 {
+                avx2::forward_f32(g.as_ptr().cast(), s, rows, block, a, c, y)
+            } else {
+                avx2::forward_f64(g.as_ptr().cast(), s, rows, block, a, c, y)
             }
         }
         return rows;
@@ -51,7 +36,7 @@ pub(super) fn forward<T>(
 
 /// Backward sweep `x ← a·row + c·x` from the last row of `block` up, each row written to value
 /// `t` of every segment of `out`, for the last rows (a multiple of 4); returns how many rows it did.
-pub(super) fn backward_write<T>(
+pub(super) fn backward_write<T: Element>(
     block: &[f64],
     s: usize,
     a: f64,
@@ -63,12 +48,12 @@ pub(super) fn backward_write<T>(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         let rows = s / 4 * 4;
-        // SAFETY: AVX2 and FMA are present; the kind says what `T` is, and the lengths were checked.
+        // SAFETY: AVX2 and FMA are present; `T::IS_F32` says what `T` is (f32, else f64), and the lengths were checked.
         unsafe {
-            match kind::<T>() {
-                Kind::F32 => avx2::backward_f32(block, s, rows, a, c, x, out.as_mut_ptr().cast()),
-                Kind::F64 => avx2::backward_f64(block, s, rows, a, c, x, out.as_mut_ptr().cast()),
-                Kind::Other => return 0,
+            if T::IS_F32 {
+                avx2::backward_f32(block, s, rows, a, c, x, out.as_mut_ptr().cast())
+            } else {
+                avx2::backward_f64(block, s, rows, a, c, x, out.as_mut_ptr().cast())
             }
         }
         return rows;
