@@ -1,11 +1,11 @@
 //! Adam and AdamW.
 
-use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, Zip};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    cast, check_buffer, check_range, check_shapes, check_state_shape, BufferRef, Element,
-    Optimizer, StateRecord, StateRecordRef,
+    cast, check_buffer, check_range, BufferRef, Element, Optimizer, ParamState, StateRecord,
+    StateRecordRef,
 };
 use crate::Error;
 
@@ -231,7 +231,7 @@ impl<'de, A: Element> Deserialize<'de> for AdamState<A> {
 }
 
 impl<A: Element> AdamState<A> {
-    fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
+    pub(super) fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
         record.expect_kind(KIND)?;
         let missing = |field: &str| Error::InvalidState {
             reason: format!("an {KIND} state needs {field}"),
@@ -259,35 +259,31 @@ impl<A: Element> AdamState<A> {
     }
 }
 
+impl<A: Element> ParamState for AdamState<A> {
+    fn shape(&self) -> &[usize] {
+        self.exp_avg.shape()
+    }
+
+    fn check_next_step(&self) -> Result<(), Error> {
+        match self.step.checked_add(1) {
+            Some(_) => Ok(()),
+            None => Err(Error::InvalidState {
+                reason: format!("the step counter is at {} and cannot advance", self.step),
+            }),
+        }
+    }
+}
+
 impl<A: Element> Optimizer<A> for Adam {
     type State = AdamState<A>;
 
-    fn check<D: Dimension>(
+    fn update(
         &self,
-        param: &ArrayView<'_, A, D>,
-        grad: &ArrayView<'_, A, D>,
-        state: Option<&AdamState<A>>,
-    ) -> Result<(), Error> {
-        check_shapes(param.shape(), grad.shape())?;
-        if let Some(s) = state {
-            check_state_shape(s.shape(), param.shape())?;
-            if s.step.checked_add(1).is_none() {
-                return Err(Error::InvalidState {
-                    reason: format!("the step counter is at {} and cannot advance", s.step),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn step<D: Dimension>(
-        &self,
-        param: ArrayViewMut<'_, A, D>,
-        grad: ArrayView<'_, A, D>,
+        param: ArrayViewMutD<'_, A>,
+        grad: ArrayViewD<'_, A>,
         state: &mut Option<AdamState<A>>,
     ) -> Result<(), Error> {
-        self.check(&param.view(), &grad, state.as_ref())?;
-        self.step_checked(param.into_dyn(), grad.into_dyn(), state);
+        self.step_checked(param, grad, state);
         Ok(())
     }
 }

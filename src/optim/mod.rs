@@ -30,30 +30,99 @@
 
 mod adam;
 mod channel_directed;
+mod dynamic;
 pub(crate) mod model;
 mod sgd;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use ndarray::{ArrayD, ArrayView, ArrayViewMut, Dimension};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use channel_directed::{ChannelDirectedOptimizer, ParamRule};
+pub use dynamic::{DynOptimizer, KnownState, OptimizerState};
 pub use model::precondition_each;
 pub use sgd::{Sgd, SgdConfig, SgdState};
 
 pub use crate::Element;
 use crate::Error;
 
+/// What every optimizer state says of itself: the shape of the parameter it belongs to, and
+/// whether it can take one more step. [`Optimizer::check`] reads it, so an optimizer gets its
+/// checks from the trait.
+pub trait ParamState: Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
+    /// The shape of the parameter this state belongs to.
+    fn shape(&self) -> &[usize];
+
+    /// Whether the state can take one more step (e.g. a step counter that is not exhausted).
+    fn check_next_step(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// A first-order optimizer for one parameter tensor at a time, of any rank (`Array1` … `Array4`,
 /// `ArrayD`: pass `.view_mut()` and `.view()`).
+///
+/// An optimizer implements one method, [`update`](Optimizer::update), as burn-optim's
+/// `SimpleOptimizer` does; the checks (shapes, the state's shape and whether it can take another
+/// step) and [`step`](Optimizer::step) come from the trait. To choose an optimizer at run time,
+/// hold it as a `Box<dyn` [`DynOptimizer`]`>`.
+///
+/// ```
+/// use chandir::optim::{Optimizer, ParamState};
+/// use chandir::Error;
+/// use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Sign descent: p ← p − lr·sign(g). Its state only records the shape.
+/// struct SignSgd { lr: f32 }
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// struct Shape(Vec<usize>);
+/// impl ParamState for Shape {
+///     fn shape(&self) -> &[usize] { &self.0 }
+/// }
+///
+/// impl Optimizer<f32> for SignSgd {
+///     type State = Shape;
+///     fn update(
+///         &self,
+///         mut param: ArrayViewMutD<'_, f32>,
+///         grad: ArrayViewD<'_, f32>,
+///         state: &mut Option<Shape>,
+///     ) -> Result<(), Error> {
+///         state.get_or_insert_with(|| Shape(param.shape().to_vec()));
+///         Zip::from(&mut param).and(&grad).for_each(|p, &g| *p -= self.lr * g.signum());
+///         Ok(())
+///     }
+/// }
+///
+/// let mut p = ndarray::arr1(&[1.0_f32, 1.0]);
+/// let mut state = None;
+/// SignSgd { lr: 0.5 }.step(p.view_mut(), ndarray::arr1(&[3.0, -0.1]).view(), &mut state)?;
+/// assert_eq!(p, ndarray::arr1(&[0.5, 1.5]));
+/// // the checks come from the trait: a gradient of another shape is refused
+/// let wrong = ndarray::arr1(&[1.0_f32]);
+/// assert!(SignSgd { lr: 0.5 }.step(p.view_mut(), wrong.view(), &mut state).is_err());
+/// # Ok::<(), chandir::Error>(())
+/// ```
 pub trait Optimizer<A: Element>: Send + Sync {
     /// Per-parameter state (momentum buffers, moments, step count). It records the optimizer, the
     /// element type and the parameter shape it belongs to, and is validated when it is loaded.
-    type State: Clone + Debug + Serialize + DeserializeOwned + Send + Sync;
+    type State: ParamState;
+
+    /// Updates `param` with `grad`, once [`check`](Optimizer::check) has passed: the one method
+    /// an optimizer implements. `state` is `None` before the first step and is filled in by it.
+    /// It may only fail where `check` would have (on error nothing may have changed).
+    fn update(
+        &self,
+        param: ArrayViewMutD<'_, A>,
+        grad: ArrayViewD<'_, A>,
+        state: &mut Option<Self::State>,
+    ) -> Result<(), Error>;
 
     /// Checks that `grad` and `state` fit `param` and that the state can take one more step,
     /// without changing anything. [`step`](Optimizer::step) fails exactly when this does.
@@ -62,16 +131,26 @@ pub trait Optimizer<A: Element>: Send + Sync {
         param: &ArrayView<'_, A, D>,
         grad: &ArrayView<'_, A, D>,
         state: Option<&Self::State>,
-    ) -> Result<(), Error>;
+    ) -> Result<(), Error> {
+        check_shapes(param.shape(), grad.shape())?;
+        if let Some(state) = state {
+            check_state_shape(state.shape(), param.shape())?;
+            state.check_next_step()?;
+        }
+        Ok(())
+    }
 
-    /// Updates `param` with `grad`. `state` is `None` before the first step and is filled in by it.
-    /// On error nothing has changed.
+    /// Updates `param` with `grad` after [`check`](Optimizer::check). `state` is `None` before
+    /// the first step and is filled in by it. On error nothing has changed.
     fn step<D: Dimension>(
         &self,
         param: ArrayViewMut<'_, A, D>,
         grad: ArrayView<'_, A, D>,
         state: &mut Option<Self::State>,
-    ) -> Result<(), Error>;
+    ) -> Result<(), Error> {
+        self.check(&param.view(), &grad, state.as_ref())?;
+        self.update(param.into_dyn(), grad.into_dyn(), state)
+    }
 }
 
 /// Optimizer states keyed by parameter name; serializable. Loading checks every state (its

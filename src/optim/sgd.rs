@@ -1,11 +1,11 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay.
 
-use ndarray::{ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, Zip};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    cast, check_buffer, check_range, check_shapes, check_state_shape, Buffer, BufferRef, Element,
-    Optimizer, StateRecord, StateRecordRef,
+    cast, check_buffer, check_range, Buffer, BufferRef, Element, Optimizer, ParamState,
+    StateRecord, StateRecordRef,
 };
 use crate::Error;
 
@@ -212,7 +212,7 @@ impl<'de, A: Element> Deserialize<'de> for SgdState<A> {
 }
 
 impl<A: Element> SgdState<A> {
-    fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
+    pub(super) fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
         record.expect_kind(KIND)?;
         if record.step.is_some() || record.exp_avg.is_some() || record.exp_avg_sq.is_some() {
             return Err(Error::InvalidState {
@@ -224,30 +224,22 @@ impl<A: Element> SgdState<A> {
     }
 }
 
+impl<A: Element> ParamState for SgdState<A> {
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
 impl<A: Element> Optimizer<A> for Sgd {
     type State = SgdState<A>;
 
-    fn check<D: Dimension>(
+    fn update(
         &self,
-        param: &ArrayView<'_, A, D>,
-        grad: &ArrayView<'_, A, D>,
-        state: Option<&SgdState<A>>,
-    ) -> Result<(), Error> {
-        check_shapes(param.shape(), grad.shape())?;
-        if let Some(s) = state {
-            check_state_shape(s.shape(), param.shape())?;
-        }
-        Ok(())
-    }
-
-    fn step<D: Dimension>(
-        &self,
-        param: ArrayViewMut<'_, A, D>,
-        grad: ArrayView<'_, A, D>,
+        param: ArrayViewMutD<'_, A>,
+        grad: ArrayViewD<'_, A>,
         state: &mut Option<SgdState<A>>,
     ) -> Result<(), Error> {
-        self.check(&param.view(), &grad, state.as_ref())?;
-        self.step_checked(param.into_dyn(), grad.into_dyn(), state);
+        self.step_checked(param, grad, state);
         Ok(())
     }
 }
