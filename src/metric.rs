@@ -303,10 +303,32 @@ impl ChannelDirected {
 pub trait Preconditioner<A>: Send + Sync {
     /// Replaces `grad` by its preconditioned version, or returns an error and leaves it untouched.
     fn precondition(&self, grad: ArrayViewMutD<'_, A>) -> Result<(), Error>;
+
+    /// Checks, without writing anything, that [`precondition`](Preconditioner::precondition)
+    /// accepts a gradient of this shape: the whole-model calls check every tensor before they
+    /// write any. The default accepts every shape.
+    fn check(&self, shape: &[usize]) -> Result<(), Error> {
+        let _ = shape;
+        Ok(())
+    }
+
+    /// Whether a whole-model call may run this preconditioner's tensors on the pool's threads;
+    /// [`Threading::Auto`] by default.
+    fn threading(&self) -> Threading {
+        Threading::Auto
+    }
 }
 
 impl<A: Element> Preconditioner<A> for ChannelDirected {
     fn precondition(&self, grad: ArrayViewMutD<'_, A>) -> Result<(), Error> {
         self.apply_dyn(grad)
+    }
+
+    fn check(&self, shape: &[usize]) -> Result<(), Error> {
+        self.validate(shape.len())
+    }
+
+    fn threading(&self) -> Threading {
+        self.threading
     }
 }

@@ -89,12 +89,25 @@ impl RankPolicy {
         RankPolicy { threading, ..self }
     }
 
+    /// Whether a parameter of rank `rank` is smoothed by default: convolution weights (rank ≥ 3).
+    ///
+    /// ```
+    /// use chandir::RankPolicy;
+    /// assert!(RankPolicy::smooths_by_default(4) && RankPolicy::smooths_by_default(3));
+    /// assert!(!RankPolicy::smooths_by_default(2));
+    /// ```
+    pub fn smooths_by_default(rank: usize) -> bool {
+        rank >= SMALLEST_CONV_RANK
+    }
+
     /// The preconditioner for a parameter of rank `rank`, or `None` if it is left alone.
     pub fn preconditioner_for_rank(&self, rank: usize) -> Option<ChannelDirected> {
-        let direction = match rank {
-            0 | 1 => None,
-            2 => self.linear_direction,
-            _ => Some(self.direction),
+        let direction = if Self::smooths_by_default(rank) {
+            Some(self.direction)
+        } else if rank == 2 {
+            self.linear_direction
+        } else {
+            None
         }?;
         Some(ChannelDirected::new(self.metric, direction).with_threading(self.threading))
     }

@@ -6,23 +6,27 @@ use ndarray::{ArrayViewMut, Dimension};
 
 use super::{check_shapes, Element, Optimizer, ParamStates, UNNAMED};
 use crate::threading::{run_balanced, Task};
-use crate::{ChannelDirected, Error, RankPolicy};
+use crate::{ChannelDirected, Error, Preconditioner, RankPolicy};
 
-/// How one parameter's gradient is treated.
+/// How one parameter's gradient is treated, for a wrapper whose preconditioners are `P`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ParamRule {
+pub enum ParamRule<P = ChannelDirected> {
     /// Smooth with the wrapper's preconditioner if the tensor has rank ≥ 3 (convolution weights);
     /// leave biases, norms and linear weights (rank ≤ 2) alone.
     Auto,
     /// Never smooth this parameter.
     Skip,
     /// Smooth with this preconditioner whatever the rank (its own λ, metric or axis).
-    Use(ChannelDirected),
+    Use(P),
 }
 
 /// Runs a preconditioner on each raw gradient, then the inner optimizer's step: weight decay and
 /// momentum see the smoothed gradient, as in the paper (the gradient is computed in the new metric,
 /// then any optimizer runs).
+///
+/// The preconditioner is a [`ChannelDirected`] by default, and any [`Preconditioner`] of
+/// yours otherwise; the optimizer any [`Optimizer`], a `Box<dyn DynOptimizer>` chosen at run time
+/// included (see [`DynOptimizer`](super::DynOptimizer)).
 ///
 /// ```
 /// use chandir::optim::{AdamConfig, ChannelDirectedOptimizer, ParamRule, ParamStates};
@@ -44,29 +48,37 @@ pub enum ParamRule {
 /// assert!(states.get("fc.weight").is_some());
 /// # Ok::<(), chandir::Error>(())
 /// ```
+///
+/// A preconditioner of your own wraps SGD or Adam the same way:
+///
+/// ```
+/// use chandir::optim::{ChannelDirectedOptimizer, ParamStates, SgdConfig};
+/// use chandir::{Error, Preconditioner};
+/// use ndarray::{Array4, ArrayViewMutD};
+///
+/// /// Clips every gradient value to [-1, 1].
+/// struct Clip;
+/// impl Preconditioner<f32> for Clip {
+///     fn precondition(&self, mut grad: ArrayViewMutD<'_, f32>) -> Result<(), Error> {
+///         grad.mapv_inplace(|g| g.clamp(-1.0, 1.0));
+///         Ok(())
+///     }
+/// }
+///
+/// let opt = ChannelDirectedOptimizer::new(SgdConfig { lr: 0.1, ..Default::default() }.init()?, Clip);
+/// let (mut w, mut g) = (Array4::<f32>::zeros((8, 4, 3, 3)), Array4::<f32>::from_elem((8, 4, 3, 3), 5.0));
+/// opt.step("conv.weight", w.view_mut(), g.view_mut(), &mut ParamStates::default())?;
+/// assert!((w[[0, 0, 0, 0]] + 0.1).abs() < 1e-7); // the clipped gradient stepped
+/// # Ok::<(), chandir::Error>(())
+/// ```
 #[derive(Debug, Clone)]
-pub struct ChannelDirectedOptimizer<O> {
+pub struct ChannelDirectedOptimizer<O, P = ChannelDirected> {
     inner: O,
-    preconditioner: ChannelDirected,
-    rules: BTreeMap<String, ParamRule>,
+    preconditioner: P,
+    rules: BTreeMap<String, ParamRule<P>>,
 }
 
-impl<O> ChannelDirectedOptimizer<O> {
-    /// Wraps `inner`; parameters without a rule follow [`ParamRule::Auto`] with `preconditioner`.
-    pub fn new(inner: O, preconditioner: ChannelDirected) -> Self {
-        ChannelDirectedOptimizer {
-            inner,
-            preconditioner,
-            rules: BTreeMap::new(),
-        }
-    }
-
-    /// Sets the rule for the parameter called `name`.
-    pub fn with_rule(mut self, name: impl Into<String>, rule: ParamRule) -> Self {
-        self.rules.insert(name.into(), rule);
-        self
-    }
-
+impl<O> ChannelDirectedOptimizer<O, ChannelDirected> {
     /// Checks every setting that can be checked before a parameter is seen, so that a run can
     /// refuse a bad configuration before training: λ of the default preconditioner and of every
     /// [`ParamRule::Use`], and the default direction against rank 3, the smallest rank
@@ -99,6 +111,23 @@ impl<O> ChannelDirectedOptimizer<O> {
         }
         Ok(())
     }
+}
+
+impl<O, P: Clone> ChannelDirectedOptimizer<O, P> {
+    /// Wraps `inner`; parameters without a rule follow [`ParamRule::Auto`] with `preconditioner`.
+    pub fn new(inner: O, preconditioner: P) -> Self {
+        ChannelDirectedOptimizer {
+            inner,
+            preconditioner,
+            rules: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the rule for the parameter called `name`.
+    pub fn with_rule(mut self, name: impl Into<String>, rule: ParamRule<P>) -> Self {
+        self.rules.insert(name.into(), rule);
+        self
+    }
 
     /// The inner optimizer.
     pub fn inner(&self) -> &O {
@@ -111,16 +140,20 @@ impl<O> ChannelDirectedOptimizer<O> {
     }
 
     /// The default preconditioner.
-    pub fn preconditioner(&self) -> &ChannelDirected {
+    pub fn preconditioner(&self) -> &P {
         &self.preconditioner
     }
 
-    /// The preconditioner applied to parameter `name` of rank `ndim`, if any.
-    pub fn preconditioner_for(&self, name: &str, ndim: usize) -> Option<ChannelDirected> {
-        match self.rules.get(name).copied().unwrap_or(ParamRule::Auto) {
-            ParamRule::Auto => RankPolicy::from(self.preconditioner).preconditioner_for_rank(ndim),
-            ParamRule::Skip => None,
-            ParamRule::Use(cd) => Some(cd),
+    /// The preconditioner applied to parameter `name` of rank `ndim`, if any: its rule's, or for
+    /// [`ParamRule::Auto`] the default one on convolution weights (rank ≥ 3, the crate's one rank
+    /// rule, [`RankPolicy`]).
+    pub fn preconditioner_for(&self, name: &str, ndim: usize) -> Option<P> {
+        match self.rules.get(name) {
+            None | Some(ParamRule::Auto) => {
+                RankPolicy::smooths_by_default(ndim).then(|| self.preconditioner.clone())
+            }
+            Some(ParamRule::Skip) => None,
+            Some(ParamRule::Use(p)) => Some(p.clone()),
         }
     }
 
@@ -138,10 +171,11 @@ impl<O> ChannelDirectedOptimizer<O> {
         A: Element,
         D: Dimension,
         O: Optimizer<A>,
+        P: Preconditioner<A>,
     {
         let preconditioner = self.check_one(name, &param, &grad, states)?;
-        if let Some(cd) = preconditioner {
-            cd.apply(&mut grad)?;
+        if let Some(p) = preconditioner {
+            p.precondition(grad.view_mut().into_dyn())?;
         }
         self.inner
             .step(param, grad.view(), states.slot(name))
@@ -196,6 +230,7 @@ impl<O> ChannelDirectedOptimizer<O> {
         D: Dimension + 'a,
         N: AsRef<str> + Send,
         O: Optimizer<A>,
+        P: Preconditioner<A>,
         I: IntoIterator<Item = (N, ArrayViewMut<'a, A, D>, ArrayViewMut<'a, A, D>)>,
     {
         let params: Vec<Param<'a, N, A, D>> = params.into_iter().collect();
@@ -232,14 +267,16 @@ impl<O> ChannelDirectedOptimizer<O> {
             }
         }
 
-        let default_threading = self.preconditioner.threading;
+        let default_threading = self.preconditioner.threading();
         let tasks = params
             .into_iter()
             .zip(preconditioners)
             .zip(slots)
             .map(|(((name, param, grad), preconditioner), slot)| Task {
                 size: param.len(),
-                threading: preconditioner.map_or(default_threading, |cd| cd.threading),
+                threading: preconditioner
+                    .as_ref()
+                    .map_or(default_threading, |p| p.threading()),
                 job: (
                     name,
                     param,
@@ -250,8 +287,8 @@ impl<O> ChannelDirectedOptimizer<O> {
             })
             .collect();
         run_balanced(tasks, |(name, param, mut grad, preconditioner, slot)| {
-            if let Some(cd) = preconditioner {
-                cd.apply(&mut grad)?;
+            if let Some(p) = preconditioner {
+                p.precondition(grad.view_mut().into_dyn())?;
             }
             self.inner
                 .step(param, grad.view(), slot)
@@ -282,11 +319,12 @@ impl<O> ChannelDirectedOptimizer<O> {
         A: Element,
         D: Dimension + 'a,
         N: AsRef<str>,
+        P: Preconditioner<A>,
         I: IntoIterator<Item = (N, ArrayViewMut<'a, A, D>)>,
     {
-        super::precondition_each(grads.into_iter().filter_map(|(name, grad)| {
+        super::model::precondition_with(grads.into_iter().filter_map(|(name, grad)| {
             self.preconditioner_for(name.as_ref(), grad.ndim())
-                .map(|cd| (cd, grad))
+                .map(|p| (p, grad))
         }))
     }
 
@@ -298,16 +336,17 @@ impl<O> ChannelDirectedOptimizer<O> {
         param: &ArrayViewMut<'_, A, D>,
         grad: &ArrayViewMut<'_, A, D>,
         states: &ParamStates<O::State>,
-    ) -> Result<Option<ChannelDirected>, Error>
+    ) -> Result<Option<P>, Error>
     where
         A: Element,
         D: Dimension,
         O: Optimizer<A>,
+        P: Preconditioner<A>,
     {
         check_shapes(param.shape(), grad.shape())?;
         let preconditioner = self.preconditioner_for(name, param.ndim());
-        if let Some(cd) = &preconditioner {
-            cd.validate(param.ndim())?;
+        if let Some(p) = &preconditioner {
+            p.check(param.shape())?;
         }
         self.inner
             .check(&param.view(), &grad.view(), states.get(name))

@@ -208,9 +208,9 @@ where
     ) -> Result<(), Error> {
         let typed = match state {
             None => None,
-            Some(state) => Some(
-                O::State::unwrap_ref(state).ok_or_else(|| wrong_kind::<A, O::State>(state))?,
-            ),
+            Some(state) => {
+                Some(O::State::unwrap_ref(state).ok_or_else(|| wrong_kind::<A, O::State>(state))?)
+            }
         };
         self.check(&param, &grad, typed)
     }

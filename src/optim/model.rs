@@ -7,7 +7,7 @@
 //! tensors one by one.
 
 use crate::threading::{run_balanced, Task};
-use crate::{ChannelDirected, Element, Error};
+use crate::{ChannelDirected, Element, Error, Preconditioner};
 use ndarray::{ArrayViewMut, Dimension};
 
 /// Smooths every gradient with its own preconditioner, validating all of them first: on `Err`
@@ -37,19 +37,31 @@ where
     D: Dimension + 'a,
     I: IntoIterator<Item = (ChannelDirected, ArrayViewMut<'a, A, D>)>,
 {
-    let jobs: Vec<(ChannelDirected, ArrayViewMut<'a, A, D>)> = jobs.into_iter().collect();
+    precondition_with(jobs)
+}
+
+/// [`precondition_each`] for any [`Preconditioner`]: each is checked
+/// ([`Preconditioner::check`]) before any runs.
+pub(crate) fn precondition_with<'a, A, D, P, I>(jobs: I) -> Result<(), Error>
+where
+    A: Element + 'a,
+    D: Dimension + 'a,
+    P: Preconditioner<A>,
+    I: IntoIterator<Item = (P, ArrayViewMut<'a, A, D>)>,
+{
+    let jobs: Vec<(P, ArrayViewMut<'a, A, D>)> = jobs.into_iter().collect();
     for (preconditioner, grad) in &jobs {
-        preconditioner.validate(grad.ndim())?;
+        preconditioner.check(grad.shape())?;
     }
     run_balanced(
         jobs.into_iter()
             .map(|(preconditioner, grad)| Task {
                 size: grad.len(),
-                threading: preconditioner.threading,
+                threading: preconditioner.threading(),
                 job: (preconditioner, grad),
             })
             .collect(),
-        |(preconditioner, mut grad)| preconditioner.apply(&mut grad),
+        |(preconditioner, grad)| preconditioner.precondition(grad.into_dyn()),
     )
 }
 
