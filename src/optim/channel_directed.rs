@@ -24,8 +24,8 @@ pub enum ParamRule<P = ChannelDirected> {
 /// momentum see the smoothed gradient, as in the paper (the gradient is computed in the new metric,
 /// then any optimizer runs).
 ///
-/// The preconditioner is a [`ChannelDirected`] by default, and any [`Preconditioner`] of
-/// yours otherwise; the optimizer any [`Optimizer`], a `Box<dyn DynOptimizer>` chosen at run time
+/// The preconditioner is a [`ChannelDirected`] by default, and any [`Preconditioner`] (and
+/// `Clone`: each rule holds its own) of yours otherwise; the optimizer any [`Optimizer`], a `Box<dyn DynOptimizer>` chosen at run time
 /// included (see [`DynOptimizer`](super::DynOptimizer)).
 ///
 /// ```
@@ -57,6 +57,7 @@ pub enum ParamRule<P = ChannelDirected> {
 /// use ndarray::{Array4, ArrayViewMutD};
 ///
 /// /// Clips every gradient value to [-1, 1].
+/// #[derive(Clone)]
 /// struct Clip;
 /// impl Preconditioner<f32> for Clip {
 ///     fn precondition(&self, mut grad: ArrayViewMutD<'_, f32>) -> Result<(), Error> {

@@ -7,18 +7,8 @@ use super::sweep::{far_from_overflow, magnitude_key, store};
 use super::{to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
 
 /// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
-///
-/// ```
-/// use chandir::solve::{BlockSolver, Reweighted, RowBlock};
-///
-/// let solver = Reweighted::new(4, 3.0);
-/// let mut g = [0.0_f64, 0.0, 0.0, 8.0]; // mean 2
-/// let mut scratch = vec![0.0; BlockSolver::<f64>::scratch_len(&solver, 1)];
-/// solver.solve(&mut RowBlock::new(&mut g, 4, 1, 1).unwrap(), &mut scratch);
-/// assert_eq!(g, [1.5, 1.5, 1.5, 3.5]); // 2 + (g - 2) / 4
-/// ```
 #[derive(Debug, Clone)]
-pub struct Reweighted {
+pub(crate) struct Reweighted {
     pub(crate) n: usize,
     /// `1/(1 + λ)`.
     pub(crate) shrink: f64,
@@ -29,7 +19,7 @@ pub struct Reweighted {
 
 impl Reweighted {
     /// The operator for fibers of length `n` with strength `lambda`.
-    pub fn new(n: usize, lambda: f64) -> Self {
+    pub(crate) fn new(n: usize, lambda: f64) -> Self {
         let bits = (usize::BITS - n.max(1).leading_zeros()) as i32; // 2^bits > n
         Reweighted {
             n,
@@ -101,5 +91,19 @@ impl<T: Element> BlockSolver<T> for Reweighted {
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
         self.sweep_dispatch(block, scratch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_fiber_is_its_mean_plus_the_shrunk_deviation() {
+        let solver = Reweighted::new(4, 3.0);
+        let mut g = [0.0_f64, 0.0, 0.0, 8.0]; // mean 2
+        let mut scratch = vec![0.0; BlockSolver::<f64>::scratch_len(&solver, 1)];
+        solver.solve(&mut RowBlock::new(&mut g, 4, 1, 1).unwrap(), &mut scratch);
+        assert_eq!(g, [1.5, 1.5, 1.5, 3.5]); // 2 + (g - 2) / 4
     }
 }

@@ -21,15 +21,14 @@ pub const F32_ARITHMETIC_BOUND: f64 = 1e-6;
 /// value once instead of once per step of a recurrence that can span thousands of rows.
 ///
 /// ```
-/// use chandir::solve::{BlockSolver, RowBlock, Sweep};
+/// use chandir::solve::Sweep;
 /// use chandir::Boundary;
 ///
-/// let solver = Sweep::sobolev(3, 1.0, Boundary::Neumann);
+/// let sweep = Sweep::sobolev(3, 1.0, Boundary::Neumann);
 /// // A = [[2,-1,0],[-1,3,-1],[0,-1,2]]; A·[1,1,1] = [1,1,1]
-/// let mut g = [1.0_f32, 1.0, 1.0];
-/// let mut scratch = vec![0.0; BlockSolver::<f32>::scratch_len(&solver, 1)];
-/// solver.solve(&mut RowBlock::new(&mut g, 3, 1, 1).unwrap(), &mut scratch);
-/// assert!(g.iter().all(|&v| (v - 1.0).abs() < 1e-7));
+/// let x = sweep.coefficients().solve_one(&[1.0, 1.0, 1.0]);
+/// assert!(x.iter().all(|&v| (v - 1.0).abs() < 1e-15));
+/// assert!(sweep.uses_f32_arithmetic()); // λ = 1: f32 tensors are swept in f32
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -478,5 +477,20 @@ fn backward_spiked<T: Element, const CLAMP: bool>(
     for ((z, x), &l) in row.iter_mut().zip(carry.iter_mut()).zip(last) {
         *x = beta * to_f64(*z) + coupling * *x + mu * l;
         *z = store::<T, CLAMP>(*x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_constant_fiber_passes_through_the_block_kernel() {
+        let solver = Sweep::sobolev(3, 1.0, Boundary::Neumann);
+        // A = [[2,-1,0],[-1,3,-1],[0,-1,2]]; A·[1,1,1] = [1,1,1]
+        let mut g = [1.0_f32, 1.0, 1.0];
+        let mut scratch = vec![0.0; BlockSolver::<f32>::scratch_len(&solver, 1)];
+        solver.solve(&mut RowBlock::new(&mut g, 3, 1, 1).unwrap(), &mut scratch);
+        assert!(g.iter().all(|&v| (v - 1.0).abs() < 1e-7));
     }
 }
