@@ -86,7 +86,7 @@ pub enum Arithmetic {
 ///
 /// Sobolev H1: [`crate::solve::SweepCoefficients::f32_error_bound`] (infinite past `n = 2¹⁶`, so long fibers
 /// take f64). Re-weighted H0: the mean is a sum of
-/// `S = ⌈n/L⌉` partial sums of `L =` [`REWEIGHTED_SEGMENT_ROWS`] rows each, added with at most
+/// `S = ⌈n/L⌉` partial sums of `L = 32` rows each, added with at most
 /// `S + 1` roundings in a row, so `((1 − s)(L + S + 3) + 2s + 3)·u` with `s = 1/(1 + λ)` and
 /// `u = 2⁻²⁴` (f32 up to `n ≈ 1500` whatever λ).
 ///
@@ -155,6 +155,6 @@ pub enum Method {
     /// One invocation per fiber, sweeping all its rows.
     Columns,
     /// Fibers cut into segments of this many rows (re-weighted H0: always
-    /// [`REWEIGHTED_SEGMENT_ROWS`]), one invocation per segment, composed exactly by a scan.
+    /// 32 rows), one invocation per segment, composed exactly by a scan.
     Segments(usize),
 }

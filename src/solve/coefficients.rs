@@ -80,7 +80,7 @@ pub struct ExpandedCoefficients {
     pub beta: f64,
     /// `γ` (0 when `m = n`).
     pub gamma: f64,
-    /// The factor applied to `x̃` on output ([`OUT_SCALE`]).
+    /// The factor applied to `x̃` on output (8).
     pub out_scale: f64,
 }
 
