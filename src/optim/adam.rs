@@ -279,23 +279,10 @@ impl<A: Element> Optimizer<A> for Adam {
 
     fn update(
         &self,
-        param: ArrayViewMutD<'_, A>,
-        grad: ArrayViewD<'_, A>,
-        state: &mut Option<AdamState<A>>,
-    ) -> Result<(), Error> {
-        self.step_checked(param, grad, state);
-        Ok(())
-    }
-}
-
-impl Adam {
-    /// The update, once [`Optimizer::check`] has passed (one copy for every rank).
-    fn step_checked<A: Element>(
-        &self,
         mut param: ArrayViewMutD<'_, A>,
         grad: ArrayViewD<'_, A>,
         state: &mut Option<AdamState<A>>,
-    ) {
+    ) -> Result<(), Error> {
         let c = &self.config;
         let (b1, b2) = c.betas;
         let s = state.get_or_insert_with(|| AdamState {
@@ -334,5 +321,6 @@ impl Adam {
             .for_each(|p, &m, &v| {
                 *p = *p - step_size * (m / (v.sqrt() / correction2_sqrt + eps));
             });
+        Ok(())
     }
 }

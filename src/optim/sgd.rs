@@ -235,23 +235,10 @@ impl<A: Element> Optimizer<A> for Sgd {
 
     fn update(
         &self,
-        param: ArrayViewMutD<'_, A>,
-        grad: ArrayViewD<'_, A>,
-        state: &mut Option<SgdState<A>>,
-    ) -> Result<(), Error> {
-        self.step_checked(param, grad, state);
-        Ok(())
-    }
-}
-
-impl Sgd {
-    /// The update, once [`Optimizer::check`] has passed (one copy for every rank).
-    fn step_checked<A: Element>(
-        &self,
         mut param: ArrayViewMutD<'_, A>,
         grad: ArrayViewD<'_, A>,
         state: &mut Option<SgdState<A>>,
-    ) {
+    ) -> Result<(), Error> {
         let c = &self.config;
         let (lr, wd, mu): (A, A, A) = (cast(c.lr), cast(c.weight_decay), cast(c.momentum));
         let keep = cast::<A>(1.0 - c.dampening);
@@ -284,5 +271,6 @@ impl Sgd {
         Zip::from(&mut param)
             .and(&direction)
             .for_each(|p, &d| *p = *p + (-lr) * d);
+        Ok(())
     }
 }
