@@ -9,18 +9,8 @@ use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::ArrayD;
 use support::{
-    copy_into, gradient, naive_neumann, resnet50_convs, FftPeriodic, RESNET50, RESNET56,
+    copy_into, gradient, h1, naive_neumann, resnet50_convs, FftPeriodic, RESNET50, RESNET56,
 };
-
-fn h1(boundary: Boundary, direction: Direction) -> ChannelDirected {
-    ChannelDirected::new(
-        Metric::SobolevH1 {
-            lambda: 1.0,
-            boundary,
-        },
-        direction,
-    )
-}
 
 fn single_thread() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()

@@ -21,7 +21,7 @@ use chandir::Element;
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::ArrayD;
 use support::{
-    copy_into, gradient, naive_neumann, resnet50_convs, resnet56_convs, FftPeriodic, RESNET50,
+    copy_into, gradient, h1, naive_neumann, resnet50_convs, resnet56_convs, FftPeriodic, RESNET50,
     RESNET56,
 };
 
@@ -37,16 +37,6 @@ fn median_secs(mut f: impl FnMut(), budget: Duration) -> f64 {
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
-}
-
-fn h1(boundary: Boundary, direction: Direction) -> ChannelDirected {
-    ChannelDirected::new(
-        Metric::SobolevH1 {
-            lambda: 1.0,
-            boundary,
-        },
-        direction,
-    )
 }
 
 struct Row {

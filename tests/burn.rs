@@ -3,9 +3,10 @@
 //! ndarray copy, then step the inner optimizer".
 #![cfg(feature = "burn")]
 
+mod common;
+
 use burn::module::{Module, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig,
@@ -13,32 +14,11 @@ use burn::optim::{
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use chandir::integrations::burn::{precondition_tensor, ChannelDirectedConfig, LINEAR_OUTPUT};
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use common::burn_net::Net;
 use ndarray::{ArrayD, IxDyn};
 
 const LEARNING_RATE: f64 = 0.05;
 const STEPS: usize = 3;
-
-/// Conv2d(3 → 6, 3×3) → ReLU → flatten → Linear(6·4·4 → 5): rank-4, rank-2 and rank-1 params.
-#[derive(Module, Debug)]
-struct Net {
-    conv: Conv2d,
-    linear: Linear,
-}
-
-impl Net {
-    fn new(device: &Device) -> Self {
-        Net {
-            conv: Conv2dConfig::new([3, 6], [3, 3]).init(device),
-            linear: LinearConfig::new(6 * 4 * 4, 5).init(device),
-        }
-    }
-
-    fn loss(&self, input: Tensor<4>, target: Tensor<2>) -> Tensor<1> {
-        let hidden = burn::tensor::activation::relu(self.conv.forward(input));
-        let output = self.linear.forward(hidden.flatten::<2>(1, 3));
-        (output - target).powi_scalar(2).mean()
-    }
-}
 
 /// A batch of random inputs `[4, 3, 6, 6]` and regression targets `[4, 5]`.
 fn batch(device: &Device) -> (Tensor<4>, Tensor<2>) {
@@ -110,7 +90,7 @@ fn train_three_ways<O: Optimizer>(
 ) -> (NetDifference, NetDifference) {
     let device = Device::default().autodiff();
     device.seed(7);
-    let mut wrapped_net = Net::new(&device);
+    let mut wrapped_net = Net::new(&device, 6);
     let mut reference_net = wrapped_net.clone();
     let mut plain_net = wrapped_net.clone();
 
@@ -196,7 +176,7 @@ fn adamw_matches_the_ndarray_path() {
 fn rank_two_and_below_are_left_unsmoothed_by_default() {
     let device = Device::default().autodiff();
     device.seed(11);
-    let net = Net::new(&device);
+    let net = Net::new(&device, 6);
     let (input, target) = batch(&device);
     let sgd = SgdConfig::new().build();
 
@@ -325,7 +305,7 @@ fn optimizer_record_round_trip_resumes_the_same_trajectory() {
     device.seed(5);
     let config = ChannelDirectedConfig::new();
     let adam = AdamConfig::new().build();
-    let mut net = Net::new(&device);
+    let mut net = Net::new(&device, 6);
     let mut optim = config.init(adam.clone()).unwrap();
     for _ in 0..2 {
         let (input, target) = batch(&device);

@@ -14,8 +14,6 @@ mod common;
 use common::reference::{parse_case, reference_dir};
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use chandir::gpu::{self, Arithmetic, Method, F32_TOLERANCE};
@@ -24,6 +22,7 @@ use chandir::integrations::burn::{
     ChannelDirectedConfig, Route, LINEAR_OUTPUT,
 };
 use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
+use common::burn_net::Net;
 use ndarray::{ArrayD, Axis, IxDyn};
 use ndarray_npy::read_npy;
 use proptest::prelude::*;
@@ -549,28 +548,6 @@ proptest! {
     }
 }
 
-/// Conv2d(3 → 8, 3×3) → ReLU → flatten → Linear(8·4·4 → 5).
-#[derive(Module, Debug)]
-struct Net {
-    conv: Conv2d,
-    linear: Linear,
-}
-
-impl Net {
-    fn new(device: &Device) -> Self {
-        Net {
-            conv: Conv2dConfig::new([3, 8], [3, 3]).init(device),
-            linear: LinearConfig::new(8 * 4 * 4, 5).init(device),
-        }
-    }
-
-    fn loss(&self, input: Tensor<4>, target: Tensor<2>) -> Tensor<1> {
-        let hidden = burn::tensor::activation::relu(self.conv.forward(input));
-        let output = self.linear.forward(hidden.flatten(1, 3));
-        (output - target).powi_scalar(2).mean()
-    }
-}
-
 fn batch(step: usize, device: &Device) -> (Tensor<4>, Tensor<2>) {
     let input = values(&[4, 3, 6, 6], 100 + step as u64);
     let target = values(&[4, 5], 200 + step as u64);
@@ -604,7 +581,7 @@ fn train(start: &Net, device: &Device, mut optim: ModuleOptimizer) -> Vec<ArrayD
 fn training_steps_match_flex() {
     let gpu = device();
     let flex = Device::flex();
-    let start = Net::new(&flex.clone().autodiff());
+    let start = Net::new(&flex.clone().autodiff(), 8);
     let _ = params(&start); // initialise the parameters here, on flex, once for every copy
     let config = ChannelDirectedConfig::new().with_linear_direction(Some(LINEAR_OUTPUT));
     // The conv weight [8, 3, 3, 3] runs on the device: the kernel is really used.

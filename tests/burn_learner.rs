@@ -141,3 +141,68 @@ fn multi_device_strategies_train_and_lambda_zero_is_plain_adam() {
         );
     }
 }
+
+/// burn-train's data-parallel strategy (`ExecutionStrategy::ddp`, burn's all-reduce on CUDA) over
+/// every CUDA device of a machine with two or more: the wrapper trains, and λ = 0 gives plain
+/// Adam's weights bit for bit under the same strategy. Smoothing after the all-reduce equals
+/// smoothing each replica's gradient before it (the operator is linear), to rounding. Skipped,
+/// with the reason printed, on a machine with fewer than two CUDA devices (every machine CI has).
+#[cfg(feature = "burn-cuda")]
+#[test]
+fn ddp_over_cuda_devices_trains_and_lambda_zero_is_plain_adam() {
+    let count = learner::cuda_devices();
+    if count < 2 {
+        eprintln!(
+            "skipped: DDP needs two or more CUDA devices and `nvidia-smi -L` lists {count} here"
+        );
+        return;
+    }
+    let (train, valid) = learner::mnist(640, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |optim, tag: &str| {
+        let (device, strategy) = learner::ddp(count);
+        learner::train_with(
+            optim,
+            (train.clone(), valid.clone()),
+            &device,
+            Some(strategy),
+            1,
+            3,
+            &dir.path().join(tag),
+            true,
+        )
+    };
+    let smoothed = run(
+        ChannelDirectedConfig::new()
+            .with_lambda(1.0)
+            .init(AdamConfig::new().build())
+            .unwrap(),
+        "smoothed",
+    );
+    let main = learner::ddp(count).0.inner();
+    let (accuracy, _) = learner::evaluate(&smoothed, &valid, &main);
+    assert!(
+        accuracy > 0.3,
+        "DDP over {count} devices: validation accuracy {accuracy} (chance: 0.1)"
+    );
+    let zero = run(
+        ChannelDirectedConfig::new()
+            .with_lambda(0.0)
+            .init(AdamConfig::new().build())
+            .unwrap(),
+        "zero",
+    )
+    .weights();
+    let plain = run(AdamConfig::new().build().into(), "plain").weights();
+    assert!(
+        zero.iter()
+            .zip(&plain)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "DDP: λ = 0 differs from plain Adam"
+    );
+    assert_ne!(
+        smoothed.weights(),
+        plain,
+        "DDP: λ = 1 should change the weights"
+    );
+}

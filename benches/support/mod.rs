@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::{ArrayD, ArrayViewMutD, Axis, IxDyn};
 use num_traits::Float;
 use rustfft::num_complex::Complex;
@@ -172,4 +173,15 @@ impl FftPeriodic {
             *g = T::from(b.re).unwrap();
         }
     }
+}
+
+/// Sobolev H1 with λ = 1 on `boundary` along `direction`: what the benchmarks time.
+pub fn h1(boundary: Boundary, direction: Direction) -> ChannelDirected {
+    ChannelDirected::new(
+        Metric::SobolevH1 {
+            lambda: 1.0,
+            boundary,
+        },
+        direction,
+    )
 }

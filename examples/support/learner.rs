@@ -260,3 +260,32 @@ pub fn evaluate(model: &Cnn, items: &[Item], device: &Device) -> (f64, f64) {
         .count();
     (right as f64 / items.len() as f64, loss)
 }
+
+/// How many CUDA devices this machine has, as `nvidia-smi -L` lists them (0 where there is no
+/// driver): asked of the driver's own tool, so that a machine without one is told apart from a
+/// failing device before any CUDA code loads.
+pub fn cuda_devices() -> usize {
+    std::process::Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or(0, |out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|line| line.starts_with("GPU "))
+                .count()
+        })
+}
+
+/// burn-train's data-parallel strategy over CUDA devices `0..count` (the gradients are averaged
+/// across them by burn's all-reduce during backward, so every replica smooths the same gradient).
+#[cfg(feature = "burn-cuda")]
+pub fn ddp(count: usize) -> (Device, ExecutionStrategy) {
+    use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
+    let devices: Vec<Device> = (0..count).map(|i| Device::cuda(i).autodiff()).collect();
+    let config = DistributedConfig {
+        all_reduce_op: ReduceOperation::Mean,
+    };
+    (devices[0].clone(), ExecutionStrategy::ddp(devices, config))
+}

@@ -20,6 +20,10 @@ use cubecl::prelude::*;
 /// Values per segment map: `z_end`, `Πc`, `Σκz`, `Σκ·P`, `β·Σ P̄z`, `β·Σ P̄·P`, `Σ P̄μ`.
 pub(crate) const MAP_VALUES: usize = 7;
 
+/// Values each scan invocation keeps in shared memory: its part of the forward map (4), its
+/// carry (1) and its part of the backward map (2).
+const SCAN_RECORD: usize = 7;
+
 /// Threads of the per-column scan cube (see [`crate::gpu::SCAN_THREADS`]).
 const SCAN: usize = crate::gpu::SCAN_THREADS;
 
@@ -134,7 +138,7 @@ pub(crate) fn h1_segment_maps<F: Float, A: Float>(
         exclusive *= c;
     }
     let beta = scalars[0];
-    let base = (segment * cols + col) * 7;
+    let base = (segment * cols + col) * MAP_VALUES;
     maps[base] = z;
     maps[base + 1] = inclusive;
     maps[base + 2] = kz;
@@ -170,14 +174,14 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
     let first = min(unit * per_unit, segments);
     let stop = min(first + per_unit, segments);
     // Per unit: the composite forward map (b, c, k, q), its carry-in, the backward map (d, e).
-    let mut shared = Shared::<[A]>::new_slice(SCAN * 7 + 1);
+    let mut shared = Shared::<[A]>::new_slice(SCAN * SCAN_RECORD + 1);
 
     let mut b = A::new(0.0);
     let mut c = A::new(1.0);
     let mut k = A::new(0.0);
     let mut q = A::new(0.0);
     for s in first..stop {
-        let at = (s * cols + col) * 7;
+        let at = (s * cols + col) * MAP_VALUES;
         let sb = maps[at];
         let sc = maps[at + 1];
         let sk = maps[at + 2];
@@ -188,19 +192,19 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
         b = sb + sc * b;
         c = sc * c;
     }
-    shared[unit * 7] = b;
-    shared[unit * 7 + 1] = c;
-    shared[unit * 7 + 2] = k;
-    shared[unit * 7 + 3] = q;
+    shared[unit * SCAN_RECORD] = b;
+    shared[unit * SCAN_RECORD + 1] = c;
+    shared[unit * SCAN_RECORD + 2] = k;
+    shared[unit * SCAN_RECORD + 3] = q;
     sync_cube();
 
     if unit == 0 {
         let mut carry = A::new(0.0);
         let mut acc = A::new(0.0);
         for t in 0..SCAN {
-            shared[t * 7 + 4] = carry;
-            acc += shared[t * 7 + 2] + shared[t * 7 + 3] * carry;
-            carry = shared[t * 7] + shared[t * 7 + 1] * carry;
+            shared[t * SCAN_RECORD + 4] = carry;
+            acc += shared[t * SCAN_RECORD + 2] + shared[t * SCAN_RECORD + 3] * carry;
+            carry = shared[t * SCAN_RECORD] + shared[t * SCAN_RECORD + 1] * carry;
         }
         let mut xt_last = A::new(0.0);
         if m < n {
@@ -208,31 +212,31 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
             xt_last = scalars[1] * A::cast_from(input[at]) + acc;
             output[at] = F::cast_from(scalars[2] * xt_last);
         }
-        shared[SCAN * 7] = xt_last;
+        shared[SCAN * SCAN_RECORD] = xt_last;
         last[col] = xt_last;
     }
     sync_cube();
 
-    let xt_last = shared[SCAN * 7];
-    let mut carry = shared[unit * 7 + 4];
+    let xt_last = shared[SCAN * SCAN_RECORD];
+    let mut carry = shared[unit * SCAN_RECORD + 4];
     let mut d = A::new(0.0);
     let mut e = A::new(1.0);
     for s in first..stop {
-        let at = (s * cols + col) * 7;
+        let at = (s * cols + col) * MAP_VALUES;
         carries[2 * (s * cols + col)] = carry;
         carry = maps[at] + maps[at + 1] * carry;
     }
     // Backward composite of this unit's segments, right to left: start = d + e·(carry from the right).
     for r in first..stop {
         let s = stop - 1 - (r - first);
-        let at = (s * cols + col) * 7;
+        let at = (s * cols + col) * MAP_VALUES;
         let carry_in = carries[2 * (s * cols + col)];
         let own = maps[at + 4] + carry_in * maps[at + 5] + xt_last * maps[at + 6];
         d = own + maps[at + 1] * d;
         e = maps[at + 1] * e;
     }
-    shared[unit * 7 + 5] = d;
-    shared[unit * 7 + 6] = e;
+    shared[unit * SCAN_RECORD + 5] = d;
+    shared[unit * SCAN_RECORD + 6] = e;
     sync_cube();
 
     if unit == 0 {
@@ -242,18 +246,18 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
         }
         for r in 0..SCAN {
             let t = SCAN - 1 - r;
-            let d_t = shared[t * 7 + 5];
-            let e_t = shared[t * 7 + 6];
-            shared[t * 7 + 4] = from_right;
+            let d_t = shared[t * SCAN_RECORD + 5];
+            let e_t = shared[t * SCAN_RECORD + 6];
+            shared[t * SCAN_RECORD + 4] = from_right;
             from_right = d_t + e_t * from_right;
         }
     }
     sync_cube();
 
-    let mut from_right = shared[unit * 7 + 4];
+    let mut from_right = shared[unit * SCAN_RECORD + 4];
     for r in first..stop {
         let s = stop - 1 - (r - first);
-        let at = (s * cols + col) * 7;
+        let at = (s * cols + col) * MAP_VALUES;
         let carry_in = carries[2 * (s * cols + col)];
         carries[2 * (s * cols + col) + 1] = from_right;
         let own = maps[at + 4] + carry_in * maps[at + 5] + xt_last * maps[at + 6];

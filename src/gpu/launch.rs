@@ -13,8 +13,11 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
-use super::kernels::{self, MAP_VALUES};
-use super::{Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS, SCAN_THREADS};
+mod h1;
+mod reweighted;
+
+use super::kernels::MAP_VALUES;
+use super::{Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS};
 use crate::solve::{Operator as SolveOperator, Sweep};
 use crate::Metric;
 
@@ -465,270 +468,74 @@ pub(crate) fn smooth(grad: CubeTensor, plan: &DevicePlan) -> CubeTensor {
     output
 }
 
+/// What every launch of one call shares: the client, the buffers, the element types and the
+/// geometry `[outer, n, inner]` (`cols = outer·inner` fibers).
+struct Call<'a> {
+    client: &'a cubecl::client::Client,
+    input: &'a CubeTensor,
+    output: &'a CubeTensor,
+    /// Whether `input` and `output` are the same buffer.
+    in_place: bool,
+    plan: &'a DevicePlan,
+    /// Storage, then arithmetic element type.
+    dtypes: [ElemType; 2],
+    len: usize,
+    n: usize,
+    inner: usize,
+    cols: usize,
+}
+
+impl Call<'_> {
+    /// The gradient, read.
+    fn input(&self) -> BufferArg {
+        buffer(&self.input.handle, self.len)
+    }
+
+    /// The result: the input itself when smoothing in place.
+    fn output(&self) -> BufferArg {
+        if self.in_place {
+            BufferArg::alias(0, self.len)
+        } else {
+            buffer(&self.output.handle, self.len)
+        }
+    }
+
+    /// A scratch buffer of `len` values of the arithmetic type.
+    fn scratch(&self, len: usize) -> Handle {
+        scratch(self.input, len, self.plan.arithmetic)
+    }
+}
+
 /// Runs `plan` reading `input` and writing `output` (both contiguous, same shape and dtype);
-/// `in_place` when they are the same buffer.
+/// `in_place` when they are the same buffer. The kernels of each operator are launched from its
+/// own file.
 fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &DevicePlan) {
     let arithmetic_dtype = match plan.arithmetic {
         Arithmetic::F32 => DType::F32,
         Arithmetic::F64 => DType::F64,
     };
-    let dtypes = [
-        dtype_to_storage_type(input.dtype),
-        dtype_to_storage_type(arithmetic_dtype),
-    ];
-    let len = input.meta.num_elements();
-    let client = &input.client;
-    let (n, inner) = (plan.n, plan.inner);
-    let cols = plan.outer * plan.inner;
-    let input_arg = || buffer(&input.handle, len);
-    let output_arg = || {
-        if in_place {
-            BufferArg::alias(0, len)
-        } else {
-            buffer(&output.handle, len)
-        }
+    let call = Call {
+        client: &input.client,
+        input,
+        output,
+        in_place,
+        plan,
+        dtypes: [
+            dtype_to_storage_type(input.dtype),
+            dtype_to_storage_type(arithmetic_dtype),
+        ],
+        len: input.meta.num_elements(),
+        n: plan.n,
+        inner: plan.inner,
+        cols: plan.outer * plan.inner,
     };
-    let device = device_coefficients(input, &plan.operator, n, plan.arithmetic);
-    let chosen = kernels(plan, client.properties().hardware.max_shared_memory_size);
+    let device = device_coefficients(input, &plan.operator, plan.n, plan.arithmetic);
+    let chosen = kernels(
+        plan,
+        call.client.properties().hardware.max_shared_memory_size,
+    );
     match &plan.operator {
-        Operator::Sweep { .. } => {
-            let m = plan.operator.rows(n);
-            let array = |index: usize| buffer(&device.arrays[index], m);
-            let (alpha, coupling, kappa, mu) = (0, 1, 2, 3);
-            let scalars = || buffer(&device.scalars, 3);
-            match chosen {
-                Kernels::Tile {
-                    width,
-                    units,
-                    part_rows,
-                } => {
-                    // SAFETY: exactly one cube per tile, every invocation bounds-checks its
-                    // column and row; every buffer holds what `[outer, n, inner]` addresses.
-                    unsafe {
-                        kernels::h1_tile::launch_unchecked(
-                            client,
-                            CubeCount::Static(cols.div_ceil(width) as u32, 1, 1),
-                            CubeDim::new_1d(units as u32),
-                            input_arg(),
-                            output_arg(),
-                            array(alpha),
-                            array(coupling),
-                            array(kappa),
-                            array(mu),
-                            scalars(),
-                            n,
-                            m,
-                            inner,
-                            cols,
-                            part_rows,
-                            width,
-                            units,
-                            n * width,
-                            plan.operator.is_periodic(),
-                            dtypes,
-                        );
-                    }
-                }
-                Kernels::Columns => {
-                    let (count, dim) = elementwise(client, cols);
-                    // SAFETY: the kernel checks its column against `cols`; every buffer holds
-                    // what the geometry `[outer, n, inner]` addresses.
-                    unsafe {
-                        kernels::h1_columns::launch_unchecked(
-                            client,
-                            count,
-                            dim,
-                            input_arg(),
-                            output_arg(),
-                            array(alpha),
-                            array(coupling),
-                            array(kappa),
-                            array(mu),
-                            scalars(),
-                            n,
-                            m,
-                            inner,
-                            cols,
-                            dtypes,
-                        );
-                    }
-                }
-                Kernels::Segments {
-                    segments,
-                    segment_rows,
-                } => {
-                    let maps_len = segments * cols * MAP_VALUES;
-                    let maps = scratch(input, maps_len, plan.arithmetic);
-                    let carries = scratch(input, segments * cols * 2, plan.arithmetic);
-                    let last = scratch(input, cols, plan.arithmetic);
-                    let (count, dim) = elementwise(client, segments * cols);
-                    // SAFETY: as above; the segment kernels check their segment against
-                    // `segments`, and the scan runs exactly one cube per column.
-                    unsafe {
-                        kernels::h1_segment_maps::launch_unchecked(
-                            client,
-                            count.clone(),
-                            dim,
-                            input_arg(),
-                            buffer(&maps, maps_len),
-                            array(alpha),
-                            array(coupling),
-                            array(kappa),
-                            array(mu),
-                            scalars(),
-                            n,
-                            m,
-                            inner,
-                            cols,
-                            segments,
-                            segment_rows,
-                            dtypes,
-                        );
-                        kernels::h1_segment_scan::launch_unchecked(
-                            client,
-                            CubeCount::Static(cols as u32, 1, 1),
-                            CubeDim::new_1d(SCAN_THREADS as u32),
-                            input_arg(),
-                            output_arg(),
-                            buffer(&maps, maps_len),
-                            buffer(&carries, segments * cols * 2),
-                            buffer(&last, cols),
-                            scalars(),
-                            n,
-                            m,
-                            inner,
-                            cols,
-                            segments,
-                            segments.div_ceil(SCAN_THREADS),
-                            dtypes,
-                        );
-                        kernels::h1_segment_apply::launch_unchecked(
-                            client,
-                            count,
-                            dim,
-                            input_arg(),
-                            output_arg(),
-                            buffer(&carries, segments * cols * 2),
-                            buffer(&last, cols),
-                            array(alpha),
-                            array(coupling),
-                            array(mu),
-                            scalars(),
-                            n,
-                            m,
-                            inner,
-                            cols,
-                            segments,
-                            segment_rows,
-                            dtypes,
-                        );
-                    }
-                }
-            }
-        }
-        Operator::Reweighted { .. } => {
-            let scalars = || buffer(&device.scalars, 2);
-            let rows = REWEIGHTED_SEGMENT_ROWS;
-            match chosen {
-                Kernels::Tile {
-                    width,
-                    units,
-                    part_rows,
-                } => {
-                    // SAFETY: exactly one cube per tile, every invocation bounds-checks its
-                    // column and row.
-                    unsafe {
-                        kernels::reweighted_tile::launch_unchecked(
-                            client,
-                            CubeCount::Static(cols.div_ceil(width) as u32, 1, 1),
-                            CubeDim::new_1d(units as u32),
-                            input_arg(),
-                            output_arg(),
-                            scalars(),
-                            n,
-                            inner,
-                            cols,
-                            part_rows,
-                            rows,
-                            width,
-                            units,
-                            n * width,
-                            dtypes,
-                        );
-                    }
-                }
-                Kernels::Columns => {
-                    let (count, dim) = elementwise(client, cols);
-                    // SAFETY: the kernel checks its column against `cols`.
-                    unsafe {
-                        kernels::reweighted_columns::launch_unchecked(
-                            client,
-                            count,
-                            dim,
-                            input_arg(),
-                            output_arg(),
-                            scalars(),
-                            n,
-                            inner,
-                            cols,
-                            rows,
-                            dtypes,
-                        );
-                    }
-                }
-                Kernels::Segments {
-                    segments,
-                    segment_rows,
-                } => {
-                    let sums = scratch(input, segments * cols, plan.arithmetic);
-                    let shifts = scratch(input, cols, plan.arithmetic);
-                    let (count, dim) = elementwise(client, segments * cols);
-                    // SAFETY: the kernels check their segment bounds; the total runs exactly one
-                    // cube per column.
-                    unsafe {
-                        kernels::reweighted_segment_sums::launch_unchecked(
-                            client,
-                            count.clone(),
-                            dim,
-                            input_arg(),
-                            buffer(&sums, segments * cols),
-                            n,
-                            inner,
-                            cols,
-                            segments,
-                            segment_rows,
-                            dtypes,
-                        );
-                        kernels::reweighted_segment_total::launch_unchecked(
-                            client,
-                            CubeCount::Static(cols as u32, 1, 1),
-                            CubeDim::new_1d(SCAN_THREADS as u32),
-                            buffer(&sums, segments * cols),
-                            buffer(&shifts, cols),
-                            scalars(),
-                            cols,
-                            segments,
-                            segments.div_ceil(SCAN_THREADS),
-                            dtypes[1],
-                        );
-                        kernels::reweighted_segment_apply::launch_unchecked(
-                            client,
-                            count,
-                            dim,
-                            input_arg(),
-                            output_arg(),
-                            buffer(&shifts, cols),
-                            scalars(),
-                            n,
-                            inner,
-                            cols,
-                            segments,
-                            segment_rows,
-                            dtypes,
-                        );
-                    }
-                }
-            }
-        }
+        Operator::Sweep { .. } => h1::launch(&call, &device, chosen),
+        Operator::Reweighted { .. } => reweighted::launch(&call, &device, chosen),
     }
 }

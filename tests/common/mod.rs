@@ -2,6 +2,8 @@
 //! naive per-fiber loop. Nothing here calls the crate's kernels.
 #![allow(dead_code)]
 
+#[cfg(feature = "burn")]
+pub mod burn_net;
 pub mod exact;
 pub mod reference;
 
