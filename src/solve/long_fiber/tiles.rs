@@ -71,16 +71,19 @@ mod avx2 {
     /// Rows of a 4 × 4 tile into columns.
     #[inline(always)]
     unsafe fn transpose(r: [__m256d; 4]) -> [__m256d; 4] {
-        let t0 = _mm256_unpacklo_pd(r[0], r[1]);
-        let t1 = _mm256_unpackhi_pd(r[0], r[1]);
-        let t2 = _mm256_unpacklo_pd(r[2], r[3]);
-        let t3 = _mm256_unpackhi_pd(r[2], r[3]);
-        [
-            _mm256_permute2f128_pd(t0, t2, 0x20),
-            _mm256_permute2f128_pd(t1, t3, 0x20),
-            _mm256_permute2f128_pd(t0, t2, 0x31),
-            _mm256_permute2f128_pd(t1, t3, 0x31),
-        ]
+        // SAFETY: the caller upholds this function's contract (see its doc).
+        unsafe {
+            let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+            let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+            let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+            let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+            [
+                _mm256_permute2f128_pd(t0, t2, 0x20),
+                _mm256_permute2f128_pd(t1, t3, 0x20),
+                _mm256_permute2f128_pd(t0, t2, 0x31),
+                _mm256_permute2f128_pd(t1, t3, 0x31),
+            ]
+        }
     }
 
     macro_rules! kernels {
@@ -97,27 +100,30 @@ mod avx2 {
                 x: &mut [f64; LANES],
                 out: *mut $t,
             ) {
-                let (va, vc) = (_mm256_set1_pd(a), _mm256_set1_pd(c));
-                let mut acc = [_mm256_setzero_pd(); LANES / 4];
-                for (q, v) in acc.iter_mut().enumerate() {
-                    *v = _mm256_loadu_pd(x.as_ptr().add(4 * q));
-                }
-                let src = block.as_ptr();
-                for t in (s - rows..s).step_by(4).rev() {
-                    for (q, xq) in acc.iter_mut().enumerate() {
-                        let mut cols = [_mm256_setzero_pd(); 4];
-                        for k in (0..4).rev() {
-                            let row = _mm256_loadu_pd(src.add((t + k) * LANES + 4 * q));
-                            *xq = _mm256_fmadd_pd(va, row, _mm256_mul_pd(vc, *xq));
-                            cols[k] = *xq;
-                        }
-                        for (j, &v) in transpose(cols).iter().enumerate() {
-                            $store(out.add((4 * q + j) * s + t), v);
+                // SAFETY: the caller upholds this function's contract (see its doc).
+                unsafe {
+                    let (va, vc) = (_mm256_set1_pd(a), _mm256_set1_pd(c));
+                    let mut acc = [_mm256_setzero_pd(); LANES / 4];
+                    for (q, v) in acc.iter_mut().enumerate() {
+                        *v = _mm256_loadu_pd(x.as_ptr().add(4 * q));
+                    }
+                    let src = block.as_ptr();
+                    for t in (s - rows..s).step_by(4).rev() {
+                        for (q, xq) in acc.iter_mut().enumerate() {
+                            let mut cols = [_mm256_setzero_pd(); 4];
+                            for k in (0..4).rev() {
+                                let row = _mm256_loadu_pd(src.add((t + k) * LANES + 4 * q));
+                                *xq = _mm256_fmadd_pd(va, row, _mm256_mul_pd(vc, *xq));
+                                cols[k] = *xq;
+                            }
+                            for (j, &v) in transpose(cols).iter().enumerate() {
+                                $store(out.add((4 * q + j) * s + t), v);
+                            }
                         }
                     }
-                }
-                for (q, v) in acc.iter().enumerate() {
-                    _mm256_storeu_pd(x.as_mut_ptr().add(4 * q), *v);
+                    for (q, v) in acc.iter().enumerate() {
+                        _mm256_storeu_pd(x.as_mut_ptr().add(4 * q), *v);
+                    }
                 }
             }
 
@@ -133,29 +139,32 @@ mod avx2 {
                 c: f64,
                 y: &mut [f64; LANES],
             ) {
-                let (va, vc) = (_mm256_set1_pd(a), _mm256_set1_pd(c));
-                let mut acc = [_mm256_setzero_pd(); LANES / 4];
-                for (q, v) in acc.iter_mut().enumerate() {
-                    *v = _mm256_loadu_pd(y.as_ptr().add(4 * q));
-                }
-                let out = block.as_mut_ptr();
-                for t in (0..rows).step_by(4) {
-                    for (q, yq) in acc.iter_mut().enumerate() {
-                        let lane = |j: usize| g.add((4 * q + j) * s + t);
-                        let cols = transpose([
-                            $load(lane(0)),
-                            $load(lane(1)),
-                            $load(lane(2)),
-                            $load(lane(3)),
-                        ]);
-                        for (k, &col) in cols.iter().enumerate() {
-                            *yq = _mm256_fmadd_pd(va, col, _mm256_mul_pd(vc, *yq));
-                            _mm256_storeu_pd(out.add((t + k) * LANES + 4 * q), *yq);
+                // SAFETY: the caller upholds this function's contract (see its doc).
+                unsafe {
+                    let (va, vc) = (_mm256_set1_pd(a), _mm256_set1_pd(c));
+                    let mut acc = [_mm256_setzero_pd(); LANES / 4];
+                    for (q, v) in acc.iter_mut().enumerate() {
+                        *v = _mm256_loadu_pd(y.as_ptr().add(4 * q));
+                    }
+                    let out = block.as_mut_ptr();
+                    for t in (0..rows).step_by(4) {
+                        for (q, yq) in acc.iter_mut().enumerate() {
+                            let lane = |j: usize| g.add((4 * q + j) * s + t);
+                            let cols = transpose([
+                                $load(lane(0)),
+                                $load(lane(1)),
+                                $load(lane(2)),
+                                $load(lane(3)),
+                            ]);
+                            for (k, &col) in cols.iter().enumerate() {
+                                *yq = _mm256_fmadd_pd(va, col, _mm256_mul_pd(vc, *yq));
+                                _mm256_storeu_pd(out.add((t + k) * LANES + 4 * q), *yq);
+                            }
                         }
                     }
-                }
-                for (q, v) in acc.iter().enumerate() {
-                    _mm256_storeu_pd(y.as_mut_ptr().add(4 * q), *v);
+                    for (q, v) in acc.iter().enumerate() {
+                        _mm256_storeu_pd(y.as_mut_ptr().add(4 * q), *v);
+                    }
                 }
             }
         };
