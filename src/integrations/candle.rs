@@ -50,6 +50,7 @@ use candle_nn::Optimizer;
 use ndarray::{ArrayViewMut, IxDyn, ShapeBuilder};
 
 pub use super::ChannelDirectedConfig;
+use crate::optim::ParamRule;
 use crate::threading::{run_balanced, Task};
 use crate::{ChannelDirected, Direction, RankPolicy};
 
@@ -76,7 +77,7 @@ pub struct ChannelDirectedOptimizer<O> {
     inner: O,
     vars: Vec<Var>,
     policy: RankPolicy,
-    overrides: HashMap<TensorId, Option<Direction>>,
+    overrides: HashMap<TensorId, ParamRule>,
 }
 
 impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
@@ -145,9 +146,53 @@ impl<O: Optimizer> Optimizer for ChannelDirectedOptimizer<O> {
 }
 
 impl<O: Optimizer> ChannelDirectedOptimizer<O> {
-    /// Overrides the rank rule for one variable: `Some(direction)` smooths it along `direction`
-    /// (e.g. `Direction::Axis(1)` for a transposed-conv weight `[in, out/groups, k..]`), `None`
-    /// leaves it unsmoothed. Fails if `var` is not one of the optimizer's variables or lacks the axis.
+    /// Overrides the rank rule for one variable with a [`ParamRule`], the per-parameter model
+    /// the ndarray wrapper ([`crate::optim::ChannelDirectedOptimizer::with_rule`]) takes too:
+    /// [`ParamRule::Use`] smooths it with its own preconditioner (metric, λ, direction),
+    /// [`ParamRule::Skip`] leaves it alone, [`ParamRule::Auto`] restores the rank rule. Fails,
+    /// changing nothing, if `var` is not one of the optimizer's variables, or if the
+    /// preconditioner's λ is invalid or its axis is one `var` lacks.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use candle_nn::{Optimizer, VarBuilder, VarMap, SGD};
+    /// use chandir::integrations::candle::{ChannelDirectedConfig, ChannelDirectedOptimizer};
+    /// use chandir::optim::ParamRule;
+    /// use chandir::{ChannelDirected, Direction, Metric};
+    ///
+    /// let varmap = VarMap::new();
+    /// let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    /// let _deconv = candle_nn::conv_transpose2d(8, 3, 3, Default::default(), vb.pp("deconv"))?;
+    /// let _head = candle_nn::linear(16, 10, vb.pp("head"))?;
+    /// let mut optim = ChannelDirectedOptimizer::<SGD>::new(varmap.all_vars(), ChannelDirectedConfig::new().with_inner(0.01))?;
+    /// let vars = varmap.data().lock().unwrap().clone();
+    /// // a transposed conv [in, out, k, k]: along axis 1, with its own λ
+    /// let deconv = ChannelDirected::new(Metric::default(), Direction::Axis(1));
+    /// optim.set_rule_for(&vars["deconv.weight"], ParamRule::Use(deconv))?;
+    /// // a linear weight [out, in] with a weaker λ
+    /// optim.set_rule_for(&vars["head.weight"], ParamRule::Use(ChannelDirected::sobolev(0.3)))?;
+    /// assert_eq!(optim.preconditioner_for(&vars["head.weight"]), Some(ChannelDirected::sobolev(0.3)));
+    /// // an axis the bias lacks is refused
+    /// assert!(optim.set_rule_for(&vars["head.bias"], ParamRule::Use(deconv)).is_err());
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn set_rule_for(&mut self, var: &Var, rule: ParamRule) -> candle_core::Result<()> {
+        if !self.vars.iter().any(|own| own.id() == var.id()) {
+            candle_core::bail!("set_rule_for: the variable is not optimized by this optimizer")
+        }
+        if let ParamRule::Use(preconditioner) = &rule {
+            preconditioner
+                .validate(var.rank())
+                .map_err(candle_core::Error::wrap)?;
+        }
+        self.overrides.insert(var.id(), rule);
+        Ok(())
+    }
+
+    /// Overrides the rank rule's direction for one variable, keeping the config's metric and λ:
+    /// `Some(direction)` smooths it along `direction` (e.g. `Direction::Axis(1)` for a
+    /// transposed-conv weight `[in, out/groups, k..]`), `None` leaves it unsmoothed. Shorthand for
+    /// [`set_rule_for`](Self::set_rule_for).
     ///
     /// ```
     /// use candle_core::{DType, Device};
@@ -168,25 +213,22 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
         var: &Var,
         direction: Option<Direction>,
     ) -> candle_core::Result<()> {
-        if !self.vars.iter().any(|own| own.id() == var.id()) {
-            candle_core::bail!("set_direction_for: the variable is not optimized by this optimizer")
-        }
-        if let Some(direction) = direction {
-            direction
-                .axis(var.rank())
-                .map_err(candle_core::Error::wrap)?;
-        }
-        self.overrides.insert(var.id(), direction);
-        Ok(())
+        let rule = match direction {
+            Some(direction) => ParamRule::Use(
+                ChannelDirected::new(self.policy.metric, direction)
+                    .with_threading(self.policy.threading),
+            ),
+            None => ParamRule::Skip,
+        };
+        self.set_rule_for(var, rule)
     }
 
     /// The preconditioner `var`'s gradient gets, or `None` if it is left alone.
     pub fn preconditioner_for(&self, var: &Var) -> Option<ChannelDirected> {
         match self.overrides.get(&var.id()) {
-            Some(direction) => direction.map(|d| {
-                ChannelDirected::new(self.policy.metric, d).with_threading(self.policy.threading)
-            }),
-            None => self.policy.preconditioner_for_rank(var.rank()),
+            None | Some(ParamRule::Auto) => self.policy.preconditioner_for_rank(var.rank()),
+            Some(ParamRule::Skip) => None,
+            Some(ParamRule::Use(preconditioner)) => Some(*preconditioner),
         }
     }
 
