@@ -84,10 +84,9 @@ pub use self::mpi::MpiCommunicator;
 pub use thread::ThreadCommunicator;
 
 use ndarray::{ArrayBase, ArrayViewMutD, Axis, DataMut, Dimension};
-use num_traits::Float;
 
-use crate::solve::{Reweighted, SweepCoefficients, OUT_SCALE};
-use crate::{Boundary, Error, Metric};
+use crate::solve::{store, to_f64, Reweighted, SweepCoefficients, OUT_SCALE};
+use crate::{Boundary, Element, Error, Metric};
 
 /// A group of ranks that can all-gather `f64` values. Object-safe.
 ///
@@ -127,7 +126,7 @@ pub fn smooth_rows<A, S, D>(
     part: &mut ArrayBase<S, D>,
 ) -> Result<(), Error>
 where
-    A: Float,
+    A: Element,
     S: DataMut<Elem = A>,
     D: Dimension,
 {
@@ -187,7 +186,7 @@ where
 /// assert!(joined.iter().zip(whole.iter()).all(|(a, b)| (a - b).abs() < 1e-5));
 /// # Ok::<(), chandir::Error>(())
 /// ```
-pub fn smooth_flat<A: Float>(
+pub fn smooth_flat<A: Element>(
     comm: &dyn Communicator,
     metric: &Metric,
     shape: &[usize],
@@ -220,7 +219,7 @@ enum Local<'a, A> {
     Unfit { part: Vec<usize> },
 }
 
-impl<A: Float> Local<'_, A> {
+impl<A: Element> Local<'_, A> {
     /// Calls `f(j0, values)` with the values this rank holds in global row `i`: columns
     /// `j0..j0 + values.len()` (a row of a non-contiguous view goes through `scratch`).
     #[inline]
@@ -485,7 +484,7 @@ fn validate(
     })
 }
 
-fn run<A: Float>(
+fn run<A: Element>(
     comm: &dyn Communicator,
     metric: &Metric,
     shape: &[usize],
@@ -548,22 +547,6 @@ fn run<A: Float>(
     }
 }
 
-/// `8·x̃` in the storage type, `±MAX` where only rounding made it overflow.
-#[inline(always)]
-fn store<A: Float>(xt: f64) -> A {
-    let x = A::from(OUT_SCALE * xt).unwrap_or_else(A::nan);
-    if x.is_infinite() && xt.is_finite() {
-        A::max_value().copysign(x)
-    } else {
-        x
-    }
-}
-
-#[inline(always)]
-fn wide<A: Float>(v: A) -> f64 {
-    v.to_f64().unwrap_or(f64::NAN)
-}
-
 /// The rows `[lo, hi)` this rank holds in some column (the union over columns).
 fn own_rows(plan: &Plan, me: usize) -> (usize, usize) {
     let (s, e) = plan.ranges[me];
@@ -624,7 +607,7 @@ fn slot_count(plan: &Plan) -> usize {
 }
 
 /// Re-weighted H0: one all-gather of (scaled) column sums.
-fn reweighted<A: Float>(
+fn reweighted<A: Element>(
     comm: &dyn Communicator,
     plan: &Plan,
     lambda: f64,
@@ -639,7 +622,7 @@ fn reweighted<A: Float>(
     for i in lo..hi {
         local.visit_row(i, plan.w, &mut scratch, |j0, row| {
             for (sum, g) in sums[j0..j0 + row.len()].iter_mut().zip(row.iter()) {
-                *sum += down * wide(*g);
+                *sum += down * to_f64(*g);
             }
         });
     }
@@ -659,7 +642,7 @@ fn reweighted<A: Float>(
     for i in lo..hi {
         local.visit_row(i, plan.w, &mut scratch, |j0, row| {
             for (g, &o) in row.iter_mut().zip(&offset[j0..]) {
-                *g = store(shrink * wide(*g) + o);
+                *g = store::<A, true>(shrink * to_f64(*g) + o);
             }
         });
     }
@@ -725,7 +708,7 @@ impl Maps<'_> {
 }
 
 /// Sobolev H1: one all-gather of three values per column, then the local sweeps.
-fn sobolev<A: Float>(
+fn sobolev<A: Element>(
     comm: &dyn Communicator,
     plan: &Plan,
     c: &SweepCoefficients,
@@ -756,7 +739,7 @@ fn sobolev<A: Float>(
             let (z, first) = (&mut z[j0..j0 + len], &mut first[j0..j0 + len]);
             let (weight, acc) = (&mut weight[j0..j0 + len], &mut acc[j0..j0 + len]);
             for k in 0..len {
-                let zk = alpha * wide(row[k]) + ci * z[k];
+                let zk = alpha * to_f64(row[k]) + ci * z[k];
                 z[k] = zk;
                 first[k] += beta * weight[k] * zk;
                 weight[k] *= ci;
@@ -772,7 +755,7 @@ fn sobolev<A: Float>(
         let gamma = c.gamma();
         local.visit_row(n - 1, w, &mut scratch, |j0, row| {
             for (a, g) in acc[j0..j0 + row.len()].iter_mut().zip(row.iter()) {
-                *a += gamma * wide(*g);
+                *a += gamma * to_f64(*g);
             }
         });
     }
@@ -831,7 +814,7 @@ fn sobolev<A: Float>(
         let (alpha, ci) = (c.alpha(i), c.coupling(i));
         local.visit_row(i, w, &mut scratch, |j0, row| {
             for (zj, g) in z[j0..j0 + row.len()].iter_mut().zip(row.iter_mut()) {
-                *zj = alpha * wide(*g) + ci * *zj;
+                *zj = alpha * to_f64(*g) + ci * *zj;
                 *g = A::from(*zj).unwrap_or_else(A::nan);
             }
         });
@@ -839,7 +822,7 @@ fn sobolev<A: Float>(
     if m < n && hi == n {
         local.visit_row(n - 1, w, &mut scratch, |j0, row| {
             for (g, &l) in row.iter_mut().zip(&last[j0..]) {
-                *g = store(l);
+                *g = store::<A, true>(l);
             }
         });
     }
@@ -850,13 +833,13 @@ fn sobolev<A: Float>(
             let x = &mut x[j0..j0 + row.len()];
             if mu == 0.0 {
                 for (xj, g) in x.iter_mut().zip(row.iter_mut()) {
-                    *xj = beta * wide(*g) + ci * *xj;
-                    *g = store(*xj);
+                    *xj = beta * to_f64(*g) + ci * *xj;
+                    *g = store::<A, true>(*xj);
                 }
             } else {
                 for ((xj, g), &l) in x.iter_mut().zip(row.iter_mut()).zip(&last[j0..]) {
-                    *xj = beta * wide(*g) + ci * *xj + mu * l;
-                    *g = store(*xj);
+                    *xj = beta * to_f64(*g) + ci * *xj + mu * l;
+                    *g = store::<A, true>(*xj);
                 }
             }
         });

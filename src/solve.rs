@@ -38,6 +38,7 @@ use crate::Element;
 pub(crate) use coefficients::OUT_SCALE;
 pub use coefficients::{ExpandedCoefficients, SweepCoefficients};
 pub(crate) use reweighted::Reweighted;
+pub(crate) use sweep::store;
 pub use sweep::{Sweep, F32_ARITHMETIC_BOUND};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use transposed::transpose8;

@@ -34,7 +34,7 @@ fn ranges(cuts: &[usize], order: &[usize]) -> Vec<(usize, usize)> {
 
 /// Smooths `flat` (a tensor of `shape`) sharded at `ranges` (one per rank) with flat parts; the
 /// parts put back together, or every rank's result.
-fn sharded_flat<T: Float + Send + Sync>(
+fn sharded_flat<T: chandir::Element>(
     metric: Metric,
     shape: &[usize],
     flat: &[T],
@@ -58,7 +58,7 @@ fn sharded_flat<T: Float + Send + Sync>(
 }
 
 /// As [`sharded_flat`], with row ranges (each rank holds whole output channels, as a tensor).
-fn sharded_rows<T: Float + Send + Sync>(
+fn sharded_rows<T: chandir::Element>(
     metric: Metric,
     full: &ArrayD<T>,
     rows: &[(usize, usize)],
