@@ -88,13 +88,7 @@ fn multi_device_strategies_train_and_lambda_zero_is_plain_adam() {
         ("main", MultiDeviceOptim::OptimMainDevice),
         ("sharded", MultiDeviceOptim::OptimSharded),
     ] {
-        let strategy = || {
-            let placement = match placement {
-                MultiDeviceOptim::OptimMainDevice => MultiDeviceOptim::OptimMainDevice,
-                MultiDeviceOptim::OptimSharded => MultiDeviceOptim::OptimSharded,
-            };
-            ExecutionStrategy::multi(vec![device.clone(), device.clone()], placement)
-        };
+        let strategy = || ExecutionStrategy::multi(vec![device.clone(), device.clone()], placement);
         let run = |optim, tag: &str| {
             learner::train_with(
                 optim,
