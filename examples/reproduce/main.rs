@@ -147,29 +147,6 @@ impl Plan {
     }
 }
 
-/// `tuning.csv`: the chosen settings, headed by the protocol they were tuned with.
-fn tuning_csv(grid: &Grid, tuned: &[Tuned]) -> String {
-    let mut out = format!(
-        "# protocol: {}\ndataset,batch,method,lr,lambda,epochs,validation_accuracy,at_edge\n",
-        grid.fingerprint()
-    );
-    for t in tuned {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{:.6},{}",
-            t.data.slug(),
-            t.batch,
-            t.method.slug(),
-            t.chosen.lr,
-            t.chosen.lambda,
-            t.chosen.epochs,
-            t.validation,
-            t.at_edge.join(" & ")
-        );
-    }
-    out
-}
-
 /// Every candidate of the tuning: validation accuracy (mean and std over the tuning seeds) at
 /// each epoch the method may stop at.
 fn tuning_grid_csv(grid: &Grid, tuned: &[Tuned]) -> String {
@@ -477,25 +454,6 @@ fn checkpoint_bytes(
     // byte-identical from run to run
     let info = HashMap::from([("chandir_study".to_owned(), description)]);
     Ok(safetensors::serialize(views, Some(info))?)
-}
-
-fn runs_csv(study: &Study) -> String {
-    let mut out = String::from("dataset,batch,method,lr,lambda,epochs,seed,test_accuracy\n");
-    for e in &study.evaluated {
-        for (seed, acc) in e.test.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{seed},{acc:.4}",
-                e.data.slug(),
-                e.batch,
-                e.method.slug(),
-                e.setting.lr,
-                e.setting.lambda,
-                e.setting.epochs,
-            );
-        }
-    }
-    out
 }
 
 fn results_markdown(study: &Study, claims: &[report::Claim], figures: &[String]) -> String {
@@ -861,8 +819,11 @@ fn main() -> Result<(), BoxError> {
         );
         write_atomic(&out_dir.join(file), checkpoint_bytes(params, description)?)?;
     }
-    write_atomic(&out_dir.join("runs.csv"), runs_csv(&study))?;
-    write_atomic(&out_dir.join("tuning.csv"), tuning_csv(grid, &study.tuned))?;
+    write_atomic(&out_dir.join("runs.csv"), report::runs_csv(&study))?;
+    write_atomic(
+        &out_dir.join("tuning.csv"),
+        report::tuning_csv(grid, &study.tuned),
+    )?;
     if study.tuned.iter().any(|t| !t.candidates.is_empty()) {
         write_atomic(
             &out_dir.join("tuning_grid.csv"),

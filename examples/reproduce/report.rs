@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::data::DataKind;
-use crate::protocol::{Method, Setting, Tuned, TRAINS_THRESHOLD};
+use crate::protocol::{Grid, Method, Setting, Tuned, TRAINS_THRESHOLD};
 use crate::stats::{self, Interval};
 
 /// One method evaluated on fresh seeds at its tuned setting.
@@ -518,4 +518,46 @@ pub fn protocol_text(study: &Study) -> String {
         study.grid_description,
         study.tuning_source,
     )
+}
+
+/// `tuning.csv`: the chosen settings, headed by the protocol they were tuned with.
+pub fn tuning_csv(grid: &Grid, tuned: &[Tuned]) -> String {
+    let mut out = format!(
+        "# protocol: {}\ndataset,batch,method,lr,lambda,epochs,validation_accuracy,at_edge\n",
+        grid.fingerprint()
+    );
+    for t in tuned {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{:.6},{}",
+            t.data.slug(),
+            t.batch,
+            t.method.slug(),
+            t.chosen.lr,
+            t.chosen.lambda,
+            t.chosen.epochs,
+            t.validation,
+            t.at_edge.join(" & ")
+        );
+    }
+    out
+}
+
+pub fn runs_csv(study: &Study) -> String {
+    let mut out = String::from("dataset,batch,method,lr,lambda,epochs,seed,test_accuracy\n");
+    for e in &study.evaluated {
+        for (seed, acc) in e.test.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{seed},{acc:.4}",
+                e.data.slug(),
+                e.batch,
+                e.method.slug(),
+                e.setting.lr,
+                e.setting.lambda,
+                e.setting.epochs,
+            );
+        }
+    }
+    out
 }
