@@ -109,7 +109,12 @@ impl RankPolicy {
         } else {
             None
         }?;
-        Some(ChannelDirected::new(self.metric, direction).with_threading(self.threading))
+        Some(self.along(direction))
+    }
+
+    /// The policy's metric and threading along `direction`, whatever the rank.
+    pub(crate) fn along(&self, direction: Direction) -> ChannelDirected {
+        ChannelDirected::new(self.metric, direction).with_threading(self.threading)
     }
 
     /// Checks everything a wrapper can know before it sees a parameter: λ, the rank-2 direction

@@ -214,10 +214,7 @@ impl<O: Optimizer> ChannelDirectedOptimizer<O> {
         direction: Option<Direction>,
     ) -> candle_core::Result<()> {
         let rule = match direction {
-            Some(direction) => ParamRule::Use(
-                ChannelDirected::new(self.policy.metric, direction)
-                    .with_threading(self.policy.threading),
-            ),
+            Some(direction) => ParamRule::Use(self.policy.along(direction)),
             None => ParamRule::Skip,
         };
         self.set_rule_for(var, rule)

@@ -10,7 +10,7 @@ use super::{
 use crate::Error;
 
 /// The optimizer kind written into saved [`AdamState`]s (Adam and AdamW share it).
-const KIND: &str = "adam";
+pub(super) const KIND: &str = "adam";
 
 /// Hyperparameters of [`Adam`], defaults as in `torch.optim.Adam`; `decoupled = true` is AdamW.
 ///

@@ -25,8 +25,8 @@ pub enum ParamRule<P = ChannelDirected> {
 /// then any optimizer runs).
 ///
 /// The preconditioner is a [`ChannelDirected`] by default, and any [`Preconditioner`] (and
-/// `Clone`: each rule holds its own) of yours otherwise; the optimizer any [`Optimizer`], a `Box<dyn DynOptimizer>` chosen at run time
-/// included (see [`DynOptimizer`](super::DynOptimizer)).
+/// `Clone`: each rule holds its own) of yours otherwise; the optimizer any [`Optimizer`], a
+/// `Box<dyn DynOptimizer>` chosen at run time included (see [`DynOptimizer`](super::DynOptimizer)).
 ///
 /// ```
 /// use chandir::optim::{AdamConfig, ChannelDirectedOptimizer, ParamRule, ParamStates};
@@ -323,7 +323,7 @@ impl<O, P: Clone> ChannelDirectedOptimizer<O, P> {
         P: Preconditioner<A>,
         I: IntoIterator<Item = (N, ArrayViewMut<'a, A, D>)>,
     {
-        super::model::precondition_with(grads.into_iter().filter_map(|(name, grad)| {
+        super::precondition_each(grads.into_iter().filter_map(|(name, grad)| {
             self.preconditioner_for(name.as_ref(), grad.ndim())
                 .map(|p| (p, grad))
         }))

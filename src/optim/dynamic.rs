@@ -60,10 +60,15 @@ impl<'de, A: Element> Deserialize<'de> for OptimizerState<A> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let record = StateRecord::<A>::deserialize(deserializer)?;
         let state = match record.optimizer.as_str() {
-            "sgd" => SgdState::from_record(record).map(OptimizerState::Sgd),
-            "adam" => AdamState::from_record(record).map(OptimizerState::Adam),
+            super::sgd::KIND => SgdState::from_record(record).map(OptimizerState::Sgd),
+            super::adam::KIND => AdamState::from_record(record).map(OptimizerState::Adam),
             other => Err(Error::StateKind {
-                expected: format!("sgd or adam state of {}", A::DTYPE),
+                expected: format!(
+                    "{} or {} state of {}",
+                    super::sgd::KIND,
+                    super::adam::KIND,
+                    A::DTYPE
+                ),
                 found: format!("{other} state of {}", record.dtype),
             }),
         };
@@ -85,7 +90,7 @@ pub trait KnownState<A>: ParamState {
 }
 
 impl<A: Element> KnownState<A> for SgdState<A> {
-    const KIND: &'static str = "sgd";
+    const KIND: &'static str = super::sgd::KIND;
     fn wrap(self) -> OptimizerState<A> {
         OptimizerState::Sgd(self)
     }
@@ -104,7 +109,7 @@ impl<A: Element> KnownState<A> for SgdState<A> {
 }
 
 impl<A: Element> KnownState<A> for AdamState<A> {
-    const KIND: &'static str = "adam";
+    const KIND: &'static str = super::adam::KIND;
     fn wrap(self) -> OptimizerState<A> {
         OptimizerState::Adam(self)
     }

@@ -1,19 +1,21 @@
 //! The whole model in one call: every tensor is one task on rayon's pool, tasks are dealt out
 //! largest first to the least-loaded thread, and tensors large enough to be split are still split
-//! inside (by [`ChannelDirected::apply`] with [`crate::Threading::Auto`]).
+//! inside (by [`ChannelDirected::apply`](crate::ChannelDirected::apply) with [`crate::Threading::Auto`]).
 //!
 //! Each tensor's result depends only on the tensor (the kernels are deterministic and do not
 //! depend on the thread count), so the whole-model call is bitwise identical to calling the
 //! tensors one by one.
 
-use crate::threading::{run_balanced, Task};
-use crate::{ChannelDirected, Element, Error, Preconditioner};
 use ndarray::{ArrayViewMut, Dimension};
 
-/// Smooths every gradient with its own preconditioner, validating all of them first: on `Err`
-/// no tensor has changed. Tensors run in parallel on the current rayon pool, balanced by size;
-/// those whose preconditioner has [`crate::Threading::Single`] run one after another on the calling
-/// thread. The result is bitwise identical to applying each preconditioner on its own.
+use crate::threading::{run_balanced, Task};
+use crate::{Element, Error, Preconditioner};
+
+/// Smooths every gradient with its own preconditioner (a [`ChannelDirected`](crate::ChannelDirected) or any
+/// [`Preconditioner`]), checking all of them first ([`Preconditioner::check`]): on `Err` no tensor
+/// has changed. Tensors run in parallel on the current rayon pool, balanced by size; those whose
+/// preconditioner has [`crate::Threading::Single`] run one after another on the calling thread.
+/// The result is bitwise identical to applying each preconditioner on its own.
 ///
 /// ```
 /// use chandir::optim::precondition_each;
@@ -31,18 +33,7 @@ use ndarray::{ArrayViewMut, Dimension};
 /// ])?;
 /// # Ok::<(), chandir::Error>(())
 /// ```
-pub fn precondition_each<'a, A, D, I>(jobs: I) -> Result<(), Error>
-where
-    A: Element + 'a,
-    D: Dimension + 'a,
-    I: IntoIterator<Item = (ChannelDirected, ArrayViewMut<'a, A, D>)>,
-{
-    precondition_with(jobs)
-}
-
-/// [`precondition_each`] for any [`Preconditioner`]: each is checked
-/// ([`Preconditioner::check`]) before any runs.
-pub(crate) fn precondition_with<'a, A, D, P, I>(jobs: I) -> Result<(), Error>
+pub fn precondition_each<'a, A, D, P, I>(jobs: I) -> Result<(), Error>
 where
     A: Element + 'a,
     D: Dimension + 'a,
@@ -68,6 +59,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ChannelDirected;
 
     #[test]
     fn from_outside_the_pool_small_tensors_give_the_bits_of_one_by_one() {

@@ -10,7 +10,7 @@ use super::{
 use crate::Error;
 
 /// The optimizer kind written into saved [`SgdState`]s.
-const KIND: &str = "sgd";
+pub(super) const KIND: &str = "sgd";
 
 /// Hyperparameters of [`Sgd`], defaults as in `torch.optim.SGD`.
 ///

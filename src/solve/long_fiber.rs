@@ -86,7 +86,7 @@ fn warm_z<T: Element>(r: &Recurrence, g: &[T], start: usize, target: usize, z_le
 /// Whether an `f64` fiber holds a value so close to the largest float that the body's unscaled
 /// output could round past it (the block kernel, which stores `8·x̃`, handles those).
 fn near_overflow<T: Element>(fiber: &[T]) -> bool {
-    std::mem::size_of::<T>() == 8
+    !T::IS_F32
         && fiber
             .iter()
             .any(|&v| to_f64(v).abs() > f64::MAX / (4.0 * OUT_SCALE))
