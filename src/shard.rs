@@ -496,7 +496,7 @@ fn run<A: Element>(
         Status::Lambda
     } else if shape.is_empty() || matches!(local, Local::Unfit { .. }) {
         Status::Unfit
-    } else if total.map_or(true, |t| t >= EXACT) {
+    } else if total.is_none_or(|t| t >= EXACT) {
         Status::TooLarge
     } else {
         Status::Ok

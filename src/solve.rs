@@ -25,6 +25,7 @@
 mod coefficients;
 mod long_fiber;
 mod reweighted;
+mod simd;
 mod sweep;
 mod transposed;
 
@@ -282,6 +283,12 @@ impl<'a, T> RowBlock<'a, T> {
         }
     }
 
+    /// The first value of row 0, the stride between rows and the width, for kernels that walk
+    /// strips of columns themselves.
+    pub(crate) fn raw_parts(&mut self) -> (*mut T, isize, usize) {
+        (self.ptr, self.stride, self.width)
+    }
+
     /// Number of rows (the fiber length).
     pub(crate) fn rows(&self) -> usize {
         self.rows
@@ -315,34 +322,81 @@ impl<'a, T> RowBlock<'a, T> {
         // SAFETY: row i is valid and uniquely borrowed through `&mut self`.
         unsafe { std::slice::from_raw_parts_mut(self.row_ptr(i), self.width) }
     }
+}
 
-    /// Row `src` to read and row `dst` to write; `src != dst`.
-    pub(crate) fn pair(&mut self, src: usize, dst: usize) -> (&[T], &mut [T]) {
-        assert_ne!(src, dst, "a row cannot be read and written at once");
-        // SAFETY: distinct rows are disjoint; both are borrowed through `&mut self`.
-        unsafe {
-            (
-                std::slice::from_raw_parts(self.row_ptr(src), self.width),
-                std::slice::from_raw_parts_mut(self.row_ptr(dst), self.width),
-            )
-        }
+impl<T> RowBlock<'_, T> {
+    /// Calls `strip(origin, stride, width)` on every strip of columns, left to right: strips of
+    /// `S` columns, then of 8, then of 1, so that every strip has a width the kernels are built for.
+    #[inline(always)]
+    pub(crate) fn for_each_strip<const S: usize>(
+        &mut self,
+        strip: impl FnMut(*mut T, isize, usize),
+    ) {
+        self.for_each_strip_of(S, 8, strip)
     }
 
-    /// Rows `a` and `b` to read and row `dst` to write; `dst` differs from both.
-    pub(crate) fn triple(&mut self, a: usize, b: usize, dst: usize) -> (&[T], &[T], &mut [T]) {
-        assert!(
-            a != dst && b != dst,
-            "a row cannot be read and written at once"
-        );
-        // SAFETY: dst is disjoint from a and b; a and b are only read.
-        unsafe {
-            (
-                std::slice::from_raw_parts(self.row_ptr(a), self.width),
-                std::slice::from_raw_parts(self.row_ptr(b), self.width),
-                std::slice::from_raw_parts_mut(self.row_ptr(dst), self.width),
-            )
+    /// Calls `strip(origin, stride, width)` on strips of `wide` columns, then of `narrow`, then of 1.
+    #[inline(always)]
+    pub(crate) fn for_each_strip_of(
+        &mut self,
+        wide: usize,
+        narrow: usize,
+        mut strip: impl FnMut(*mut T, isize, usize),
+    ) {
+        let mut start = 0;
+        for width in [wide, narrow, 1] {
+            while start + width <= self.width {
+                strip(self.ptr.wrapping_add(start), self.stride, width);
+                start += width;
+            }
         }
     }
+}
+
+/// The vector instructions a kernel is built for: the widest the CPU runs ([`isa`]), or a
+/// narrower one, which tests use to check every build against the portable one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// Whatever the target guarantees (SSE2 on x86-64, NEON on aarch64), vectorized by the compiler.
+    Portable,
+    /// AVX2 on x86-64.
+    Avx2,
+    /// AVX-512F on x86-64.
+    Avx512,
+}
+
+impl Isa {
+    /// Every build this CPU runs, narrowest first.
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        [Isa::Portable, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|&isa| isa <= self::isa())
+            .collect()
+    }
+}
+
+impl PartialOrd for Isa {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some((*self as u8).cmp(&(*other as u8)))
+    }
+}
+
+/// The widest vector build this CPU runs, detected once.
+pub(crate) fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    })
 }
 
 /// Whether the kernels can run their AVX2 build: the row loops, inlined into a function compiled

@@ -332,7 +332,7 @@ pub fn relu_backward<A: Real>(input: &ArrayD<A>, grad_out: &ArrayD<A>) -> ArrayD
 pub fn max_pool2<A: Real>(x: &ArrayD<A>) -> (ArrayD<A>, Vec<usize>) {
     let s = x.shape();
     assert!(
-        s.len() == 4 && s[2] % 2 == 0 && s[3] % 2 == 0,
+        s.len() == 4 && s[2].is_multiple_of(2) && s[3].is_multiple_of(2),
         "max_pool2 needs [B, C, H, W] with even H and W, got {s:?}"
     );
     let (planes, h, w) = (s[0] * s[1], s[2], s[3]);

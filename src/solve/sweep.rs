@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 use crate::Element;
 
 use super::coefficients::{SweepCoefficients, OUT_SCALE};
-use super::{from_f64, to_f64, wide_vector_build, BlockSolver, RowBlock};
+use super::simd::{self, F32s};
+use super::{from_f64, to_f64, BlockSolver, Isa, RowBlock};
 use crate::threading::Par;
 use crate::Boundary;
 
@@ -71,68 +72,98 @@ impl Sweep {
             .get_or_init(|| super::f32_arithmetic_allowed(self.coefficients.f32_error_bound()))
     }
 
+    /// Both sweeps on every column of `block` with `f64` carries, a strip of `S` columns at a time.
     #[inline(always)]
-    fn sweep<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+    fn wide_strips<T: Element, const S: usize>(&self, block: &mut RowBlock<'_, T>) {
         let c = &self.coefficients;
-        let (n, m) = (c.n, c.m);
+        debug_assert_eq!(block.rows(), c.n);
+        block.for_each_strip::<S>(|origin, stride, width| match width {
+            // SAFETY: `for_each_strip` hands out `width` columns of every row of the block.
+            w if w == S => unsafe { wide_strip::<T, S>(c, origin, stride) },
+            8 => unsafe { wide_strip::<T, 8>(c, origin, stride) },
+            _ => unsafe { wide_strip::<T, 1>(c, origin, stride) },
+        });
+    }
+
+    /// Both sweeps on every column of `block` in `f32` arithmetic, `K` vectors of `V` at a time.
+    #[inline(always)]
+    fn f32_vector_strips<V: F32s, const K: usize>(&self, block: &mut RowBlock<'_, f32>) {
+        let c = self.native32();
+        let (n, m) = (self.coefficients.n, self.coefficients.m);
         debug_assert_eq!(block.rows(), n);
-        let w = block.width();
-        let (carry, rest) = scratch.split_at_mut(w);
-        let last = &mut rest[..w];
-        last.fill(0.0);
-        let mut largest = 0;
-        if m < n {
-            largest = block
-                .row(n - 1)
-                .iter()
-                .fold(0, |l, &g| l.max(magnitude_key(g)));
+        let (origin, stride, width) = block.raw_parts();
+        let mut start = 0;
+        // SAFETY (each strip): columns `start..start + S` of every row of the block we borrow.
+        while start + K * V::LANES <= width {
+            unsafe { f32_vector_strip::<V, K>(c, n, m, origin.add(start), stride) };
+            start += K * V::LANES;
         }
-        for i in 0..m {
-            let (alpha, coupling) = (c.alpha.get(i), c.coupling.get(i));
-            largest = largest.max(if i == 0 {
-                forward_first(block.row(0), carry, alpha)
-            } else {
-                forward(block.row(i), carry, alpha, coupling)
-            });
-            let kappa = c.kappa.get(i);
-            if kappa != 0.0 {
-                accumulate(last, carry, kappa);
-            }
+        // The rest in strips of 4, 2 and 1 vectors: as many carries in flight as the width allows.
+        if K > 4 && start + 4 * V::LANES <= width {
+            unsafe { f32_vector_strip::<V, 4>(c, n, m, origin.add(start), stride) };
+            start += 4 * V::LANES;
         }
-        // Only values near the largest float can make `8·x̃` round past it: then store clamped.
-        if far_from_overflow::<T>(largest) {
-            self.backward_rows::<T, false>(block, carry, last);
-        } else {
-            self.backward_rows::<T, true>(block, carry, last);
+        if K > 2 && start + 2 * V::LANES <= width {
+            unsafe { f32_vector_strip::<V, 2>(c, n, m, origin.add(start), stride) };
+            start += 2 * V::LANES;
+        }
+        while start + V::LANES <= width {
+            unsafe { f32_vector_strip::<V, 1>(c, n, m, origin.add(start), stride) };
+            start += V::LANES;
+        }
+        for start in start..width {
+            unsafe { f32_strip::<1>(c, n, m, origin.add(start), stride) };
         }
     }
 
-    /// The last row (if any) and the backward sweep, storing with or without the clamp.
-    #[inline(always)]
-    fn backward_rows<T: Element, const CLAMP: bool>(
-        &self,
-        block: &mut RowBlock<'_, T>,
-        carry: &mut [f64],
-        last: &mut [f64],
-    ) {
-        let c = &self.coefficients;
-        let (n, m) = (c.n, c.m);
-        if m < n {
-            last_row::<T, CLAMP>(block.row(n - 1), carry, last, c.gamma);
-        } else {
-            carry.fill(0.0);
+    /// Both sweeps on every column of `block`, in the vector build for `isa` (one this CPU runs).
+    pub(crate) fn solve_on<T: Element>(&self, isa: Isa, block: &mut RowBlock<'_, T>) {
+        assert!(isa <= super::isa(), "{isa:?} is not available on this CPU");
+        if T::IS_F32 && self.uses_f32_arithmetic() {
+            // SAFETY: `T` is `f32` (checked just above), so the block's rows are rows of `f32`.
+            let block =
+                unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f32>>() };
+            // SAFETY (each build): the CPU runs `isa`, asserted above.
+            return match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { self.f32_strips_avx512(block) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { self.f32_strips_avx2(block) },
+                _ => self.f32_vector_strips::<simd::Portable, 4>(block),
+            };
         }
-        for i in (0..m).rev() {
-            let (coupling, mu) = (c.coupling.get(i), c.mu.get(i));
-            if mu == 0.0 {
-                backward::<T, CLAMP>(block.row(i), carry, c.beta, coupling);
-            } else {
-                backward_spiked::<T, CLAMP>(block.row(i), carry, last, c.beta, coupling, mu);
-            }
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.wide_strips_avx512(block) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.wide_strips_avx2(block) },
+            _ => self.wide_strips::<T, 8>(block),
         }
     }
 
-    wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn f32_strips_avx512(&self, block: &mut RowBlock<'_, f32>) {
+        self.f32_vector_strips::<simd::Avx512, 8>(block)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn f32_strips_avx2(&self, block: &mut RowBlock<'_, f32>) {
+        self.f32_vector_strips::<simd::Avx2, 4>(block)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn wide_strips_avx512<T: Element>(&self, block: &mut RowBlock<'_, T>) {
+        self.wide_strips::<T, 32>(block)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn wide_strips_avx2<T: Element>(&self, block: &mut RowBlock<'_, T>) {
+        self.wide_strips::<T, 16>(block)
+    }
 }
 
 impl<T: Element> BlockSolver<T> for Sweep {
@@ -141,7 +172,8 @@ impl<T: Element> BlockSolver<T> for Sweep {
     }
 
     fn scratch_len(&self, width: usize) -> usize {
-        2 * width
+        let _ = width;
+        0
     }
 
     fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64], par: Par) {
@@ -170,13 +202,8 @@ impl<T: Element> BlockSolver<T> for Sweep {
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        if T::IS_F32 && self.uses_f32_arithmetic() {
-            // SAFETY: `T` is `f32` (checked just above), so the block's rows are rows of `f32`.
-            let block =
-                unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f32>>() };
-            return self.sweep_f32_dispatch(block);
-        }
-        self.sweep_dispatch(block, scratch);
+        let _ = scratch;
+        self.solve_on(super::isa(), block);
     }
 }
 
@@ -216,68 +243,12 @@ impl Sweep {
         self.native32
             .get_or_init(|| Native32::new(&self.coefficients))
     }
-
-    /// Both sweeps in `f32` arithmetic, every carry read back from the block (where it is stored
-    /// exactly).
-    #[inline(always)]
-    fn sweep_f32(&self, block: &mut RowBlock<'_, f32>) {
-        let (n, m) = (self.coefficients.n, self.coefficients.m);
-        let c = self.native32();
-        let spiked = m < n;
-        let mut largest = 0;
-        if spiked {
-            for g in block.row(n - 1) {
-                largest = largest.max(magnitude_bits(*g));
-                *g *= c.gamma;
-            }
-        }
-        largest = largest.max(f32_forward_first(block.row(0), c.alpha[0]));
-        for i in 0..m {
-            if i > 0 {
-                let (prev, row) = block.pair(i - 1, i);
-                largest = largest.max(f32_forward(row, prev, c.alpha[i], c.coupling[i]));
-            }
-            if c.kappa[i] != 0.0 {
-                let (row, last) = block.pair(i, n - 1);
-                f32_accumulate(last, row, c.kappa[i]);
-            }
-        }
-        let exact = largest <= magnitude_bits(F32_SAFE);
-        if !spiked {
-            // The last forward row starts the backward sweep: x = β·z + c·0.
-            for z in block.row(m - 1) {
-                let x = c.beta * *z + 0.0;
-                *z = if exact {
-                    x
-                } else {
-                    clamp_f32(x, z.is_finite())
-                };
-            }
-        }
-        let top = if spiked { m } else { m - 1 };
-        for i in (0..top).rev() {
-            let (coupling, mu) = (c.coupling[i], c.mu[i]);
-            let (next, last, row) = if spiked {
-                block.triple(i + 1, n - 1, i)
-            } else {
-                let (next, row) = block.pair(i + 1, i);
-                (next, &[][..], row)
-            };
-            match (mu == 0.0, exact) {
-                (true, true) => f32_backward(row, next, c.beta, coupling),
-                (false, true) => f32_backward_spiked(row, next, last, c.beta, coupling, mu),
-                _ => f32_backward_clamped(row, next, last, c.beta, coupling, mu),
-            }
-        }
-    }
-
-    wide_vector_build!(sweep_f32, sweep_f32_avx2, sweep_f32_dispatch, f32);
 }
 
 /// A value that overflowed although what it was made of is finite: the exact answer is at most
 /// the largest input (maximum principle), so the overflow is rounding: `±f32::MAX`.
 #[inline(always)]
-fn clamp_f32(x: f32, operands_finite: bool) -> f32 {
+pub(crate) fn clamp_f32(x: f32, operands_finite: bool) -> f32 {
     if x.is_infinite() && operands_finite {
         f32::MAX.copysign(x)
     } else {
@@ -290,83 +261,6 @@ fn clamp_f32(x: f32, operands_finite: bool) -> f32 {
 #[inline(always)]
 fn magnitude_bits(v: f32) -> u32 {
     v.to_bits() & 0x7fff_ffff
-}
-
-/// `z = α·g`; returns the largest [`magnitude_bits`] of `g`.
-#[inline(always)]
-fn f32_forward_first(row: &mut [f32], alpha: f32) -> u32 {
-    let mut largest = 0;
-    for g in row.iter_mut() {
-        largest = largest.max(magnitude_bits(*g));
-        *g *= alpha;
-    }
-    largest
-}
-
-/// `z = α·g + c·z₋₁`; returns the largest [`magnitude_bits`] of `g`.
-#[inline(always)]
-fn f32_forward(row: &mut [f32], prev: &[f32], alpha: f32, coupling: f32) -> u32 {
-    let mut largest = 0;
-    for (g, &z) in row.iter_mut().zip(prev) {
-        largest = largest.max(magnitude_bits(*g));
-        *g = alpha * *g + coupling * z;
-    }
-    largest
-}
-
-/// `acc += κ·z`, clamped (a few rows per block: the partial sums of the last row are bounded
-/// by the largest input, so only rounding can take them past the largest float).
-#[inline(always)]
-fn f32_accumulate(acc: &mut [f32], z: &[f32], kappa: f32) {
-    for (a, &z) in acc.iter_mut().zip(z) {
-        let sum = *a + kappa * z;
-        *a = clamp_f32(sum, a.is_finite() && z.is_finite());
-    }
-}
-
-/// `x = β·z + c·x₊₁`.
-#[inline(always)]
-fn f32_backward(row: &mut [f32], next: &[f32], beta: f32, coupling: f32) {
-    for (z, &x) in row.iter_mut().zip(next) {
-        *z = beta * *z + coupling * x;
-    }
-}
-
-/// `x = β·z + c·x₊₁ + μ·xₙ₋₁`.
-#[inline(always)]
-fn f32_backward_spiked(
-    row: &mut [f32],
-    next: &[f32],
-    last: &[f32],
-    beta: f32,
-    coupling: f32,
-    mu: f32,
-) {
-    for ((z, &x), &l) in row.iter_mut().zip(next).zip(last) {
-        *z = beta * *z + coupling * x + mu * l;
-    }
-}
-
-/// [`f32_backward_spiked`] (with `last` possibly empty) where inputs near the largest float may
-/// round past it.
-fn f32_backward_clamped(
-    row: &mut [f32],
-    next: &[f32],
-    last: &[f32],
-    beta: f32,
-    coupling: f32,
-    mu: f32,
-) {
-    for (j, (z, &x)) in row.iter_mut().zip(next).enumerate() {
-        let l = last.get(j).copied().unwrap_or(0.0);
-        // The same operations as the unclamped kernels (no `+ 0·l` where μ = 0).
-        let value = if mu == 0.0 {
-            beta * *z + coupling * x
-        } else {
-            beta * *z + coupling * x + mu * l
-        };
-        *z = clamp_f32(value, z.is_finite() && x.is_finite() && l.is_finite());
-    }
 }
 
 /// `x = 8·x̃` in the storage type. With `CLAMP`, a finite `x̃` whose stored value rounds past
@@ -403,86 +297,438 @@ pub(crate) fn far_from_overflow<T: Element>(largest: u32) -> bool {
     largest <= magnitude_key(T::max_value() / from_f64(16.0))
 }
 
-/// `z = α·g` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
+/// Both `f32` sweeps on the `K·V::LANES` columns from `origin` of `n` rows `stride` apart, the
+/// carries of every column held in `K` vector registers down the rows and back: each value is read
+/// once and written twice, and the strip stays in cache between the sweeps. The same operations
+/// in the same order as [`f32_strip`], lane by lane.
+///
+/// # Safety
+/// As [`f32_strip`], with `S = K·V::LANES`.
 #[inline(always)]
-fn forward_first<T: Element>(row: &mut [T], carry: &mut [f64], alpha: f64) -> u32 {
-    let mut largest = 0;
-    for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
-        largest = largest.max(magnitude_key(*g));
-        *z = alpha * to_f64(*g);
-        *g = from_f64(*z);
-    }
-    largest
-}
-
-/// `z = α·g + c·z₋₁` into the row and the carry; returns the largest [`magnitude_key`] of `g`.
-#[inline(always)]
-fn forward<T: Element>(row: &mut [T], carry: &mut [f64], alpha: f64, coupling: f64) -> u32 {
-    let mut largest = 0;
-    for (g, z) in row.iter_mut().zip(carry.iter_mut()) {
-        largest = largest.max(magnitude_key(*g));
-        *z = alpha * to_f64(*g) + coupling * *z;
-        *g = from_f64(*z);
-    }
-    largest
-}
-
-/// `acc += κ·z`.
-#[inline(always)]
-fn accumulate(acc: &mut [f64], z: &[f64], kappa: f64) {
-    for (a, &z) in acc.iter_mut().zip(z) {
-        *a += kappa * z;
-    }
-}
-
-/// `x̃ = γ·g + acc` into the row (as `8·x̃`), the carry and `acc`.
-#[inline(always)]
-fn last_row<T: Element, const CLAMP: bool>(
-    row: &mut [T],
-    carry: &mut [f64],
-    acc: &mut [f64],
-    gamma: f64,
+unsafe fn f32_vector_strip<V: F32s, const K: usize>(
+    c: &Native32,
+    n: usize,
+    m: usize,
+    origin: *mut f32,
+    stride: isize,
 ) {
-    for ((g, x), a) in row.iter_mut().zip(carry.iter_mut()).zip(acc.iter_mut()) {
-        *a += gamma * to_f64(*g);
-        *x = *a;
-        *g = store::<T, CLAMP>(*a);
+    // SAFETY (`load`, `store`): the caller vouches for `K·LANES` values from every row `i < n`.
+    let load = |i: usize| unsafe { load_row::<V, K>(origin.offset(i as isize * stride)) };
+    let store = |i: usize, v: &[V; K]| unsafe { store_row(origin.offset(i as isize * stride), v) };
+    let spiked = m < n;
+    let zero = V::splat(0.0);
+    let mut largest = [zero; K];
+    let mut last = [zero; K];
+    if spiked {
+        let g = load(n - 1);
+        let gamma = V::splat(c.gamma);
+        for k in 0..K {
+            largest[k] = g[k].max_magnitude(largest[k]);
+            last[k] = g[k].mul(gamma);
+        }
+    }
+    let mut z = load(0);
+    let alpha = V::splat(c.alpha[0]);
+    for k in 0..K {
+        largest[k] = z[k].max_magnitude(largest[k]);
+        z[k] = z[k].mul(alpha);
+    }
+    store(0, &z);
+    for i in 0..m {
+        // The rows ahead are `stride` apart, too far for the hardware prefetchers to follow.
+        let ahead = origin.wrapping_offset((i + PREFETCH_ROWS).min(n - 1) as isize * stride);
+        for k in 0..K {
+            V::prefetch(ahead.wrapping_add(k * V::LANES));
+        }
+        if i > 0 {
+            let g = load(i);
+            let (alpha, coupling) = (V::splat(c.alpha[i]), V::splat(c.coupling[i]));
+            for k in 0..K {
+                largest[k] = g[k].max_magnitude(largest[k]);
+                z[k] = alpha.mul(g[k]).add(coupling.mul(z[k]));
+            }
+            store(i, &z);
+        }
+        if c.kappa[i] != 0.0 {
+            let kappa = V::splat(c.kappa[i]);
+            for k in 0..K {
+                last[k] = last[k].add_clamped(kappa, z[k]);
+            }
+        }
+    }
+    let exact = largest
+        .iter()
+        .all(|&l| V::keys_at_most(l, magnitude_bits(F32_SAFE)));
+    if !exact {
+        // Inputs near the largest float: the backward sweep lane by lane, with its clamps.
+        if spiked {
+            store(n - 1, &last);
+        }
+        return unsafe { f32_backward_lanes(c, n, m, origin, stride, K * V::LANES) };
+    }
+    let beta = V::splat(c.beta);
+    let mut x = last;
+    let top = if spiked {
+        store(n - 1, &last);
+        m
+    } else {
+        let z = load(m - 1);
+        for k in 0..K {
+            x[k] = beta.mul(z[k]).add(zero);
+        }
+        store(m - 1, &x);
+        m - 1
+    };
+    for i in (0..top).rev() {
+        let z = load(i);
+        let coupling = V::splat(c.coupling[i]);
+        if c.mu[i] == 0.0 {
+            for k in 0..K {
+                x[k] = beta.mul(z[k]).add(coupling.mul(x[k]));
+            }
+        } else {
+            let mu = V::splat(c.mu[i]);
+            for k in 0..K {
+                x[k] = beta.mul(z[k]).add(coupling.mul(x[k])).add(mu.mul(last[k]));
+            }
+        }
+        store(i, &x);
     }
 }
 
-/// `x̃ = β·z + c·x̃₊₁` into the row (as `8·x̃`) and the carry.
+/// How many rows ahead the forward sweep of a strip asks for its input.
+const PREFETCH_ROWS: usize = 6;
+
+/// `K` vectors from `p`.
+///
+/// # Safety
+/// `p .. p + K·LANES` must be valid for reads.
 #[inline(always)]
-fn backward<T: Element, const CLAMP: bool>(
-    row: &mut [T],
-    carry: &mut [f64],
-    beta: f64,
-    coupling: f64,
-) {
-    for (z, x) in row.iter_mut().zip(carry.iter_mut()) {
-        *x = beta * to_f64(*z) + coupling * *x;
-        *z = store::<T, CLAMP>(*x);
+unsafe fn load_row<V: F32s, const K: usize>(p: *const f32) -> [V; K] {
+    let mut row = [V::splat(0.0); K];
+    for (k, v) in row.iter_mut().enumerate() {
+        // SAFETY: within the caller's range.
+        *v = unsafe { V::load(p.add(k * V::LANES)) };
+    }
+    row
+}
+
+/// Writes `K` vectors to `p`.
+///
+/// # Safety
+/// `p .. p + K·LANES` must be valid for writes.
+#[inline(always)]
+unsafe fn store_row<V: F32s, const K: usize>(p: *mut f32, row: &[V; K]) {
+    for (k, v) in row.iter().enumerate() {
+        // SAFETY: within the caller's range.
+        unsafe { v.store(p.add(k * V::LANES)) };
     }
 }
 
-/// `x̃ = β·z + c·x̃₊₁ + μ·x̃ₙ₋₁` into the row (as `8·x̃`) and the carry.
-#[inline(always)]
-fn backward_spiked<T: Element, const CLAMP: bool>(
-    row: &mut [T],
-    carry: &mut [f64],
-    last: &[f64],
-    beta: f64,
-    coupling: f64,
-    mu: f64,
+/// The backward sweep of [`f32_strip`] with its clamps, lane by lane, on the `width` columns from
+/// `origin` whose forward sweep (and last row, if spiked) is done.
+///
+/// # Safety
+/// As [`f32_strip`], with `S = width`.
+#[cold]
+#[inline(never)]
+unsafe fn f32_backward_lanes(
+    c: &Native32,
+    n: usize,
+    m: usize,
+    origin: *mut f32,
+    stride: isize,
+    width: usize,
 ) {
-    for ((z, x), &l) in row.iter_mut().zip(carry.iter_mut()).zip(last) {
-        *x = beta * to_f64(*z) + coupling * *x + mu * l;
-        *z = store::<T, CLAMP>(*x);
+    for k in 0..width {
+        // SAFETY: column `k` of the strip, valid for every row (the caller's contract).
+        let value = |i: usize| unsafe { &mut *origin.offset(i as isize * stride).add(k) };
+        let spiked = m < n;
+        let last = if spiked { *value(n - 1) } else { 0.0 };
+        let mut x = last;
+        let top = if spiked {
+            m
+        } else {
+            let z = value(m - 1);
+            x = clamp_f32(c.beta * *z + 0.0, z.is_finite());
+            *z = x;
+            m - 1
+        };
+        for i in (0..top).rev() {
+            let (beta, coupling, mu) = (c.beta, c.coupling[i], c.mu[i]);
+            let z = value(i);
+            // The same operations as the unclamped kernels (no `+ 0·l` where μ = 0).
+            let v = if mu == 0.0 {
+                beta * *z + coupling * x
+            } else {
+                beta * *z + coupling * x + mu * last
+            };
+            x = clamp_f32(v, z.is_finite() && x.is_finite() && last.is_finite());
+            *z = x;
+        }
+    }
+}
+
+/// Both `f32` sweeps on the `S` columns from `origin` of `n` rows `stride` apart, the carries of
+/// all `S` fibers held in registers down the rows and back: each value is read once and written
+/// twice, and the strip (`n·S` values) stays in cache between the sweeps.
+///
+/// # Safety
+/// The `S` values from `origin + i·stride` must be valid and uniquely borrowed for every `i < n`,
+/// and disjoint from each other.
+#[inline(always)]
+unsafe fn f32_strip<const S: usize>(
+    c: &Native32,
+    n: usize,
+    m: usize,
+    origin: *mut f32,
+    stride: isize,
+) {
+    // SAFETY: rows `0..n` of the strip are valid (the caller's contract).
+    let row = |i: usize| unsafe { &mut *origin.offset(i as isize * stride).cast::<[f32; S]>() };
+    let spiked = m < n;
+    let mut largest = [0u32; S];
+    let mut last = [0.0f32; S];
+    if spiked {
+        for ((l, v), &g) in largest.iter_mut().zip(&mut last).zip(row(n - 1).iter()) {
+            *l = (*l).max(magnitude_bits(g));
+            *v = g * c.gamma;
+        }
+    }
+    let mut z = [0.0f32; S];
+    for i in 0..m {
+        let (alpha, coupling, kappa) = (c.alpha[i], c.coupling[i], c.kappa[i]);
+        let r = row(i);
+        for ((l, z), g) in largest.iter_mut().zip(&mut z).zip(r.iter_mut()) {
+            *l = (*l).max(magnitude_bits(*g));
+            *z = if i == 0 {
+                *g * alpha
+            } else {
+                alpha * *g + coupling * *z
+            };
+            *g = *z;
+        }
+        if kappa != 0.0 {
+            // Partial sums of the last row are bounded by the largest input: only rounding can
+            // take them past the largest float.
+            for (v, &z) in last.iter_mut().zip(&z) {
+                *v = clamp_f32(*v + kappa * z, v.is_finite() && z.is_finite());
+            }
+        }
+    }
+    let exact = largest.iter().all(|&l| l <= magnitude_bits(F32_SAFE));
+    // Backward from x₊₁ = the last row (spiked) or, on row m − 1, from β·z + 0.
+    let mut x = last;
+    let top = if spiked {
+        *row(n - 1) = last;
+        m
+    } else {
+        for (x, z) in x.iter_mut().zip(row(m - 1).iter_mut()) {
+            let value = c.beta * *z + 0.0;
+            *x = if exact {
+                value
+            } else {
+                clamp_f32(value, z.is_finite())
+            };
+            *z = *x;
+        }
+        m - 1
+    };
+    for i in (0..top).rev() {
+        let (beta, coupling, mu) = (c.beta, c.coupling[i], c.mu[i]);
+        let r = row(i);
+        match (mu == 0.0, exact) {
+            (true, true) => {
+                for (x, z) in x.iter_mut().zip(r.iter_mut()) {
+                    *x = beta * *z + coupling * *x;
+                    *z = *x;
+                }
+            }
+            (false, true) => {
+                for ((x, z), &l) in x.iter_mut().zip(r.iter_mut()).zip(&last) {
+                    *x = beta * *z + coupling * *x + mu * l;
+                    *z = *x;
+                }
+            }
+            _ => {
+                for ((x, z), &l) in x.iter_mut().zip(r.iter_mut()).zip(&last) {
+                    // The same operations as the unclamped kernels (no `+ 0·l` where μ = 0).
+                    let value = if mu == 0.0 {
+                        beta * *z + coupling * *x
+                    } else {
+                        beta * *z + coupling * *x + mu * l
+                    };
+                    *x = clamp_f32(value, z.is_finite() && x.is_finite() && l.is_finite());
+                    *z = *x;
+                }
+            }
+        }
+    }
+}
+
+/// Both sweeps with `f64` carries on the `S` columns from `origin` (see [`f32_strip`]): `z` is
+/// stored in the element type between the sweeps and the carries stay in `f64`, so `f32` storage
+/// rounds each value once instead of once per step of a recurrence that can span thousands of
+/// rows.
+///
+/// # Safety
+/// As [`f32_strip`].
+#[inline(always)]
+unsafe fn wide_strip<T: Element, const S: usize>(
+    c: &SweepCoefficients,
+    origin: *mut T,
+    stride: isize,
+) {
+    // SAFETY: rows `0..n` of the strip are valid (the caller's contract).
+    let row = |i: usize| unsafe { &mut *origin.offset(i as isize * stride).cast::<[T; S]>() };
+    let (n, m) = (c.n, c.m);
+    let spiked = m < n;
+    let mut largest = [0u32; S];
+    if spiked {
+        for (l, &g) in largest.iter_mut().zip(row(n - 1).iter()) {
+            *l = (*l).max(magnitude_key(g));
+        }
+    }
+    let mut z = [0.0f64; S];
+    let mut acc = [0.0f64; S];
+    for i in 0..m {
+        let (alpha, coupling, kappa) = (c.alpha.get(i), c.coupling.get(i), c.kappa.get(i));
+        for ((l, z), g) in largest.iter_mut().zip(&mut z).zip(row(i).iter_mut()) {
+            *l = (*l).max(magnitude_key(*g));
+            *z = if i == 0 {
+                alpha * to_f64(*g)
+            } else {
+                alpha * to_f64(*g) + coupling * *z
+            };
+            *g = from_f64(*z);
+        }
+        if kappa != 0.0 {
+            for (a, &z) in acc.iter_mut().zip(&z) {
+                *a += kappa * z;
+            }
+        }
+    }
+    // Only values near the largest float can make `8·x̃` round past it: then store clamped.
+    if largest.iter().all(|&l| far_from_overflow::<T>(l)) {
+        wide_backward::<T, S, false>(c, row, acc);
+    } else {
+        wide_backward::<T, S, true>(c, row, acc);
+    }
+}
+
+/// The last row (if any) and the backward sweep of [`wide_strip`], storing `8·x̃` with or without
+/// the clamp; `acc` holds the forward rows' share of the last row.
+#[inline(always)]
+fn wide_backward<'a, T: Element + 'a, const S: usize, const CLAMP: bool>(
+    c: &SweepCoefficients,
+    row: impl Fn(usize) -> &'a mut [T; S],
+    mut acc: [f64; S],
+) {
+    let (n, m) = (c.n, c.m);
+    let mut x = [0.0f64; S];
+    if m < n {
+        for ((a, x), g) in acc.iter_mut().zip(&mut x).zip(row(n - 1).iter_mut()) {
+            *a += c.gamma * to_f64(*g);
+            *x = *a;
+            *g = store::<T, CLAMP>(*a);
+        }
+    }
+    for i in (0..m).rev() {
+        let (beta, coupling, mu) = (c.beta, c.coupling.get(i), c.mu.get(i));
+        let r = row(i);
+        if mu == 0.0 {
+            for (x, z) in x.iter_mut().zip(r.iter_mut()) {
+                *x = beta * to_f64(*z) + coupling * *x;
+                *z = store::<T, CLAMP>(*x);
+            }
+        } else {
+            for ((x, z), &l) in x.iter_mut().zip(r.iter_mut()).zip(&acc) {
+                *x = beta * to_f64(*z) + coupling * *x + mu * l;
+                *z = store::<T, CLAMP>(*x);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values in [−1, 1], with a few extremes (near the largest float, ±∞, NaN, −0) where `wild`.
+    fn values<T: Element>(len: usize, seed: u64, wild: bool) -> Vec<T> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let unit = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                let big = T::max_value() * from_f64(unit * 0.9);
+                match (wild, x % 97) {
+                    (true, 0) => T::infinity(),
+                    (true, 1) => T::nan(),
+                    (true, 2) => -T::zero(),
+                    (true, 3..=9) => big,
+                    _ => from_f64(unit),
+                }
+            })
+            .collect()
+    }
+
+    /// Every vector build and strip width against the plain loop over one fiber at a time
+    /// (strips of one column), bit for bit: the same operations in the same order.
+    fn builds_match_the_per_fiber_loop<T: Element>() {
+        for boundary in [Boundary::Neumann, Boundary::Periodic, Boundary::Dirichlet] {
+            for n in [1, 2, 3, 5, 17, 64, 130] {
+                if n == 1 && boundary != Boundary::Dirichlet {
+                    continue;
+                }
+                for lambda in [0.5, 1.0, 3e3] {
+                    let sweep = Sweep::sobolev(n, lambda, boundary);
+                    for (width, wild) in [
+                        (1, false),
+                        (7, true),
+                        (33, false),
+                        (100, true),
+                        (257, false),
+                        (300, true),
+                    ] {
+                        let stride = width + 3;
+                        let input = values::<T>(n * stride, (n * 1000 + width) as u64, wild);
+                        let mut expected = input.clone();
+                        for column in 0..width {
+                            let mut fiber: Vec<T> =
+                                (0..n).map(|i| input[i * stride + column]).collect();
+                            let mut block = RowBlock::new(&mut fiber, n, 1, 1).unwrap();
+                            sweep.solve_on(Isa::Portable, &mut block);
+                            for (i, x) in fiber.into_iter().enumerate() {
+                                expected[i * stride + column] = x;
+                            }
+                        }
+                        for isa in Isa::available() {
+                            let mut got = input.clone();
+                            let mut block = RowBlock::new(&mut got, n, stride, width).unwrap();
+                            sweep.solve_on(isa, &mut block);
+                            let same = got.iter().zip(&expected).all(|(a, b)| {
+                                a.to_f64().unwrap().to_bits() == b.to_f64().unwrap().to_bits()
+                            });
+                            assert!(same, "{isa:?} {boundary:?} n={n} λ={lambda} width={width}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_builds_match_the_per_fiber_loop() {
+        builds_match_the_per_fiber_loop::<f32>();
+    }
+
+    #[test]
+    fn f64_builds_match_the_per_fiber_loop() {
+        builds_match_the_per_fiber_loop::<f64>();
+    }
 
     #[test]
     fn a_constant_fiber_passes_through_the_block_kernel() {

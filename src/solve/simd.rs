@@ -1,0 +1,237 @@
+//! The vector operations of the strip kernels, behind one small trait: AVX-512F and AVX2 on
+//! x86-64 (chosen at run time, see [`super::Isa`]), NEON on aarch64, and a portable fallback.
+//!
+//! Only plain multiplies and adds (never FMA), so every build rounds exactly as the scalar code.
+
+/// A vector of `f32` lanes. Bit-level helpers treat the same vector as `u32` lanes.
+pub(crate) trait F32s: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// `LANES` values from `p` (unaligned).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be valid for reads.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Writes the lanes to `p .. p + LANES` (unaligned).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be valid for writes.
+    unsafe fn store(self, p: *mut f32);
+    /// Every lane `x`.
+    fn splat(x: f32) -> Self;
+    /// Lane-wise `self + other`.
+    fn add(self, other: Self) -> Self;
+    /// Lane-wise `self · other`.
+    fn mul(self, other: Self) -> Self;
+    /// Lane-wise maximum of the `u32` lanes `keys` and the bits of `|self|` (see `magnitude_bits`).
+    fn max_magnitude(self, keys: Self) -> Self;
+    /// Whether every `u32` lane of `keys` is at most `limit`.
+    fn keys_at_most(keys: Self, limit: u32) -> bool;
+    /// Asks for the cache line at `p` ahead of its use (a hint: any address is allowed).
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        let _ = p;
+    }
+    /// `self + κ·z`, with lanes that overflowed although `self` and `z` are finite set to `±MAX`.
+    fn add_clamped(self, kappa: Self, z: Self) -> Self;
+}
+
+/// Portable lanes: the compiler vectorizes these four-lane loops for the target's baseline.
+#[derive(Clone, Copy)]
+pub(crate) struct Portable([f32; 4]);
+
+impl F32s for Portable {
+    const LANES: usize = 4;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller vouches for `p .. p + 4`.
+        Portable(unsafe { p.cast::<[f32; 4]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller vouches for `p .. p + 4`.
+        unsafe { p.cast::<[f32; 4]>().write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        Portable([x; 4])
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        Portable(std::array::from_fn(|k| self.0[k] + other.0[k]))
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        Portable(std::array::from_fn(|k| self.0[k] * other.0[k]))
+    }
+    #[inline(always)]
+    fn max_magnitude(self, keys: Self) -> Self {
+        Portable(std::array::from_fn(|k| {
+            let key = keys.0[k].to_bits().max(self.0[k].to_bits() & 0x7fff_ffff);
+            f32::from_bits(key)
+        }))
+    }
+    #[inline(always)]
+    fn keys_at_most(keys: Self, limit: u32) -> bool {
+        keys.0.iter().all(|k| k.to_bits() <= limit)
+    }
+    #[inline(always)]
+    fn add_clamped(self, kappa: Self, z: Self) -> Self {
+        Portable(std::array::from_fn(|k| {
+            let (a, z) = (self.0[k], z.0[k]);
+            super::sweep::clamp_f32(a + kappa.0[k] * z, a.is_finite() && z.is_finite())
+        }))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::F32s;
+
+    const ABS: i32 = 0x7fff_ffff;
+    const INFINITY_BITS: i32 = 0x7f80_0000;
+
+    /// Eight lanes in an AVX2 register. Only used inside functions compiled for AVX2.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx2(__m256);
+
+    // SAFETY (every method): the type is only made and used inside code compiled for AVX2, on a
+    // CPU that has it (see `Isa`); pointers are the caller's contract.
+    impl F32s for Avx2 {
+        #[inline(always)]
+        fn prefetch(p: *const f32) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx2(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            Avx2(unsafe { _mm256_set1_ps(x) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            Avx2(unsafe { _mm256_add_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            Avx2(unsafe { _mm256_mul_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn max_magnitude(self, keys: Self) -> Self {
+            unsafe {
+                let bits = _mm256_and_si256(_mm256_castps_si256(self.0), _mm256_set1_epi32(ABS));
+                Avx2(_mm256_castsi256_ps(_mm256_max_epu32(
+                    _mm256_castps_si256(keys.0),
+                    bits,
+                )))
+            }
+        }
+        #[inline(always)]
+        fn keys_at_most(keys: Self, limit: u32) -> bool {
+            unsafe {
+                let keys = _mm256_castps_si256(keys.0);
+                let limit = _mm256_set1_epi32(limit as i32);
+                // max(keys, limit) == limit in every lane
+                let same = _mm256_cmpeq_epi32(_mm256_max_epu32(keys, limit), limit);
+                _mm256_movemask_epi8(same) == -1
+            }
+        }
+        #[inline(always)]
+        fn add_clamped(self, kappa: Self, z: Self) -> Self {
+            unsafe {
+                let sum = _mm256_add_ps(self.0, _mm256_mul_ps(kappa.0, z.0));
+                let abs =
+                    |v: __m256| _mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(ABS));
+                let inf = _mm256_set1_epi32(INFINITY_BITS);
+                // Finite: |bits| < ∞ (as signed integers: |bits| ≤ 0x7fffffff).
+                let finite = |v: __m256| _mm256_cmpgt_epi32(inf, abs(v));
+                let overflowed = _mm256_cmpeq_epi32(abs(sum), inf);
+                let fix =
+                    _mm256_and_si256(overflowed, _mm256_and_si256(finite(self.0), finite(z.0)));
+                let sign = _mm256_and_ps(sum, _mm256_set1_ps(-0.0));
+                let max = _mm256_or_ps(_mm256_set1_ps(f32::MAX), sign);
+                Avx2(_mm256_blendv_ps(sum, max, _mm256_castsi256_ps(fix)))
+            }
+        }
+    }
+
+    /// Sixteen lanes in an AVX-512 register. Only used inside functions compiled for AVX-512F.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512(__m512);
+
+    // SAFETY (every method): as for `Avx2`, with AVX-512F.
+    impl F32s for Avx512 {
+        #[inline(always)]
+        fn prefetch(p: *const f32) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx512(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            Avx512(unsafe { _mm512_set1_ps(x) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            Avx512(unsafe { _mm512_add_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            Avx512(unsafe { _mm512_mul_ps(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn max_magnitude(self, keys: Self) -> Self {
+            unsafe {
+                let bits = _mm512_and_si512(_mm512_castps_si512(self.0), _mm512_set1_epi32(ABS));
+                Avx512(_mm512_castsi512_ps(_mm512_max_epu32(
+                    _mm512_castps_si512(keys.0),
+                    bits,
+                )))
+            }
+        }
+        #[inline(always)]
+        fn keys_at_most(keys: Self, limit: u32) -> bool {
+            unsafe {
+                let above = _mm512_cmpgt_epu32_mask(
+                    _mm512_castps_si512(keys.0),
+                    _mm512_set1_epi32(limit as i32),
+                );
+                above == 0
+            }
+        }
+        #[inline(always)]
+        fn add_clamped(self, kappa: Self, z: Self) -> Self {
+            unsafe {
+                let sum = _mm512_add_ps(self.0, _mm512_mul_ps(kappa.0, z.0));
+                let abs =
+                    |v: __m512| _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(ABS));
+                let inf = _mm512_set1_epi32(INFINITY_BITS);
+                let finite = _mm512_cmplt_epi32_mask(abs(self.0), inf)
+                    & _mm512_cmplt_epi32_mask(abs(z.0), inf);
+                let fix = _mm512_cmpeq_epi32_mask(abs(sum), inf) & finite;
+                let sign = _mm512_and_si512(_mm512_castps_si512(sum), _mm512_set1_epi32(i32::MIN));
+                let max = _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(f32::MAX)), sign);
+                Avx512(_mm512_mask_blend_ps(fix, sum, _mm512_castsi512_ps(max)))
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{Avx2, Avx512};
