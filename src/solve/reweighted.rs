@@ -90,9 +90,26 @@ impl<T: Element> BlockSolver<T> for Reweighted {
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        self.sweep_dispatch(block, scratch);
+        // Column chunks whose `n` rows stay in L1 from the sum to the update.
+        let chunk = (L1_CHUNK_BYTES / (self.n.max(1) * std::mem::size_of::<T>()))
+            .max(MIN_CHUNK_COLUMNS)
+            / MIN_CHUNK_COLUMNS
+            * MIN_CHUNK_COLUMNS;
+        let width = block.width();
+        let mut start = 0;
+        while start < width {
+            let w = chunk.min(width - start);
+            self.sweep_dispatch(&mut block.columns(start, w), scratch);
+            start += w;
+        }
     }
 }
+
+/// Bytes of the column chunks that the two passes share: half of a 48 KiB L1.
+const L1_CHUNK_BYTES: usize = 24 << 10;
+
+/// Fewest columns per chunk: whole vectors, and rows long enough to amortize each row's visit.
+const MIN_CHUNK_COLUMNS: usize = 32;
 
 #[cfg(test)]
 mod tests {

@@ -84,11 +84,86 @@ impl F32s for Portable {
     }
 }
 
+/// A vector of `f64` lanes. Bit-level helpers treat the same vector as `u64` lanes.
+pub(crate) trait F64s: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// `LANES` values from `p` (unaligned).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be valid for reads.
+    unsafe fn load(p: *const f64) -> Self;
+    /// Writes the lanes to `p .. p + LANES` (unaligned).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be valid for writes.
+    unsafe fn store(self, p: *mut f64);
+    /// Every lane `x`.
+    fn splat(x: f64) -> Self;
+    /// Lane-wise `self + other`.
+    fn add(self, other: Self) -> Self;
+    /// Lane-wise `self · other`.
+    fn mul(self, other: Self) -> Self;
+    /// Lane-wise maximum of the `u64` lanes `keys` and the bits of `|self|`.
+    fn max_magnitude(self, keys: Self) -> Self;
+    /// Whether every `u64` lane of `keys` is at most `limit`.
+    fn keys_at_most(keys: Self, limit: u64) -> bool;
+    /// Asks for the cache line at `p` ahead of its use (a hint: any address is allowed).
+    #[inline(always)]
+    fn prefetch(p: *const f64) {
+        let _ = p;
+    }
+}
+
+/// Portable `f64` lanes (see [`Portable`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Portable64([f64; 2]);
+
+impl F64s for Portable64 {
+    const LANES: usize = 2;
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        // SAFETY: the caller vouches for `p .. p + 2`.
+        Portable64(unsafe { p.cast::<[f64; 2]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f64) {
+        // SAFETY: the caller vouches for `p .. p + 2`.
+        unsafe { p.cast::<[f64; 2]>().write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    fn splat(x: f64) -> Self {
+        Portable64([x; 2])
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        Portable64(std::array::from_fn(|k| self.0[k] + other.0[k]))
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        Portable64(std::array::from_fn(|k| self.0[k] * other.0[k]))
+    }
+    #[inline(always)]
+    fn max_magnitude(self, keys: Self) -> Self {
+        Portable64(std::array::from_fn(|k| {
+            let key = keys.0[k].to_bits().max(self.0[k].to_bits() & ABS64);
+            f64::from_bits(key)
+        }))
+    }
+    #[inline(always)]
+    fn keys_at_most(keys: Self, limit: u64) -> bool {
+        keys.0.iter().all(|k| k.to_bits() <= limit)
+    }
+}
+
+/// The bits of `|v|` for an `f64`.
+const ABS64: u64 = u64::MAX >> 1;
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::F32s;
+    use super::{F32s, F64s, ABS64};
 
     const ABS: i32 = 0x7fff_ffff;
     const INFINITY_BITS: i32 = 0x7f80_0000;
@@ -231,7 +306,116 @@ mod x86 {
             }
         }
     }
+
+    /// Four `f64` lanes in an AVX2 register. Only used inside functions compiled for AVX2.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx2x64(__m256d);
+
+    // SAFETY (every method): as for `Avx2`.
+    impl F64s for Avx2x64 {
+        const LANES: usize = 4;
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> Self {
+            Avx2x64(unsafe { _mm256_loadu_pd(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f64) {
+            unsafe { _mm256_storeu_pd(p, self.0) }
+        }
+        #[inline(always)]
+        fn splat(x: f64) -> Self {
+            Avx2x64(unsafe { _mm256_set1_pd(x) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            Avx2x64(unsafe { _mm256_add_pd(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            Avx2x64(unsafe { _mm256_mul_pd(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn max_magnitude(self, keys: Self) -> Self {
+            unsafe {
+                let abs = _mm256_and_pd(
+                    self.0,
+                    _mm256_castsi256_pd(_mm256_set1_epi64x(ABS64 as i64)),
+                );
+                // Both are below 2⁶³, so the signed comparison orders them as unsigned.
+                let greater =
+                    _mm256_cmpgt_epi64(_mm256_castpd_si256(abs), _mm256_castpd_si256(keys.0));
+                Avx2x64(_mm256_blendv_pd(keys.0, abs, _mm256_castsi256_pd(greater)))
+            }
+        }
+        #[inline(always)]
+        fn keys_at_most(keys: Self, limit: u64) -> bool {
+            unsafe {
+                let above = _mm256_cmpgt_epi64(
+                    _mm256_castpd_si256(keys.0),
+                    _mm256_set1_epi64x(limit as i64),
+                );
+                _mm256_testz_si256(above, above) == 1
+            }
+        }
+        #[inline(always)]
+        fn prefetch(p: *const f64) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+    }
+
+    /// Eight `f64` lanes in an AVX-512 register. Only used inside functions compiled for AVX-512F.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512x64(__m512d);
+
+    // SAFETY (every method): as for `Avx512`.
+    impl F64s for Avx512x64 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> Self {
+            Avx512x64(unsafe { _mm512_loadu_pd(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f64) {
+            unsafe { _mm512_storeu_pd(p, self.0) }
+        }
+        #[inline(always)]
+        fn splat(x: f64) -> Self {
+            Avx512x64(unsafe { _mm512_set1_pd(x) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            Avx512x64(unsafe { _mm512_add_pd(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            Avx512x64(unsafe { _mm512_mul_pd(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn max_magnitude(self, keys: Self) -> Self {
+            unsafe {
+                let abs =
+                    _mm512_and_si512(_mm512_castpd_si512(self.0), _mm512_set1_epi64(ABS64 as i64));
+                Avx512x64(_mm512_castsi512_pd(_mm512_max_epu64(
+                    _mm512_castpd_si512(keys.0),
+                    abs,
+                )))
+            }
+        }
+        #[inline(always)]
+        fn keys_at_most(keys: Self, limit: u64) -> bool {
+            unsafe {
+                _mm512_cmpgt_epu64_mask(
+                    _mm512_castpd_si512(keys.0),
+                    _mm512_set1_epi64(limit as i64),
+                ) == 0
+            }
+        }
+        #[inline(always)]
+        fn prefetch(p: *const f64) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{Avx2, Avx512};
+pub(crate) use x86::{Avx2, Avx2x64, Avx512, Avx512x64};

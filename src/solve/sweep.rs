@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use crate::Element;
 
 use super::coefficients::{SweepCoefficients, OUT_SCALE};
-use super::simd::{self, F32s};
+use super::simd::{self, F32s, F64s};
 use super::{from_f64, to_f64, BlockSolver, Isa, RowBlock};
 use crate::threading::Par;
 use crate::Boundary;
@@ -77,12 +77,20 @@ impl Sweep {
     fn wide_strips<T: Element, const S: usize>(&self, block: &mut RowBlock<'_, T>) {
         let c = &self.coefficients;
         debug_assert_eq!(block.rows(), c.n);
-        block.for_each_strip::<S>(|origin, stride, width| match width {
-            // SAFETY: `for_each_strip` hands out `width` columns of every row of the block.
-            w if w == S => unsafe { wide_strip::<T, S>(c, origin, stride) },
-            8 => unsafe { wide_strip::<T, 8>(c, origin, stride) },
-            _ => unsafe { wide_strip::<T, 1>(c, origin, stride) },
-        });
+        let (origin, stride, width) = block.raw_parts();
+        let mut start = 0;
+        // SAFETY (each strip): columns `start..start + S` of every row of the block we borrow.
+        while start + S <= width {
+            unsafe { wide_strip::<T, S>(c, origin.add(start), stride) };
+            start += S;
+        }
+        while start + 4 <= width {
+            unsafe { wide_strip::<T, 4>(c, origin.add(start), stride) };
+            start += 4;
+        }
+        for start in start..width {
+            unsafe { wide_strip::<T, 1>(c, origin.add(start), stride) };
+        }
     }
 
     /// Both sweeps on every column of `block` in `f32` arithmetic, `K` vectors of `V` at a time.
@@ -132,6 +140,19 @@ impl Sweep {
                 _ => self.f32_vector_strips::<simd::Portable, 4>(block),
             };
         }
+        if !T::IS_F32 {
+            // SAFETY: `T` is `f64` (the sealed `Element` is `f32` or `f64`).
+            let block =
+                unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f64>>() };
+            // SAFETY (each build): the CPU runs `isa`, asserted above.
+            return match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { self.f64_strips_avx512(block) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { self.f64_strips_avx2(block) },
+                _ => self.f64_vector_strips::<simd::Portable64, 4>(block),
+            };
+        }
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe { self.wide_strips_avx512(block) },
@@ -151,6 +172,47 @@ impl Sweep {
     #[target_feature(enable = "avx2")]
     fn f32_strips_avx2(&self, block: &mut RowBlock<'_, f32>) {
         self.f32_vector_strips::<simd::Avx2, 4>(block)
+    }
+
+    /// Both sweeps on every column of an `f64` block, `K` vectors of `V` at a time.
+    #[inline(always)]
+    fn f64_vector_strips<V: F64s, const K: usize>(&self, block: &mut RowBlock<'_, f64>) {
+        let c = &self.coefficients;
+        debug_assert_eq!(block.rows(), c.n);
+        let (origin, stride, width) = block.raw_parts();
+        let mut start = 0;
+        // SAFETY (each strip): columns `start..start + S` of every row of the block we borrow.
+        while start + K * V::LANES <= width {
+            unsafe { f64_vector_strip::<V, K>(c, origin.add(start), stride) };
+            start += K * V::LANES;
+        }
+        if K > 4 && start + 4 * V::LANES <= width {
+            unsafe { f64_vector_strip::<V, 4>(c, origin.add(start), stride) };
+            start += 4 * V::LANES;
+        }
+        if K > 2 && start + 2 * V::LANES <= width {
+            unsafe { f64_vector_strip::<V, 2>(c, origin.add(start), stride) };
+            start += 2 * V::LANES;
+        }
+        while start + V::LANES <= width {
+            unsafe { f64_vector_strip::<V, 1>(c, origin.add(start), stride) };
+            start += V::LANES;
+        }
+        for start in start..width {
+            unsafe { wide_strip::<f64, 1>(c, origin.add(start), stride) };
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn f64_strips_avx512(&self, block: &mut RowBlock<'_, f64>) {
+        self.f64_vector_strips::<simd::Avx512x64, 8>(block)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn f64_strips_avx2(&self, block: &mut RowBlock<'_, f64>) {
+        self.f64_vector_strips::<simd::Avx2x64, 4>(block)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -613,6 +675,142 @@ unsafe fn wide_strip<T: Element, const S: usize>(
         wide_backward::<T, S, false>(c, row, acc);
     } else {
         wide_backward::<T, S, true>(c, row, acc);
+    }
+}
+
+/// Both sweeps of [`wide_strip`] on `K·V::LANES` columns of `f64` from `origin`, the carries
+/// held in `K` vector registers (see [`f32_vector_strip`]): the same operations in the same order,
+/// lane by lane.
+///
+/// # Safety
+/// As [`f32_strip`], with `S = K·V::LANES`.
+#[inline(always)]
+unsafe fn f64_vector_strip<V: F64s, const K: usize>(
+    c: &SweepCoefficients,
+    origin: *mut f64,
+    stride: isize,
+) {
+    // SAFETY (`load`, `store`): the caller vouches for `K·LANES` values from every row `i < n`.
+    let load = |i: usize| unsafe { load_row64::<V, K>(origin.offset(i as isize * stride)) };
+    let store =
+        |i: usize, v: &[V; K]| unsafe { store_row64(origin.offset(i as isize * stride), v) };
+    let (n, m) = (c.n, c.m);
+    let spiked = m < n;
+    let zero = V::splat(0.0);
+    let mut largest = [zero; K];
+    if spiked {
+        let g = load(n - 1);
+        for k in 0..K {
+            largest[k] = g[k].max_magnitude(largest[k]);
+        }
+    }
+    let mut z = [zero; K];
+    let mut acc = [zero; K];
+    for i in 0..m {
+        let ahead = origin.wrapping_offset((i + PREFETCH_ROWS).min(n - 1) as isize * stride);
+        for k in 0..K {
+            V::prefetch(ahead.wrapping_add(k * V::LANES));
+        }
+        let g = load(i);
+        let alpha = V::splat(c.alpha.get(i));
+        if i == 0 {
+            for k in 0..K {
+                largest[k] = g[k].max_magnitude(largest[k]);
+                z[k] = alpha.mul(g[k]);
+            }
+        } else {
+            let coupling = V::splat(c.coupling.get(i));
+            for k in 0..K {
+                largest[k] = g[k].max_magnitude(largest[k]);
+                z[k] = alpha.mul(g[k]).add(coupling.mul(z[k]));
+            }
+        }
+        store(i, &z);
+        let kappa = c.kappa.get(i);
+        if kappa != 0.0 {
+            let kappa = V::splat(kappa);
+            for k in 0..K {
+                acc[k] = acc[k].add(kappa.mul(z[k]));
+            }
+        }
+    }
+    // The `f64` key of `MAX/16` with every low bit set: `far_from_overflow` on the upper half.
+    let limit = (u64::from(magnitude_key(f64::MAX / 16.0)) << 32) | u64::from(u32::MAX);
+    if !largest.iter().all(|&l| V::keys_at_most(l, limit)) {
+        // Inputs near the largest float: the last row and the backward sweep lane by lane, clamped.
+        let mut sums = [0.0; 64];
+        for (k, a) in acc.iter().enumerate() {
+            // SAFETY: `sums` holds `K·LANES ≤ 64` values.
+            unsafe { a.store(sums.as_mut_ptr().add(k * V::LANES)) };
+        }
+        for (column, &sum) in sums[..K * V::LANES].iter().enumerate() {
+            // SAFETY: column `column` of the strip, valid for every row (the caller's contract).
+            let row = |i: usize| unsafe {
+                &mut *origin
+                    .offset(i as isize * stride)
+                    .add(column)
+                    .cast::<[f64; 1]>()
+            };
+            wide_backward::<f64, 1, true>(c, row, [sum]);
+        }
+        return;
+    }
+    let (beta, scale) = (V::splat(c.beta), V::splat(OUT_SCALE));
+    let mut x = [zero; K];
+    if spiked {
+        let g = load(n - 1);
+        let gamma = V::splat(c.gamma);
+        let mut out = [zero; K];
+        for k in 0..K {
+            acc[k] = acc[k].add(gamma.mul(g[k]));
+            x[k] = acc[k];
+            out[k] = scale.mul(x[k]);
+        }
+        store(n - 1, &out);
+    }
+    for i in (0..m).rev() {
+        let z = load(i);
+        let (coupling, mu) = (V::splat(c.coupling.get(i)), c.mu.get(i));
+        let mut out = [zero; K];
+        if mu == 0.0 {
+            for k in 0..K {
+                x[k] = beta.mul(z[k]).add(coupling.mul(x[k]));
+                out[k] = scale.mul(x[k]);
+            }
+        } else {
+            let mu = V::splat(mu);
+            for k in 0..K {
+                x[k] = beta.mul(z[k]).add(coupling.mul(x[k])).add(mu.mul(acc[k]));
+                out[k] = scale.mul(x[k]);
+            }
+        }
+        store(i, &out);
+    }
+}
+
+/// `K` vectors of `f64` from `p`.
+///
+/// # Safety
+/// `p .. p + K·LANES` must be valid for reads.
+#[inline(always)]
+unsafe fn load_row64<V: F64s, const K: usize>(p: *const f64) -> [V; K] {
+    let mut row = [V::splat(0.0); K];
+    for (k, v) in row.iter_mut().enumerate() {
+        // SAFETY: within the caller's range.
+        *v = unsafe { V::load(p.add(k * V::LANES)) };
+    }
+    row
+}
+
+/// Writes `K` vectors of `f64` to `p`.
+///
+/// # Safety
+/// `p .. p + K·LANES` must be valid for writes.
+#[inline(always)]
+unsafe fn store_row64<V: F64s, const K: usize>(p: *mut f64, row: &[V; K]) {
+    for (k, v) in row.iter().enumerate() {
+        // SAFETY: within the caller's range.
+        unsafe { v.store(p.add(k * V::LANES)) };
     }
 }
 
