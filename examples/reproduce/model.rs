@@ -125,7 +125,7 @@ pub struct Conv<A> {
 }
 
 impl<A: Real> Conv<A> {
-    /// PyTorch's default initialisation: weight and bias uniform in ±1/√fan_in.
+    /// A 1-D convolution: weight `[C_out, C_in, k]`, initialised as [`Conv::init`] says.
     pub fn conv1d(
         rng: &mut impl Rng,
         in_channels: usize,
@@ -134,19 +134,15 @@ impl<A: Real> Conv<A> {
         stride: usize,
         padding: usize,
     ) -> Self {
-        let fan_in = in_channels * kernel;
-        Conv {
-            weight: uniform(rng, &[out_channels, in_channels, kernel], fan_in),
-            bias: uniform(rng, &[out_channels], fan_in),
-            geometry: Geometry {
-                kernel: (1, kernel),
-                stride: (1, stride),
-                padding: (0, padding),
-            },
-        }
+        let geometry = Geometry {
+            kernel: (1, kernel),
+            stride: (1, stride),
+            padding: (0, padding),
+        };
+        Self::init(rng, &[out_channels, in_channels, kernel], geometry)
     }
 
-    /// PyTorch's default initialisation: weight and bias uniform in ±1/√fan_in.
+    /// A 2-D convolution: weight `[C_out, C_in, k, k]`, initialised as [`Conv::init`] says.
     pub fn conv2d(
         rng: &mut impl Rng,
         in_channels: usize,
@@ -155,15 +151,22 @@ impl<A: Real> Conv<A> {
         stride: usize,
         padding: usize,
     ) -> Self {
-        let fan_in = in_channels * kernel * kernel;
+        let geometry = Geometry {
+            kernel: (kernel, kernel),
+            stride: (stride, stride),
+            padding: (padding, padding),
+        };
+        Self::init(rng, &[out_channels, in_channels, kernel, kernel], geometry)
+    }
+
+    /// PyTorch's default initialisation: weight, then bias, uniform in ±1/√fan_in, where fan_in
+    /// is the size of one output channel's weight.
+    fn init(rng: &mut impl Rng, weight_shape: &[usize], geometry: Geometry) -> Self {
+        let fan_in = weight_shape[1..].iter().product();
         Conv {
-            weight: uniform(rng, &[out_channels, in_channels, kernel, kernel], fan_in),
-            bias: uniform(rng, &[out_channels], fan_in),
-            geometry: Geometry {
-                kernel: (kernel, kernel),
-                stride: (stride, stride),
-                padding: (padding, padding),
-            },
+            weight: uniform(rng, weight_shape, fan_in),
+            bias: uniform(rng, &weight_shape[..1], fan_in),
+            geometry,
         }
     }
 
