@@ -386,7 +386,7 @@ fn correlations(checkpoints: &[Checkpoint]) -> Result<Vec<Correlation>, BoxError
 
 /// Writes `bytes` to `path` atomically (a temporary file in the same folder, then a rename).
 pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), BoxError> {
-    plots::figure::write_atomically(path, |out| Ok(out.write_all(bytes.as_ref())?))
+    chandir_cli::figure::write_atomically(path, |out| Ok(out.write_all(bytes.as_ref())?))
 }
 
 fn checkpoint_bytes(

@@ -2,10 +2,7 @@
 //! accuracy histograms over seeds (the paper's Fig 5), training and validation accuracy per epoch
 //! at the tuned settings (Figs 4, 8, 9), validation accuracy vs λ (Fig 6) and vs learning rate.
 //! Their look (palette, line styles, legend beside the chart, atomic output) is shared with the
-//! `chandir` command: `cli/src/figure.rs`, included here.
-
-#[path = "../../cli/src/figure.rs"]
-pub mod figure;
+//! `chandir` command: `chandir_cli::figure` (`cli/src/figure.rs`).
 
 use std::ops::Range;
 use std::path::Path;
@@ -18,7 +15,7 @@ use crate::data::{BoxError, DataKind};
 use crate::protocol::{Method, Tuned};
 use crate::report::Study;
 use crate::stats;
-use figure::{colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
+use chandir_cli::figure::{self, colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
 
 /// A chart with a log x axis ticked at chosen values and a linear y axis.
 type LogXChart<'a, 'b> =
