@@ -10,8 +10,7 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 // The shared writer of output files (and the figures' look, unused here).
-#[path = "../cli/src/figure.rs"]
-mod figure;
+use chandir_cli::figure;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

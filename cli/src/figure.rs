@@ -1,11 +1,9 @@
 //! The one place for the figures' look, shared by the `chandir` command (`cli/src/plots.rs`) and
-//! the study (`examples/reproduce/plots.rs`, which includes this file with `#[path]`): a palette
-//! without light colours, line styles that keep coinciding curves apart (dashes, markers, draw
-//! order), a legend beside the chart instead of on the data, axis helpers, and atomic output.
+//! the study (`examples/reproduce/plots.rs`): a palette without light colours, line styles that
+//! keep coinciding curves apart (dashes, markers, draw order), a legend beside the chart instead
+//! of on the data, axis helpers, and atomic output.
 //!
 //! It lives in the CLI crate because the CLI is what ships it; the study is not published.
-
-#![allow(dead_code)] // each includer uses a different part
 
 use std::io::Write;
 use std::ops::Range;
@@ -42,9 +40,13 @@ pub fn colour(index: usize) -> RGBColor {
 /// coincide with, so that every curve stays visible.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dash {
+    /// An unbroken line.
     Solid,
+    /// Long dashes, short gaps.
     Long,
+    /// Medium dashes.
     Dashed,
+    /// Dots.
     Dotted,
 }
 
@@ -63,11 +65,17 @@ impl Dash {
 /// The marker drawn on a curve's points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Marker {
+    /// No marker: the line alone.
     None,
+    /// A filled circle.
     Circle,
+    /// A filled triangle.
     Triangle,
+    /// A filled square.
     Square,
+    /// A filled diamond.
     Diamond,
+    /// A cross.
     Cross,
 }
 
@@ -83,8 +91,11 @@ const DASHES: [Dash; 4] = [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::Long];
 /// A curve's colour, line and marker.
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
+    /// The colour of line and marker.
     pub colour: RGBColor,
+    /// How the line is drawn.
     pub dash: Dash,
+    /// The marker on each point.
     pub marker: Marker,
 }
 
@@ -110,8 +121,11 @@ impl Style {
 
 /// A named curve.
 pub struct Curve {
+    /// Its legend entry.
     pub label: String,
+    /// The (x, y) points, in drawing order.
     pub points: Vec<(f64, f64)>,
+    /// How it is drawn.
     pub style: Style,
 }
 
@@ -130,11 +144,14 @@ pub enum Sample {
 
 /// One line of a legend.
 pub struct Entry {
+    /// The text.
     pub label: String,
+    /// What is drawn before the text.
     pub sample: Sample,
 }
 
 impl Entry {
+    /// A legend line of `label` after `sample`.
     pub fn new(label: impl Into<String>, sample: Sample) -> Entry {
         Entry {
             label: label.into(),

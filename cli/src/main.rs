@@ -1,7 +1,6 @@
 //! `chandir`: weight-correlation analysis of stored CNN weights, impulse responses of the metrics,
 //! and channel-directed smoothing of stored tensors (Lao et al., arXiv 2008.10766).
 
-mod figure;
 #[cfg(test)]
 mod fuzz;
 mod plots;
@@ -16,6 +15,7 @@ use chandir::analysis::{
     impulse_response, output_vs_input, slice_moments, AxisCorrelation, LayerCorrelation,
 };
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use chandir_cli::figure;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 

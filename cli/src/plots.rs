@@ -2,9 +2,11 @@
 //! deviation (Fig 14), histograms of pairwise correlations (Fig 13) and metric kernels (Fig 2).
 //! Their look (palette, line styles, legend beside the chart) comes from [`crate::figure`].
 
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::figure::{
@@ -17,6 +19,33 @@ const SIZE: (u32, u32) = (1000, 600);
 fn write(path: &Path, svg: std::result::Result<String, figure::Error>) -> Result<()> {
     let svg = svg.map_err(|error| anyhow!("cannot draw {}: {error}", path.display()))?;
     figure::save(path, &svg).map_err(|error| anyhow!(error))
+}
+
+/// A chart on linear axes.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Every figure's frame: margins, label areas, and both axes described and ticked by
+/// [`tick_label`].
+fn chart<'a, 'b>(
+    area: &'a figure::Area<'b>,
+    x: Range<f64>,
+    y: Range<f64>,
+    x_label: &str,
+    y_label: &str,
+) -> std::result::Result<Chart<'a, 'b>, figure::Error> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|x| tick_label(*x))
+        .y_label_formatter(&|y| tick_label(*y))
+        .draw()?;
+    Ok(chart)
 }
 
 /// Curves against a shared x axis, the legend beside the chart. Curves with no finite point are
@@ -41,18 +70,7 @@ pub fn lines(
             .map(|curve| Entry::new(format!("no data: {}", curve.label), Sample::Note)),
     );
     let svg = figure::render(SIZE, title, &legend, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_range, y_range)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&|x| tick_label(*x))
-            .y_label_formatter(&|y| tick_label(*y))
-            .draw()?;
+        let mut chart = chart(area, x_range, y_range, x_label, y_label)?;
         figure::draw_curves(&mut chart, &drawn)
     });
     write(path, svg)
@@ -75,18 +93,7 @@ pub fn scatter(
         .map(|(index, (label, _))| Entry::new(label.clone(), Sample::Point(Style::nth(index))))
         .collect();
     let svg = figure::render(SIZE, title, &legend, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_range, y_range)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&|x| tick_label(*x))
-            .y_label_formatter(&|y| tick_label(*y))
-            .draw()?;
+        let chart = chart(area, x_range, y_range, x_label, y_label)?;
         for (index, (_, points)) in clouds.iter().enumerate() {
             let style = Style::nth(index);
             for &point in &figure::finite(points) {
@@ -139,18 +146,7 @@ pub fn histograms(
         .collect();
     let svg = figure::render(SIZE, title, &legend, |area| {
         // A margin around [−1, 1], so that the outermost bars and their outlines are not cut.
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-1.08..1.08, 0.0..top)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc("fraction of pairs")
-            .x_label_formatter(&|x| tick_label(*x))
-            .y_label_formatter(&|y| tick_label(*y))
-            .draw()?;
+        let mut chart = chart(area, -1.08..1.08, 0.0..top, x_label, "fraction of pairs")?;
         for (index, fraction) in fractions.iter().enumerate() {
             let edges: Vec<f64> = (0..=bins).map(|bin| -1.0 + bin as f64 * width).collect();
             figure::draw_bars(&mut chart, &edges, fraction, colour(index))?;

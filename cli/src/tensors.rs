@@ -244,35 +244,27 @@ fn safetensors_headers(bytes: &[u8]) -> Result<Vec<TensorHeader>> {
 
 fn decode_safetensor(dtype: Dtype, shape: &[usize], data: &[u8]) -> Result<Tensor> {
     let shape = shape.to_vec();
-    // Safetensors data is little-endian and need not be aligned: decode chunk by chunk.
-    let tensor = match dtype {
-        Dtype::F64 => Tensor::F64(ArrayD::from_shape_vec(
-            shape,
-            data.chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        )?),
-        Dtype::F32 => Tensor::F32(ArrayD::from_shape_vec(
-            shape,
-            data.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        )?),
-        Dtype::F16 => Tensor::F32(ArrayD::from_shape_vec(
-            shape,
-            data.chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        )?),
-        Dtype::BF16 => Tensor::F32(ArrayD::from_shape_vec(
-            shape,
-            data.chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        )?),
+    let values = match dtype {
+        Dtype::F64 => {
+            return Ok(Tensor::F64(ArrayD::from_shape_vec(
+                shape,
+                little_endian(data, f64::from_le_bytes),
+            )?))
+        }
+        Dtype::F32 => little_endian(data, f32::from_le_bytes),
+        Dtype::F16 => little_endian(data, |b| half::f16::from_le_bytes(b).to_f32()),
+        Dtype::BF16 => little_endian(data, |b| half::bf16::from_le_bytes(b).to_f32()),
         other => bail!("unsupported element type {other:?} (F16, BF16, F32 or F64 needed)"),
     };
-    Ok(tensor)
+    Ok(Tensor::F32(ArrayD::from_shape_vec(shape, values)?))
+}
+
+/// Decodes `data` as consecutive `N`-byte values. Safetensors data is little-endian and need not
+/// be aligned: decoded chunk by chunk.
+fn little_endian<T, const N: usize>(data: &[u8], decode: impl Fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|chunk| decode(chunk.try_into().expect("chunks_exact yields N bytes")))
+        .collect()
 }
 
 /// Writes `tensor` to `path` as `.npy`, in its own precision, atomically: a failed write (a full

@@ -22,7 +22,6 @@ mod runner;
 mod stats;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ use ndarray::ArrayD;
 
 use data::{BoxError, DataKind, Dataset};
 use protocol::{Grid, Method, RunSpec, Setting, TestSplit, Tuned};
-use report::{Correlation, Evaluated, LambdaZero, Stability, Study};
+use report::{Correlation, Evaluated, LambdaZero, Stability, Study, README_BEGIN, README_END};
 use runner::Job;
 
 /// The batch size of the headline comparison (the default run): small batches give the noisy
@@ -38,8 +37,6 @@ use runner::Job;
 const HEADLINE_BATCH: usize = 8;
 /// Seeds of the final evaluation (fresh: the tuning seeds are 1000 and up).
 const EVAL_SEEDS: u64 = 10;
-const README_BEGIN: &str = "<!-- reproduce:results:begin -->";
-const README_END: &str = "<!-- reproduce:results:end -->";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -147,32 +144,6 @@ impl Plan {
     }
 }
 
-/// Every candidate of the tuning: validation accuracy (mean and std over the tuning seeds) at
-/// each epoch the method may stop at.
-fn tuning_grid_csv(grid: &Grid, tuned: &[Tuned]) -> String {
-    let mut out = String::from(
-        "dataset,batch,method,lr,lambda,epochs,validation_mean,validation_std,diverged_seeds\n",
-    );
-    for t in tuned {
-        for (c, mean, std, diverged) in &t.candidates {
-            for e in grid.epoch_choices(t.data, t.batch) {
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{},{e},{:.6},{:.6},{diverged}",
-                    t.data.slug(),
-                    t.batch,
-                    t.method.slug(),
-                    c.lr,
-                    c.lambda,
-                    mean[e - 1],
-                    std[e - 1],
-                );
-            }
-        }
-    }
-    out
-}
-
 /// The settings in a `tuning.csv`, if it was tuned with `grid` and has every (cell, method).
 fn load_tuning(path: &Path, plan: &Plan) -> Option<Vec<Tuned>> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -246,15 +217,7 @@ fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evalua
             eval_keys.push((d, b, m, jobs.len()));
             for &seed in &plan.eval_seeds {
                 jobs.push(Job {
-                    spec: RunSpec {
-                        data: d,
-                        batch: b,
-                        method: m,
-                        lr: s.lr,
-                        lambda: s.lambda,
-                        epochs: s.epochs,
-                        seed,
-                    },
+                    spec: RunSpec::at(d, b, m, s, seed),
                     test: TestSplit::ReadOnceAtTheEnd,
                     keep_params: seed == plan.eval_seeds[0]
                         && matches!(m, Method::Sgd | Method::SgdH1Output),
@@ -271,15 +234,7 @@ fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evalua
                 stability_keys.push((d, b, m, s, lr, jobs.len()));
                 for &seed in &plan.eval_seeds {
                     jobs.push(Job {
-                        spec: RunSpec {
-                            data: d,
-                            batch: b,
-                            method: m,
-                            lr,
-                            lambda: s.lambda,
-                            epochs: s.epochs,
-                            seed,
-                        },
+                        spec: RunSpec::at(d, b, m, Setting { lr, ..s }, seed),
                         test: TestSplit::Untouched,
                         keep_params: false,
                     });
@@ -304,15 +259,17 @@ fn evaluate(datasets: &[Dataset], plan: &Plan, tuned: &[Tuned]) -> Result<Evalua
                 .map_or(0.01, |t| t.chosen.lr);
             zero_keys.push((d, b, m, jobs.len()));
             jobs.push(Job {
-                spec: RunSpec {
-                    data: d,
-                    batch: b,
-                    method: m,
-                    lr,
-                    lambda: 0.0,
-                    epochs: 1,
-                    seed: 0,
-                },
+                spec: RunSpec::at(
+                    d,
+                    b,
+                    m,
+                    Setting {
+                        lr,
+                        lambda: 0.0,
+                        epochs: 1,
+                    },
+                    0,
+                ),
                 test: TestSplit::Untouched,
                 keep_params: true,
             });
@@ -429,7 +386,7 @@ fn correlations(checkpoints: &[Checkpoint]) -> Result<Vec<Correlation>, BoxError
 
 /// Writes `bytes` to `path` atomically (a temporary file in the same folder, then a rename).
 pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), BoxError> {
-    plots::figure::write_atomically(path, |out| Ok(out.write_all(bytes.as_ref())?))
+    chandir_cli::figure::write_atomically(path, |out| Ok(out.write_all(bytes.as_ref())?))
 }
 
 fn checkpoint_bytes(
@@ -454,128 +411,6 @@ fn checkpoint_bytes(
     // byte-identical from run to run
     let info = HashMap::from([("chandir_study".to_owned(), description)]);
     Ok(safetensors::serialize(views, Some(info))?)
-}
-
-fn results_markdown(study: &Study, claims: &[report::Claim], figures: &[String]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Channel-directed gradients: the study\n\n\
-         `cargo run --release --example reproduce{}` — mode: {}; wall time {:.0} s on {} threads \
-         (load average at the start: {}).\n\n## Claims\n\n{}\n{}\n\n## Protocol\n\n{}\n\n\
-         ## Test accuracy at the tuned settings\n\nOver {} seeds; differences and std ratios are \
-         against the same method's plain optimizer (SGD or Adam), seed by seed.\n\n{}\n\
-         ## Tuned settings (validation only)\n\n{}",
-        study.command,
-        study.mode,
-        study.wall_seconds,
-        study.threads,
-        study.load,
-        report::claims_table(claims),
-        report::verdict_rules(),
-        report::protocol_text(study),
-        study.eval_seeds,
-        report::results_table(study),
-        report::tuning_table(study),
-    );
-    if !study.stability.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n## Stability: seeds that train, by learning rate\n\n{}",
-            report::stability_table(study)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n## λ = 0 is the plain optimizer\n\n{}",
-        report::lambda_zero_table(study)
-    );
-    if !study.correlation.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n## Weight correlation (paper Fig 11)\n\nMean Pearson correlation of weight slices at \
-             channel distance d, seed 0, along the output (out) and input (in) axis.\n\n{}",
-            report::correlation_table(study)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n## Figures\n\n{}",
-        figures
-            .iter()
-            .map(|f| format!("- [{f}]({f})"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    out
-}
-
-fn readme_section(study: &Study, claims: &[report::Claim], figures: &[String]) -> String {
-    // file names, not links: relative links break on crates.io, where results/ is not shipped
-    let link = |f: &str| format!("`{f}`");
-    let figs = |prefix: &str| {
-        figures
-            .iter()
-            .filter(|f| f.starts_with(prefix))
-            .map(|f| link(f))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut out = format!(
-        "{README_BEGIN}\n<!-- written by `cargo run --release --example reproduce -- {}--snapshot`; \
-         do not edit by hand -->\n\n\
-         This snapshot: `cargo run --release --example reproduce{}` (mode: {}), wall time {:.0} s \
-         ({:.0} min) on {} threads of this 2-core machine (load average at the start: {}). All of \
-         it is in `results/results.md` of the source repository (not part of the crates.io \
-         package), with the tuned settings, per-run CSVs and figures.\n\n{}\n{}\n\n**Protocol.** {}\n\n\
-         **Test accuracy at the tuned settings** ({} seeds; − baseline: paired difference from \
-         the plain optimizer, percentage points, 95 % CI):\n\n{}",
-        if study.mode.starts_with("full") {
-            "--full "
-        } else {
-            ""
-        },
-        study.command,
-        study.mode,
-        study.wall_seconds,
-        study.wall_seconds / 60.0,
-        study.threads,
-        study.load,
-        report::claims_table(claims),
-        report::verdict_rules(),
-        report::protocol_text(study),
-        study.eval_seeds,
-        report::results_table(study),
-    );
-    if !study.stability.is_empty() {
-        let _ = write!(
-            out,
-            "\n**Stability**: of {} seeds, how many train at each learning rate:\n\n{}",
-            study.eval_seeds,
-            report::stability_table(study)
-        );
-    }
-    if !study.correlation.is_empty() {
-        let _ = write!(
-            out,
-            "\n**Weight correlation** (paper Fig 11): mean Pearson correlation of weight slices at \
-             channel distance d along the output (out) and input (in) axis, seed 0 of SGD and of SGD \
-             + H1 output:\n\n{}",
-            report::correlation_table(study)
-        );
-    }
-    let _ = write!(
-        out,
-        "\nFigures (SVG, in `results/`): paired differences with CIs ({}), accuracy histograms over seeds, paper \
-         Fig 5 ({}), train and validation accuracy per epoch at the tuned settings ({}), validation \
-         accuracy vs λ (Fig 6: {}) and vs learning rate ({}).\n{README_END}",
-        figs("diffs_"),
-        figs("hist_"),
-        figs("curves_"),
-        figs("lambda_"),
-        figs("lr_"),
-    );
-    out
 }
 
 /// Replaces the text between the README's markers.
@@ -827,18 +662,18 @@ fn main() -> Result<(), BoxError> {
     if study.tuned.iter().any(|t| !t.candidates.is_empty()) {
         write_atomic(
             &out_dir.join("tuning_grid.csv"),
-            tuning_grid_csv(grid, &study.tuned),
+            report::tuning_grid_csv(grid, &study.tuned),
         )?;
     }
     let figures = plots::write_all(&out_dir, &study)?;
     write_atomic(
         &out_dir.join("results.md"),
-        results_markdown(&study, &claims, &figures),
+        report::results_markdown(&study, &claims, &figures),
     )?;
     if args.snapshot {
         update_readme(
             &manifest.join("README.md"),
-            &readme_section(&study, &claims, &figures),
+            &report::readme_section(&study, &claims, &figures),
         )?;
     }
 

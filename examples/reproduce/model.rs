@@ -125,7 +125,7 @@ pub struct Conv<A> {
 }
 
 impl<A: Real> Conv<A> {
-    /// PyTorch's default initialisation: weight and bias uniform in ±1/√fan_in.
+    /// A 1-D convolution: weight `[C_out, C_in, k]`, initialised as [`Conv::init`] says.
     pub fn conv1d(
         rng: &mut impl Rng,
         in_channels: usize,
@@ -134,19 +134,15 @@ impl<A: Real> Conv<A> {
         stride: usize,
         padding: usize,
     ) -> Self {
-        let fan_in = in_channels * kernel;
-        Conv {
-            weight: uniform(rng, &[out_channels, in_channels, kernel], fan_in),
-            bias: uniform(rng, &[out_channels], fan_in),
-            geometry: Geometry {
-                kernel: (1, kernel),
-                stride: (1, stride),
-                padding: (0, padding),
-            },
-        }
+        let geometry = Geometry {
+            kernel: (1, kernel),
+            stride: (1, stride),
+            padding: (0, padding),
+        };
+        Self::init(rng, &[out_channels, in_channels, kernel], geometry)
     }
 
-    /// PyTorch's default initialisation: weight and bias uniform in ±1/√fan_in.
+    /// A 2-D convolution: weight `[C_out, C_in, k, k]`, initialised as [`Conv::init`] says.
     pub fn conv2d(
         rng: &mut impl Rng,
         in_channels: usize,
@@ -155,15 +151,22 @@ impl<A: Real> Conv<A> {
         stride: usize,
         padding: usize,
     ) -> Self {
-        let fan_in = in_channels * kernel * kernel;
+        let geometry = Geometry {
+            kernel: (kernel, kernel),
+            stride: (stride, stride),
+            padding: (padding, padding),
+        };
+        Self::init(rng, &[out_channels, in_channels, kernel, kernel], geometry)
+    }
+
+    /// PyTorch's default initialisation: weight, then bias, uniform in ±1/√fan_in, where fan_in
+    /// is the size of one output channel's weight.
+    fn init(rng: &mut impl Rng, weight_shape: &[usize], geometry: Geometry) -> Self {
+        let fan_in = weight_shape[1..].iter().product();
         Conv {
-            weight: uniform(rng, &[out_channels, in_channels, kernel, kernel], fan_in),
-            bias: uniform(rng, &[out_channels], fan_in),
-            geometry: Geometry {
-                kernel: (kernel, kernel),
-                stride: (stride, stride),
-                padding: (padding, padding),
-            },
+            weight: uniform(rng, weight_shape, fan_in),
+            bias: uniform(rng, &weight_shape[..1], fan_in),
+            geometry,
         }
     }
 
@@ -451,18 +454,7 @@ impl<A: Real> Network<A> {
             .iter()
             .fold(length, |n, c| c.geometry.output_size(1, n).1);
         let fc = Linear::new(rng, channels * out_len, classes);
-        Network {
-            layers: vec![
-                ("conv1".into(), Layer::Conv(conv1)),
-                ("relu1".into(), Layer::Relu),
-                ("conv2".into(), Layer::Conv(conv2)),
-                ("relu2".into(), Layer::Relu),
-                ("conv3".into(), Layer::Conv(conv3)),
-                ("relu3".into(), Layer::Relu),
-                ("flatten".into(), Layer::Flatten),
-                ("fc".into(), Layer::Linear(fc)),
-            ],
-        }
+        Network::conv_net([(conv1, false), (conv2, false), (conv3, false)], fc)
     }
 
     /// A small 2-D CNN for `[B, 1, side, side]` images: 3×3 conv (16) + ReLU, 3×3 stride-2 conv
@@ -473,16 +465,7 @@ impl<A: Real> Network<A> {
         let (h, w) = conv1.geometry.output_size(side, side);
         let (h, w) = conv2.geometry.output_size(h, w);
         let fc = Linear::new(rng, 32 * h * w, classes);
-        Network {
-            layers: vec![
-                ("conv1".into(), Layer::Conv(conv1)),
-                ("relu1".into(), Layer::Relu),
-                ("conv2".into(), Layer::Conv(conv2)),
-                ("relu2".into(), Layer::Relu),
-                ("flatten".into(), Layer::Flatten),
-                ("fc".into(), Layer::Linear(fc)),
-            ],
-        }
+        Network::conv_net([(conv1, false), (conv2, false)], fc)
     }
 
     /// The MNIST network for `[B, 1, 28, 28]` images: 3×3 conv (16) + ReLU + 2×2 max pool, 3×3
@@ -494,17 +477,23 @@ impl<A: Real> Network<A> {
         let (h, w) = conv1.geometry.output_size(side, side);
         let (h, w) = conv2.geometry.output_size(h / 2, w / 2);
         let fc = Linear::new(rng, 32 * h * w, classes);
-        Network {
-            layers: vec![
-                ("conv1".into(), Layer::Conv(conv1)),
-                ("relu1".into(), Layer::Relu),
-                ("pool1".into(), Layer::MaxPool2),
-                ("conv2".into(), Layer::Conv(conv2)),
-                ("relu2".into(), Layer::Relu),
-                ("flatten".into(), Layer::Flatten),
-                ("fc".into(), Layer::Linear(fc)),
-            ],
+        Network::conv_net([(conv1, true), (conv2, false)], fc)
+    }
+
+    /// Conv layer `k` (from 1), a ReLU and, where its flag says so, a 2×2 max pool, for each conv;
+    /// then the linear head. Named `conv{k}`, `relu{k}`, `pool{k}`, `flatten`, `fc`.
+    fn conv_net<const N: usize>(convs: [(Conv<A>, bool); N], fc: Linear<A>) -> Self {
+        let mut layers = Vec::new();
+        for (k, (conv, pool)) in (1..).zip(convs) {
+            layers.push((format!("conv{k}"), Layer::Conv(conv)));
+            layers.push((format!("relu{k}"), Layer::Relu));
+            if pool {
+                layers.push((format!("pool{k}"), Layer::MaxPool2));
+            }
         }
+        layers.push(("flatten".into(), Layer::Flatten));
+        layers.push(("fc".into(), Layer::Linear(fc)));
+        Network { layers }
     }
 
     /// Logits `[B, classes]` and the caches for [`Network::backward`].

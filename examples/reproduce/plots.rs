@@ -2,13 +2,12 @@
 //! accuracy histograms over seeds (the paper's Fig 5), training and validation accuracy per epoch
 //! at the tuned settings (Figs 4, 8, 9), validation accuracy vs λ (Fig 6) and vs learning rate.
 //! Their look (palette, line styles, legend beside the chart, atomic output) is shared with the
-//! `chandir` command: `cli/src/figure.rs`, included here.
+//! `chandir` command: `chandir_cli::figure` (`cli/src/figure.rs`).
 
-#[path = "../../cli/src/figure.rs"]
-pub mod figure;
-
+use std::ops::Range;
 use std::path::Path;
 
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -16,7 +15,11 @@ use crate::data::{BoxError, DataKind};
 use crate::protocol::{Method, Tuned};
 use crate::report::Study;
 use crate::stats;
-use figure::{colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
+use chandir_cli::figure::{self, colour, tick_label, Curve, Dash, Entry, Marker, Sample, Style};
+
+/// A chart with a log x axis ticked at chosen values and a linear y axis.
+type LogXChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<WithKeyPoints<LogCoord<f64>>, RangedCoordf64>>;
 
 /// One point of an error-bar series: mean ± std of accuracies (fractions) at `x`.
 struct Point {
@@ -420,21 +423,7 @@ fn lambda_plot(
         &format!("Validation accuracy vs λ (SGD + H1 output, lr {lr}) — {title}"),
         &legend,
         |area| {
-            let mut chart = ChartBuilder::on(area)
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(50)
-                .build_cartesian_2d(
-                    (l_lo..l_hi).log_scale().with_key_points(lambdas.clone()),
-                    lo..hi,
-                )?;
-            chart
-                .configure_mesh()
-                .x_desc("λ")
-                .x_label_formatter(&|v| tick_label(*v))
-                .y_label_formatter(&|y| tick_label(*y))
-                .y_desc("validation accuracy % (mean ± std, tuning seeds)")
-                .draw()?;
+            let mut chart = log_x_chart(area, l_lo..l_hi, &lambdas, lo..hi, "λ")?;
             if let Some(p) = &baseline {
                 let (m, s) = (100.0 * p.mean, 100.0 * p.std);
                 chart.draw_series(std::iter::once(Rectangle::new(
@@ -497,21 +486,13 @@ fn lr_plot(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<St
         &format!("Validation accuracy vs learning rate — {title}"),
         &legend,
         |area| {
-            let mut chart = ChartBuilder::on(area)
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(50)
-                .build_cartesian_2d(
-                    (x_lo..x_hi).log_scale().with_key_points(lrs.clone()),
-                    lo..hi,
-                )?;
-            chart
-                .configure_mesh()
-                .x_desc("learning rate (SGD, momentum 0.9)")
-                .x_label_formatter(&|v| tick_label(*v))
-                .y_label_formatter(&|y| tick_label(*y))
-                .y_desc("validation accuracy % (mean ± std, tuning seeds)")
-                .draw()?;
+            let mut chart = log_x_chart(
+                area,
+                x_lo..x_hi,
+                &lrs,
+                lo..hi,
+                "learning rate (SGD, momentum 0.9)",
+            )?;
             // Series side by side at each rate (2 % apart), so that error bars do not hide each other.
             let middle = (series.len() as f64 - 1.0) / 2.0;
             for (index, ((_, points), &style)) in series.iter().zip(&styles).enumerate() {
@@ -522,6 +503,30 @@ fn lr_plot(out: &Path, slug: &str, title: &str, methods: &[&Tuned]) -> Result<St
         },
     )?;
     save(out, format!("lr_{slug}.svg"), &svg)
+}
+
+/// The chart of validation accuracy (mean ± std over the tuning seeds) against a grid
+/// parameter: log x axis with a tick at every value of `grid`.
+fn log_x_chart<'a, 'b>(
+    area: &'a figure::Area<'b>,
+    x: Range<f64>,
+    grid: &[f64],
+    y: Range<f64>,
+    x_desc: &str,
+) -> Result<LogXChart<'a, 'b>, figure::Error> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x.log_scale().with_key_points(grid.to_vec()), y)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|y| tick_label(*y))
+        .y_desc("validation accuracy % (mean ± std, tuning seeds)")
+        .draw()?;
+    Ok(chart)
 }
 
 /// Means joined by a line, with ± std error bars and the style's markers (the legend's); each x

@@ -10,7 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use chandir::optim::{AdamConfig, ChannelDirectedOptimizer, Optimizer, ParamStates, SgdConfig};
+use chandir::optim::{
+    AdamConfig, ChannelDirectedOptimizer, DynOptimizer, Optimizer, ParamStates, SgdConfig,
+};
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::ArrayD;
 use rand::seq::SliceRandom;
@@ -136,6 +138,27 @@ pub struct RunSpec {
     pub seed: u64,
 }
 
+impl RunSpec {
+    /// `method` on (data, batch) at `setting`, from `seed`.
+    pub fn at(
+        data: DataKind,
+        batch: usize,
+        method: Method,
+        setting: Setting,
+        seed: u64,
+    ) -> RunSpec {
+        RunSpec {
+            data,
+            batch,
+            method,
+            lr: setting.lr,
+            lambda: setting.lambda,
+            epochs: setting.epochs,
+            seed,
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -172,39 +195,33 @@ pub fn train(
     keep_params: bool,
 ) -> Result<Outcome, BoxError> {
     assert_eq!(data.kind, spec.data, "the run belongs to another data set");
-    let cd = spec.method.preconditioner(spec.lambda);
-    match spec.method.optimizer() {
-        OptimizerKind::Sgd => {
-            let sgd = SgdConfig {
+    // one training loop for both optimizers: the boxed optimizer steps exactly as the typed one
+    let inner: Box<dyn DynOptimizer<f32>> = match spec.method.optimizer() {
+        OptimizerKind::Sgd => Box::new(
+            SgdConfig {
                 lr: spec.lr,
                 momentum: SGD_MOMENTUM,
                 weight_decay: SGD_WEIGHT_DECAY,
                 ..Default::default()
             }
-            .init()?;
-            train_with(
-                data,
-                spec,
-                test,
-                keep_params,
-                ChannelDirectedOptimizer::new(sgd, cd),
-            )
-        }
-        OptimizerKind::Adam => {
-            let adam = AdamConfig {
+            .init()?,
+        ),
+        OptimizerKind::Adam => Box::new(
+            AdamConfig {
                 lr: spec.lr,
                 ..Default::default()
             }
-            .init()?;
-            train_with(
-                data,
-                spec,
-                test,
-                keep_params,
-                ChannelDirectedOptimizer::new(adam, cd),
-            )
-        }
-    }
+            .init()?,
+        ),
+    };
+    let cd = spec.method.preconditioner(spec.lambda);
+    train_with(
+        data,
+        spec,
+        test,
+        keep_params,
+        ChannelDirectedOptimizer::new(inner, cd),
+    )
 }
 
 /// The initial network and the batch-order generator of `seed`: the same for every method.
@@ -408,15 +425,14 @@ pub fn tuning_runs(grid: &Grid, data: DataKind, batch: usize, method: Method) ->
     grid.candidates(method, batch)
         .into_iter()
         .flat_map(|c| {
-            grid.tuning_seeds.iter().map(move |&seed| RunSpec {
-                data,
-                batch,
-                method,
+            let setting = Setting {
                 lr: c.lr,
                 lambda: c.lambda,
                 epochs,
-                seed,
-            })
+            };
+            grid.tuning_seeds
+                .iter()
+                .map(move |&seed| RunSpec::at(data, batch, method, setting, seed))
         })
         .collect()
 }

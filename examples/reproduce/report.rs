@@ -149,21 +149,26 @@ impl Study {
 
     /// Paired difference `a − b` per configuration where both were evaluated.
     pub fn differences(&self, a: Method, b: Method) -> Vec<(DataKind, usize, Interval)> {
-        self.cells()
-            .into_iter()
-            .filter_map(|(d, batch)| {
-                let (x, y) = (self.find(d, batch, a)?, self.find(d, batch, b)?);
-                Some((d, batch, stats::paired_difference(&x.test, &y.test)))
-            })
-            .collect()
+        self.paired(a, b, stats::paired_difference)
     }
 
+    /// Ratio of seed standard deviations `a / b` per configuration where both were evaluated.
     pub fn std_ratios(&self, a: Method, b: Method) -> Vec<(DataKind, usize, Interval)> {
+        self.paired(a, b, stats::std_ratio)
+    }
+
+    /// `compare(a's test accuracies, b's)` per configuration where both were evaluated.
+    fn paired(
+        &self,
+        a: Method,
+        b: Method,
+        compare: fn(&[f64], &[f64]) -> Interval,
+    ) -> Vec<(DataKind, usize, Interval)> {
         self.cells()
             .into_iter()
             .filter_map(|(d, batch)| {
                 let (x, y) = (self.find(d, batch, a)?, self.find(d, batch, b)?);
-                Some((d, batch, stats::std_ratio(&x.test, &y.test)))
+                Some((d, batch, compare(&x.test, &y.test)))
             })
             .collect()
     }
@@ -331,27 +336,68 @@ pub fn claims(study: &Study) -> Vec<Claim> {
     out
 }
 
-pub fn claims_table(claims: &[Claim]) -> String {
-    let mut out = String::from("| claim of the paper | verdict | evidence |\n|---|---|---|\n");
-    for c in claims {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            c.claim,
-            c.verdict.label(),
-            c.evidence
-        );
+/// How a table's lines are spelled: markdown for the write-ups, CSV for the data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Markdown,
+    Csv,
+}
+
+/// `head` (the header line(s) as written), then one line per row of cells.
+fn table(format: Format, head: &str, rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut out = head.to_owned();
+    for cells in rows {
+        let _ = match format {
+            Format::Markdown => writeln!(out, "| {} |", cells.join(" | ")),
+            Format::Csv => writeln!(out, "{}", cells.join(",")),
+        };
     }
     out
 }
 
+/// The cells that name a (data set, batch, method): names in markdown, slugs in CSV.
+fn run_cells(format: Format, data: DataKind, batch: usize, method: Method) -> Vec<String> {
+    let (data, method) = match format {
+        Format::Markdown => (data.name(), method.name()),
+        Format::Csv => (data.slug(), method.slug()),
+    };
+    vec![data.to_owned(), batch.to_string(), method.to_owned()]
+}
+
+/// [`run_cells`] followed by the setting: lr, λ, epochs.
+fn setting_cells(
+    format: Format,
+    data: DataKind,
+    batch: usize,
+    method: Method,
+    setting: Setting,
+) -> Vec<String> {
+    let mut cells = run_cells(format, data, batch, method);
+    cells.extend([
+        setting.lr.to_string(),
+        setting.lambda.to_string(),
+        setting.epochs.to_string(),
+    ]);
+    cells
+}
+
+pub fn claims_table(claims: &[Claim]) -> String {
+    table(
+        Format::Markdown,
+        "| claim of the paper | verdict | evidence |\n|---|---|---|\n",
+        claims.iter().map(|c| {
+            vec![
+                c.claim.to_owned(),
+                c.verdict.label().to_owned(),
+                c.evidence.clone(),
+            ]
+        }),
+    )
+}
+
 /// Per configuration and method: test accuracy and the paired comparison with the baseline.
 pub fn results_table(study: &Study) -> String {
-    let mut out = String::from(
-        "| data set | batch | method | lr | λ | epochs | test acc. % mean ± std | min | max | − baseline, pp [95 % CI] | std ratio [95 % CI] | smoothing / step | s / run |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for e in &study.evaluated {
+    let row = |e: &Evaluated| {
         let (mean, std) = stats::mean_std(&e.test);
         let min = e.test.iter().copied().fold(f64::INFINITY, f64::min);
         let max = e.test.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -362,139 +408,110 @@ pub fn results_table(study: &Study) -> String {
             ),
             _ => ("(baseline)".into(), "".into()),
         };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {:.2} ± {:.2}{} | {:.1} | {:.1} | {diff} | {ratio} | {:.1} % | {:.1} |",
-            e.data.name(),
-            e.batch,
-            e.method.name(),
-            e.setting.lr,
-            e.setting.lambda,
-            e.setting.epochs,
-            100.0 * mean,
-            100.0 * std,
-            if e.diverged > 0 {
-                format!(" ({} diverged)", e.diverged)
-            } else {
-                String::new()
-            },
-            100.0 * min,
-            100.0 * max,
-            100.0 * e.precondition_share,
-            e.seconds_per_run,
-        );
-    }
-    out
+        let diverged = if e.diverged > 0 {
+            format!(" ({} diverged)", e.diverged)
+        } else {
+            String::new()
+        };
+        let mut cells = setting_cells(Format::Markdown, e.data, e.batch, e.method, e.setting);
+        cells.extend([
+            format!("{:.2} ± {:.2}{diverged}", 100.0 * mean, 100.0 * std),
+            format!("{:.1}", 100.0 * min),
+            format!("{:.1}", 100.0 * max),
+            diff,
+            ratio,
+            format!("{:.1} %", 100.0 * e.precondition_share),
+            format!("{:.1}", e.seconds_per_run),
+        ]);
+        cells
+    };
+    table(
+        Format::Markdown,
+        "| data set | batch | method | lr | λ | epochs | test acc. % mean ± std | min | max | − baseline, pp [95 % CI] | std ratio [95 % CI] | smoothing / step | s / run |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        study.evaluated.iter().map(row),
+    )
 }
 
 pub fn tuning_table(study: &Study) -> String {
-    let mut out = String::from(
+    table(
+        Format::Markdown,
         "| data set | batch | method | lr | λ | epochs | validation acc. % | note |\n|---|---:|---|---:|---:|---:|---:|---|\n",
-    );
-    for t in &study.tuned {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
-            t.data.name(),
-            t.batch,
-            t.method.name(),
-            t.chosen.lr,
-            t.chosen.lambda,
-            t.chosen.epochs,
-            100.0 * t.validation,
-            if t.at_edge.is_empty() {
+        study.tuned.iter().map(|t| {
+            let mut cells = setting_cells(Format::Markdown, t.data, t.batch, t.method, t.chosen);
+            cells.push(format!("{:.2}", 100.0 * t.validation));
+            cells.push(if t.at_edge.is_empty() {
                 String::new()
             } else {
                 format!("at the grid's {}", t.at_edge.join(", "))
-            }
-        );
-    }
-    out
+            });
+            cells
+        }),
+    )
 }
 
 pub fn stability_table(study: &Study) -> String {
-    if study.stability.is_empty() {
+    let Some(first) = study.stability.first() else {
         return String::new();
-    }
-    let lrs: Vec<f64> = study.stability[0]
+    };
+    let lrs: Vec<String> = first
         .per_lr
         .iter()
-        .map(|(lr, _, _)| *lr)
+        .map(|(lr, _, _)| format!("lr {lr}"))
         .collect();
-    let mut out = format!(
+    let head = format!(
         "| data set | batch | method | λ | epochs | {} | largest lr where every seed trains |\n|---|---:|---|---:|---:|{}---:|\n",
-        lrs.iter()
-            .map(|lr| format!("lr {lr}"))
-            .collect::<Vec<_>>()
-            .join(" | "),
+        lrs.join(" | "),
         "---:|".repeat(lrs.len())
     );
-    for s in &study.stability {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            s.data.name(),
-            s.batch,
-            s.method.name(),
-            s.lambda,
-            s.epochs,
-            s.per_lr
-                .iter()
-                .map(|(_, ok, n)| format!("{ok}/{n}"))
-                .collect::<Vec<_>>()
-                .join(" | "),
-            s.largest_stable_lr()
-                .map_or("none".to_owned(), |lr| lr.to_string())
-        );
-    }
-    out
+    table(
+        Format::Markdown,
+        &head,
+        study.stability.iter().map(|s| {
+            let mut cells = run_cells(Format::Markdown, s.data, s.batch, s.method);
+            cells.extend([s.lambda.to_string(), s.epochs.to_string()]);
+            cells.extend(s.per_lr.iter().map(|(_, ok, n)| format!("{ok}/{n}")));
+            cells.push(
+                s.largest_stable_lr()
+                    .map_or("none".to_owned(), |lr| lr.to_string()),
+            );
+            cells
+        }),
+    )
 }
 
 pub fn lambda_zero_table(study: &Study) -> String {
-    let mut out =
-        String::from("| data set | batch | method at λ = 0 | bitwise equal to the plain optimizer |\n|---|---:|---|---|\n");
-    for c in &study.lambda_zero {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            c.data.name(),
-            c.batch,
-            c.method.name(),
-            if c.equal { "yes" } else { "**no**" }
-        );
-    }
-    out
+    table(
+        Format::Markdown,
+        "| data set | batch | method at λ = 0 | bitwise equal to the plain optimizer |\n|---|---:|---|---|\n",
+        study.lambda_zero.iter().map(|c| {
+            let mut cells = run_cells(Format::Markdown, c.data, c.batch, c.method);
+            cells.push(if c.equal { "yes" } else { "**no**" }.to_owned());
+            cells
+        }),
+    )
 }
 
 pub fn correlation_table(study: &Study) -> String {
     if study.correlation.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "| data set | batch | layer | shape | SGD out d=1 | out d=2 | in d=1 | SGD + H1 out d=1 | out d=2 | in d=1 |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
-    );
     let f = |v: &Option<f64>| v.map_or("–".to_owned(), |x| format!("{x:+.3}"));
-    for c in &study.correlation {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            c.data.name(),
-            c.batch,
-            c.layer,
-            c.shape
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join("×"),
-            f(&c.sgd[0]),
-            f(&c.sgd[1]),
-            f(&c.sgd[2]),
-            f(&c.h1[0]),
-            f(&c.h1[1]),
-            f(&c.h1[2]),
-        );
-    }
-    out
+    table(
+        Format::Markdown,
+        "| data set | batch | layer | shape | SGD out d=1 | out d=2 | in d=1 | SGD + H1 out d=1 | out d=2 | in d=1 |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
+        study.correlation.iter().map(|c| {
+            let shape: Vec<String> = c.shape.iter().map(|s| s.to_string()).collect();
+            let mut cells = vec![
+                c.data.name().to_owned(),
+                c.batch.to_string(),
+                c.layer.clone(),
+                shape.join("×"),
+            ];
+            cells.extend(c.sgd.iter().chain(&c.h1).map(f));
+            cells
+        }),
+    )
 }
 
 pub fn protocol_text(study: &Study) -> String {
@@ -522,42 +539,179 @@ pub fn protocol_text(study: &Study) -> String {
 
 /// `tuning.csv`: the chosen settings, headed by the protocol they were tuned with.
 pub fn tuning_csv(grid: &Grid, tuned: &[Tuned]) -> String {
-    let mut out = format!(
+    let head = format!(
         "# protocol: {}\ndataset,batch,method,lr,lambda,epochs,validation_accuracy,at_edge\n",
         grid.fingerprint()
     );
-    for t in tuned {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{:.6},{}",
-            t.data.slug(),
-            t.batch,
-            t.method.slug(),
-            t.chosen.lr,
-            t.chosen.lambda,
-            t.chosen.epochs,
-            t.validation,
-            t.at_edge.join(" & ")
-        );
-    }
-    out
+    table(
+        Format::Csv,
+        &head,
+        tuned.iter().map(|t| {
+            let mut cells = setting_cells(Format::Csv, t.data, t.batch, t.method, t.chosen);
+            cells.extend([format!("{:.6}", t.validation), t.at_edge.join(" & ")]);
+            cells
+        }),
+    )
 }
 
+/// `tuning_grid.csv`: every candidate of the tuning, with its validation accuracy (mean and std
+/// over the tuning seeds) at each epoch the method may stop at.
+pub fn tuning_grid_csv(grid: &Grid, tuned: &[Tuned]) -> String {
+    let rows = tuned.iter().flat_map(|t| {
+        t.candidates
+            .iter()
+            .flat_map(move |(c, mean, std, diverged)| {
+                grid.epoch_choices(t.data, t.batch)
+                    .into_iter()
+                    .map(move |e| {
+                        let setting = Setting {
+                            lr: c.lr,
+                            lambda: c.lambda,
+                            epochs: e,
+                        };
+                        let mut cells =
+                            setting_cells(Format::Csv, t.data, t.batch, t.method, setting);
+                        cells.extend([
+                            format!("{:.6}", mean[e - 1]),
+                            format!("{:.6}", std[e - 1]),
+                            diverged.to_string(),
+                        ]);
+                        cells
+                    })
+            })
+    });
+    table(
+        Format::Csv,
+        "dataset,batch,method,lr,lambda,epochs,validation_mean,validation_std,diverged_seeds\n",
+        rows,
+    )
+}
+
+/// `runs.csv`: the test accuracy of every evaluation run.
 pub fn runs_csv(study: &Study) -> String {
-    let mut out = String::from("dataset,batch,method,lr,lambda,epochs,seed,test_accuracy\n");
-    for e in &study.evaluated {
-        for (seed, acc) in e.test.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{seed},{acc:.4}",
-                e.data.slug(),
-                e.batch,
-                e.method.slug(),
-                e.setting.lr,
-                e.setting.lambda,
-                e.setting.epochs,
-            );
-        }
+    let rows = study.evaluated.iter().flat_map(|e| {
+        e.test.iter().enumerate().map(move |(seed, acc)| {
+            let mut cells = setting_cells(Format::Csv, e.data, e.batch, e.method, e.setting);
+            cells.extend([seed.to_string(), format!("{acc:.4}")]);
+            cells
+        })
+    });
+    table(
+        Format::Csv,
+        "dataset,batch,method,lr,lambda,epochs,seed,test_accuracy\n",
+        rows,
+    )
+}
+
+/// The markers of the README's results section, which `--snapshot` rewrites.
+pub const README_BEGIN: &str = "<!-- reproduce:results:begin -->";
+pub const README_END: &str = "<!-- reproduce:results:end -->";
+
+/// `before`, `table` and `after`, or nothing where the run made no such table (stability and
+/// correlation are measured by some modes only).
+fn optional(before: &str, table: String, after: &str) -> String {
+    if table.is_empty() {
+        String::new()
+    } else {
+        format!("{before}{table}{after}")
     }
-    out
+}
+
+/// `results.md`: everything the study found, with links to its figures.
+pub fn results_markdown(study: &Study, claims: &[Claim], figures: &[String]) -> String {
+    let stability = optional(
+        "\n## Stability: seeds that train, by learning rate\n\n",
+        stability_table(study),
+        "\n",
+    );
+    let correlation = optional(
+        "\n## Weight correlation (paper Fig 11)\n\nMean Pearson correlation of weight slices at \
+         channel distance d, seed 0, along the output (out) and input (in) axis.\n\n",
+        correlation_table(study),
+        "\n",
+    );
+    let figures = figures
+        .iter()
+        .map(|f| format!("- [{f}]({f})"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "# Channel-directed gradients: the study\n\n\
+         `cargo run --release --example reproduce{}` — mode: {}; wall time {:.0} s on {} threads \
+         (load average at the start: {}).\n\n## Claims\n\n{}\n{}\n\n## Protocol\n\n{}\n\n\
+         ## Test accuracy at the tuned settings\n\nOver {} seeds; differences and std ratios are \
+         against the same method's plain optimizer (SGD or Adam), seed by seed.\n\n{}\n\
+         ## Tuned settings (validation only)\n\n{}\n{stability}\n## λ = 0 is the plain optimizer\n\n\
+         {}\n{correlation}\n## Figures\n\n{figures}\n",
+        study.command,
+        study.mode,
+        study.wall_seconds,
+        study.threads,
+        study.load,
+        claims_table(claims),
+        verdict_rules(),
+        protocol_text(study),
+        study.eval_seeds,
+        results_table(study),
+        tuning_table(study),
+        lambda_zero_table(study),
+    )
+}
+
+/// The README's results section, markers included: the claims, the protocol and the main
+/// tables, with the figures named.
+pub fn readme_section(study: &Study, claims: &[Claim], figures: &[String]) -> String {
+    // file names, not links: relative links break on crates.io, where results/ is not shipped
+    let figs = |prefix: &str| {
+        figures
+            .iter()
+            .filter(|f| f.starts_with(prefix))
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (claims, rules, protocol) = (claims_table(claims), verdict_rules(), protocol_text(study));
+    let (seeds, results) = (study.eval_seeds, results_table(study));
+    let stability = optional(
+        &format!("\n**Stability**: of {seeds} seeds, how many train at each learning rate:\n\n"),
+        stability_table(study),
+        "",
+    );
+    let correlation = optional(
+        "\n**Weight correlation** (paper Fig 11): mean Pearson correlation of weight slices at \
+         channel distance d along the output (out) and input (in) axis, seed 0 of SGD and of SGD \
+         + H1 output:\n\n",
+        correlation_table(study),
+        "",
+    );
+    format!(
+        "{README_BEGIN}\n<!-- written by `cargo run --release --example reproduce -- {}--snapshot`; \
+         do not edit by hand -->\n\n\
+         This snapshot: `cargo run --release --example reproduce{}` (mode: {}), wall time {:.0} s \
+         ({:.0} min) on {} threads of this 2-core machine (load average at the start: {}). All of \
+         it is in `results/results.md` of the source repository (not part of the crates.io \
+         package), with the tuned settings, per-run CSVs and figures.\n\n{claims}\n{rules}\n\n\
+         **Protocol.** {protocol}\n\n\
+         **Test accuracy at the tuned settings** ({seeds} seeds; − baseline: paired difference from \
+         the plain optimizer, percentage points, 95 % CI):\n\n{results}{stability}{correlation}\n\
+         Figures (SVG, in `results/`): paired differences with CIs ({}), accuracy histograms over \
+         seeds, paper Fig 5 ({}), train and validation accuracy per epoch at the tuned settings \
+         ({}), validation accuracy vs λ (Fig 6: {}) and vs learning rate ({}).\n{README_END}",
+        if study.mode.starts_with("full") {
+            "--full "
+        } else {
+            ""
+        },
+        study.command,
+        study.mode,
+        study.wall_seconds,
+        study.wall_seconds / 60.0,
+        study.threads,
+        study.load,
+        figs("diffs_"),
+        figs("hist_"),
+        figs("curves_"),
+        figs("lambda_"),
+        figs("lr_"),
+    )
 }
