@@ -263,6 +263,14 @@ fn coefficients<A: Float>() -> kernels::CoefficientsCompilationArg<A> {
     }
 }
 
+/// The H1 scan's results, written by the scan and read by the segments.
+fn scan<A: Float>() -> kernels::ScanCompilationArg<A> {
+    kernels::ScanCompilationArg {
+        carries: buffer(false),
+        last: buffer(false),
+    }
+}
+
 /// Every kernel specialization the crate launches, for every architecture of [`ARCHITECTURES`]:
 /// each kernel in each (storage, arithmetic) pair, in place and not where it writes the tensor,
 /// and the tile kernels in every tile shape the model weights of [`super::workloads`] plan.
@@ -302,8 +310,7 @@ pub fn all_kernels() -> Result<Vec<OfflineKernel>, String> {
                         r(),
                         w(),
                         r(),
-                        r(),
-                        r(),
+                        scan(),
                         r(),
                         fibers(),
                         segments(),
@@ -316,8 +323,7 @@ pub fn all_kernels() -> Result<Vec<OfflineKernel>, String> {
                     h1_segment_apply::H1SegmentApply(
                         r(),
                         w(),
-                        r(),
-                        r(),
+                        scan(),
                         r(),
                         r(),
                         r(),

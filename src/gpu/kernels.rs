@@ -56,6 +56,14 @@ pub(crate) struct Coefficients<A: Float> {
     pub scalars: Box<[A]>,
 }
 
+/// What the H1 scan hands the segments: `carries[2·(s·cols + col)]` forward and `+ 1` backward
+/// into segment `s`, and `last[col]`, the last row (scaled, `xt`).
+#[derive(CubeLaunch, CubeType)]
+pub(crate) struct Scan<A: Float> {
+    pub carries: Box<[A]>,
+    pub last: Box<[A]>,
+}
+
 /// Offset of entry 0 of column `col`; entry `row` is `row·inner` further on. Computed once per
 /// column: an integer division per entry would cost more than the arithmetic of the sweep.
 #[cube]
@@ -71,7 +79,6 @@ fn offset(col: usize, row: usize, fibers: &Fibers) -> usize {
 
 /// H1, one invocation per column. `scalars = [beta, gamma, out_scale]`.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn h1_columns<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
@@ -112,7 +119,6 @@ pub(crate) fn h1_columns<F: Float, A: Float>(
 
 /// H1, segments: the affine map of every (segment, column) from its zero-carry sweep.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn h1_segment_maps<F: Float, A: Float>(
     input: &[F],
     maps: &mut [A],
@@ -166,13 +172,11 @@ pub(crate) fn h1_segment_maps<F: Float, A: Float>(
 /// carry-in of every segment (`carries[2·(s·cols + col)]` forward, `+ 1` backward) and the last
 /// row, written to `last[col]` (scaled, `xt`) and to the output (`x`).
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn h1_segment_scan<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
     maps: &[A],
-    carries: &mut [A],
-    last: &mut [A],
+    mut scan: Scan<A>,
     scalars: &[A],
     fibers: Fibers,
     segments: Segments,
@@ -223,7 +227,7 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
             output[at] = F::cast_from(scalars[2] * xt_last);
         }
         shared[SCAN * SCAN_RECORD] = xt_last;
-        last[col] = xt_last;
+        scan.last[col] = xt_last;
     }
     sync_cube();
 
@@ -233,14 +237,14 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
     let mut e = A::new(1.0);
     for s in first..stop {
         let at = (s * fibers.cols + col) * MAP_VALUES;
-        carries[2 * (s * fibers.cols + col)] = carry;
+        scan.carries[2 * (s * fibers.cols + col)] = carry;
         carry = maps[at] + maps[at + 1] * carry;
     }
     // Backward composite of this unit's segments, right to left: start = d + e·(carry from the right).
     for r in first..stop {
         let s = stop - 1 - (r - first);
         let at = (s * fibers.cols + col) * MAP_VALUES;
-        let carry_in = carries[2 * (s * fibers.cols + col)];
+        let carry_in = scan.carries[2 * (s * fibers.cols + col)];
         let own = maps[at + 4] + carry_in * maps[at + 5] + xt_last * maps[at + 6];
         d = own + maps[at + 1] * d;
         e = maps[at + 1] * e;
@@ -268,8 +272,8 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
     for r in first..stop {
         let s = stop - 1 - (r - first);
         let at = (s * fibers.cols + col) * MAP_VALUES;
-        let carry_in = carries[2 * (s * fibers.cols + col)];
-        carries[2 * (s * fibers.cols + col) + 1] = from_right;
+        let carry_in = scan.carries[2 * (s * fibers.cols + col)];
+        scan.carries[2 * (s * fibers.cols + col) + 1] = from_right;
         let own = maps[at + 4] + carry_in * maps[at + 5] + xt_last * maps[at + 6];
         from_right = own + maps[at + 1] * from_right;
     }
@@ -278,12 +282,10 @@ pub(crate) fn h1_segment_scan<F: Float, A: Float>(
 /// H1, segments: each (segment, column) re-runs both sweeps with its exact carries; `z` goes
 /// through the output between them.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn h1_segment_apply<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
-    carries: &[A],
-    last: &[A],
+    scan: Scan<A>,
     alpha: &[A],
     coupling: &[A],
     mu: &[A],
@@ -301,7 +303,7 @@ pub(crate) fn h1_segment_apply<F: Float, A: Float>(
     let end = min(start + segments.rows, fibers.m);
     let slot = 2 * (segment * fibers.cols + col);
     let base = column_base(col, &fibers);
-    let mut z = carries[slot];
+    let mut z = scan.carries[slot];
     for i in start..end {
         let at = base + i * fibers.inner;
         z = alpha[i] * A::cast_from(input[at]) + coupling[i] * z;
@@ -309,8 +311,8 @@ pub(crate) fn h1_segment_apply<F: Float, A: Float>(
     }
     let beta = scalars[0];
     let out_scale = scalars[2];
-    let xt_last = last[col];
-    let mut next = carries[slot + 1];
+    let xt_last = scan.last[col];
+    let mut next = scan.carries[slot + 1];
     for r in start..end {
         let i = end - 1 - (r - start);
         let at = base + i * fibers.inner;
@@ -322,7 +324,6 @@ pub(crate) fn h1_segment_apply<F: Float, A: Float>(
 /// Re-weighted H0, one invocation per column: `x = shrink·g + weight·Σg` with
 /// `scalars = [shrink, weight]`, `weight = (1 − shrink)/n`; sums of `segment_rows` rows at a time.
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn reweighted_columns<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
@@ -358,7 +359,6 @@ pub(crate) fn reweighted_columns<F: Float, A: Float>(
 
 /// Re-weighted H0, segments: the sum of every (segment, column).
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn reweighted_segment_sums<F: Float, A: Float>(
     input: &[F],
     sums: &mut [A],
@@ -415,7 +415,6 @@ pub(crate) fn reweighted_segment_total<A: Float>(
 
 /// Re-weighted H0, segments: `x = shrink·g + shift` for every (segment, column).
 #[cube(launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn reweighted_segment_apply<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
@@ -446,18 +445,74 @@ fn tile_at(row: usize, lane: usize, #[comptime] width: usize) -> usize {
     row * width + lane
 }
 
+/// Invocation `part·width + lane` of a tile kernel, as [`load_tile`] places it: it moves rows
+/// `part, part + parts, …` of column `lane` of its cube's tile (consecutive invocations,
+/// consecutive columns) in `rounds` steps; the column starts at `base` where it exists (`live`).
+#[derive(CubeType)]
+struct TileUnit {
+    unit: usize,
+    lane: usize,
+    part: usize,
+    live: bool,
+    base: usize,
+    rounds: usize,
+}
+
+/// Reads the cube's `width` columns into `tile` (zeros past the last column) for a tile kernel of
+/// `units` invocations, waits for the whole tile, and says where the calling invocation stands.
+#[cube]
+// `usize::div_ceil` is no cube function.
+#[allow(clippy::manual_div_ceil)]
+fn load_tile<F: Float, A: Float>(
+    input: &[F],
+    tile: &mut Shared<[A]>,
+    fibers: &Fibers,
+    #[comptime] width: usize,
+    #[comptime] units: usize,
+) -> TileUnit {
+    let unit = UNIT_POS as usize;
+    let lane = unit % width;
+    let part = unit / width;
+    let parts = comptime!(units / width);
+    let first = CUBE_POS * width;
+    // Invocation `part·width + lane` moves rows `part, part + parts, …` of column `lane`:
+    // consecutive invocations, consecutive columns.
+    let col = first + lane;
+    let live = col < fibers.cols;
+    let mut base = 0usize;
+    if live {
+        base = column_base(col, fibers);
+    }
+    let rounds = (fibers.n + parts - 1) / parts;
+    for r in 0..rounds {
+        let row = r * parts + part;
+        if row < fibers.n {
+            let mut value = A::new(0.0);
+            if live {
+                value = A::cast_from(input[base + row * fibers.inner]);
+            }
+            tile[tile_at(row, lane, width)] = value;
+        }
+    }
+    sync_cube();
+    TileUnit {
+        unit,
+        lane,
+        part,
+        live,
+        base,
+        rounds,
+    }
+}
+
 /// H1 in one pass over device memory: each cube holds `width` whole columns in shared memory
 /// (`capacity ≥ n·width` values; read once, consecutive invocations reading consecutive columns),
 /// solves them there with `units / width` invocations per column (the segment method of
 /// [`h1_segment_maps`], [`h1_segment_scan`] and [`h1_segment_apply`], each part of `part_rows`
 /// rows one segment), and writes each result once.
 #[cube(launch_unchecked)]
-// `usize::div_ceil` is no cube function, and a comptime `if` cannot merge with a runtime one.
-#[allow(
-    clippy::too_many_arguments,
-    clippy::manual_div_ceil,
-    clippy::collapsible_if
-)]
+// A comptime `if` cannot merge with a runtime one.
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 pub(crate) fn h1_tile<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
@@ -472,38 +527,15 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
 ) {
     // Launched with exactly ⌈cols / width⌉ cubes of `units` invocations, none terminated early,
     // so every barrier is reached by all.
-    let unit = UNIT_POS as usize;
-    let lane = unit % width;
-    let part = unit / width;
-    let parts = comptime!(units / width);
-    let first = CUBE_POS * width;
     let mut tile = Shared::<[A]>::new_slice(capacity);
     let mut maps = Shared::<[A]>::new_slice(comptime!(units * MAP_VALUES));
     let mut carries = Shared::<[A]>::new_slice(comptime!(units * 2));
     let mut lasts = Shared::<[A]>::new_slice(width);
-    // Invocation `part·width + lane` moves rows `part, part + parts, …` of column `lane`:
-    // consecutive invocations, consecutive columns.
-    let col = first + lane;
-    let live = col < fibers.cols;
-    let mut base = 0usize;
-    if live {
-        base = column_base(col, &fibers);
-    }
-    let rounds = (fibers.n + parts - 1) / parts;
-    for r in 0..rounds {
-        let row = r * parts + part;
-        if row < fibers.n {
-            let mut value = A::new(0.0);
-            if live {
-                value = A::cast_from(input[base + row * fibers.inner]);
-            }
-            tile[tile_at(row, lane, width)] = value;
-        }
-    }
-    sync_cube();
+    let me = load_tile(input, &mut tile, &fibers, width, units);
+    let parts = comptime!(units / width);
 
-    // Each part's affine map from a zero-carry forward sweep (as `h1_segment_maps`).
-    let start = min(part * part_rows, fibers.m);
+    // Each me.part's affine map from a zero-carry forward sweep (as `h1_segment_maps`).
+    let start = min(me.part * part_rows, fibers.m);
     let end = min(start + part_rows, fibers.m);
     let mut z = A::new(0.0);
     let mut inclusive = A::new(1.0);
@@ -515,7 +547,7 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
     let mut dm = A::new(0.0);
     for i in start..end {
         let c = h1.coupling[i];
-        z = h1.alpha[i] * tile[tile_at(i, lane, width)] + c * z;
+        z = h1.alpha[i] * tile[tile_at(i, me.lane, width)] + c * z;
         inclusive *= c;
         if comptime!(periodic) {
             kz += h1.kappa[i] * z;
@@ -536,7 +568,7 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
         }
     }
     let beta = h1.scalars[0];
-    let mine = unit * MAP_VALUES;
+    let mine = me.unit * MAP_VALUES;
     maps[mine] = z;
     maps[mine + 1] = inclusive;
     maps[mine + 2] = kz;
@@ -547,11 +579,11 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
     sync_cube();
 
     // One invocation per column composes its parts' maps into their carries (as `h1_segment_scan`).
-    if part == 0 {
+    if me.part == 0 {
         let mut carry = A::new(0.0);
         let mut acc = A::new(0.0);
         for t in 0..parts {
-            let slot = t * width + lane;
+            let slot = t * width + me.lane;
             let at = slot * MAP_VALUES;
             carries[2 * slot] = carry;
             acc += maps[at + 2] + maps[at + 3] * carry;
@@ -560,14 +592,14 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
         let mut xt_last = A::new(0.0);
         let mut from_right = A::new(0.0);
         if fibers.m < fibers.n {
-            let at = tile_at(fibers.n - 1, lane, width);
+            let at = tile_at(fibers.n - 1, me.lane, width);
             xt_last = h1.scalars[1] * tile[at] + acc;
             tile[at] = h1.scalars[2] * xt_last;
             from_right = xt_last;
         }
-        lasts[lane] = xt_last;
+        lasts[me.lane] = xt_last;
         for r in 0..parts {
-            let slot = (parts - 1 - r) * width + lane;
+            let slot = (parts - 1 - r) * width + me.lane;
             let at = slot * MAP_VALUES;
             carries[2 * slot + 1] = from_right;
             let own = maps[at + 4] + carries[2 * slot] * maps[at + 5] + xt_last * maps[at + 6];
@@ -576,19 +608,19 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
     }
     sync_cube();
 
-    // Each part re-runs both sweeps with its exact carries, in shared memory (as `h1_segment_apply`).
+    // Each me.part re-runs both sweeps with its exact carries, in shared memory (as `h1_segment_apply`).
     let out_scale = h1.scalars[2];
-    let last = lasts[lane];
-    let mut forward = carries[2 * unit];
+    let last = lasts[me.lane];
+    let mut forward = carries[2 * me.unit];
     for i in start..end {
-        let at = tile_at(i, lane, width);
+        let at = tile_at(i, me.lane, width);
         forward = h1.alpha[i] * tile[at] + h1.coupling[i] * forward;
         tile[at] = forward;
     }
-    let mut next = carries[2 * unit + 1];
+    let mut next = carries[2 * me.unit + 1];
     for r in start..end {
         let i = end - 1 - (r - start);
-        let at = tile_at(i, lane, width);
+        let at = tile_at(i, me.lane, width);
         next = beta * tile[at] + h1.coupling[i] * next;
         if comptime!(periodic) {
             next += h1.mu[i] * last;
@@ -597,10 +629,10 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
     }
     sync_cube();
 
-    for r in 0..rounds {
-        let row = r * parts + part;
-        if row < fibers.n && live {
-            output[base + row * fibers.inner] = F::cast_from(tile[tile_at(row, lane, width)]);
+    for r in 0..me.rounds {
+        let row = r * parts + me.part;
+        if row < fibers.n && me.live {
+            output[me.base + row * fibers.inner] = F::cast_from(tile[tile_at(row, me.lane, width)]);
         }
     }
 }
@@ -610,8 +642,7 @@ pub(crate) fn h1_tile<F: Float, A: Float>(
 /// `part_rows` rows, a multiple of `segment_rows`, summed `segment_rows` at a time as
 /// [`reweighted_columns`] does) and writes `x = shrink·g + weight·Σg` once.
 #[cube(launch_unchecked)]
-// `usize::div_ceil` is no cube function.
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn reweighted_tile<F: Float, A: Float>(
     input: &[F],
     output: &mut [F],
@@ -624,41 +655,18 @@ pub(crate) fn reweighted_tile<F: Float, A: Float>(
     #[comptime] capacity: usize,
     #[define(F, A)] _dtypes: [ElemType; 2],
 ) {
-    let unit = UNIT_POS as usize;
-    let lane = unit % width;
-    let part = unit / width;
-    let parts = comptime!(units / width);
-    let first = CUBE_POS * width;
     let mut tile = Shared::<[A]>::new_slice(capacity);
     let mut sums = Shared::<[A]>::new_slice(units);
-    // Invocation `part·width + lane` moves rows `part, part + parts, …` of column `lane`:
-    // consecutive invocations, consecutive columns.
-    let col = first + lane;
-    let live = col < fibers.cols;
-    let mut base = 0usize;
-    if live {
-        base = column_base(col, &fibers);
-    }
-    let rounds = (fibers.n + parts - 1) / parts;
-    for r in 0..rounds {
-        let row = r * parts + part;
-        if row < fibers.n {
-            let mut value = A::new(0.0);
-            if live {
-                value = A::cast_from(input[base + row * fibers.inner]);
-            }
-            tile[tile_at(row, lane, width)] = value;
-        }
-    }
-    sync_cube();
+    let me = load_tile(input, &mut tile, &fibers, width, units);
+    let parts = comptime!(units / width);
 
-    let start = min(part * part_rows, fibers.n);
+    let start = min(me.part * part_rows, fibers.n);
     let end = min(start + part_rows, fibers.n);
     let mut total = A::new(0.0);
     let mut partial = A::new(0.0);
     let mut in_segment = 0usize;
     for i in start..end {
-        partial += tile[tile_at(i, lane, width)];
+        partial += tile[tile_at(i, me.lane, width)];
         in_segment += 1;
         if in_segment == segment_rows {
             total += partial;
@@ -666,24 +674,24 @@ pub(crate) fn reweighted_tile<F: Float, A: Float>(
             in_segment = 0;
         }
     }
-    sums[unit] = total + partial;
+    sums[me.unit] = total + partial;
     sync_cube();
-    if part == 0 {
+    if me.part == 0 {
         let mut sum = A::new(0.0);
         for t in 0..parts {
-            sum += sums[t * width + lane];
+            sum += sums[t * width + me.lane];
         }
-        sums[lane] = scalars[1] * sum;
+        sums[me.lane] = scalars[1] * sum;
     }
     sync_cube();
 
     let shrink = scalars[0];
-    let shift = sums[lane];
-    for r in 0..rounds {
-        let row = r * parts + part;
-        if row < fibers.n && live {
-            output[base + row * fibers.inner] =
-                F::cast_from(shrink * tile[tile_at(row, lane, width)] + shift);
+    let shift = sums[me.lane];
+    for r in 0..me.rounds {
+        let row = r * parts + me.part;
+        if row < fibers.n && me.live {
+            output[me.base + row * fibers.inner] =
+                F::cast_from(shrink * tile[tile_at(row, me.lane, width)] + shift);
         }
     }
 }

@@ -3,7 +3,7 @@
 use cubecl::prelude::Float;
 
 use super::{buffer, Call, Grid, OperatorKernels, Segmentation};
-use crate::gpu::kernels::{self, CoefficientsLaunch, MAP_VALUES};
+use crate::gpu::kernels::{self, CoefficientsLaunch, ScanLaunch, MAP_VALUES};
 
 /// The H1 kernels, with the sweep's coefficients on the device.
 pub(super) struct H1;
@@ -94,8 +94,7 @@ impl OperatorKernels for H1 {
                 call.input(),
                 call.output(),
                 buffer(&maps, maps_len),
-                buffer(&carries, carries_len),
-                buffer(&last, cols),
+                ScanLaunch::new(buffer(&carries, carries_len), buffer(&last, cols)),
                 call.scalars(),
                 call.fibers(),
                 segments.arg(),
@@ -107,8 +106,7 @@ impl OperatorKernels for H1 {
                 dim,
                 call.input(),
                 call.output(),
-                buffer(&carries, carries_len),
-                buffer(&last, cols),
+                ScanLaunch::new(buffer(&carries, carries_len), buffer(&last, cols)),
                 call.array(ALPHA),
                 call.array(COUPLING),
                 call.array(MU),
