@@ -233,6 +233,44 @@ fn host_plan(
     })
 }
 
+/// The geometry arguments, as every kernel is compiled with them (scalars: nothing to say).
+fn fibers() -> kernels::FibersCompilationArg {
+    kernels::FibersCompilationArg {
+        n: (),
+        m: (),
+        inner: (),
+        cols: (),
+    }
+}
+
+/// The segmentation arguments, as every segment kernel is compiled with them.
+fn segments() -> kernels::SegmentsCompilationArg {
+    kernels::SegmentsCompilationArg {
+        count: (),
+        rows: (),
+        per_unit: (),
+    }
+}
+
+/// The H1 coefficients, five buffers read in place of none.
+fn coefficients<A: Float>() -> kernels::CoefficientsCompilationArg<A> {
+    kernels::CoefficientsCompilationArg {
+        alpha: buffer(false),
+        coupling: buffer(false),
+        kappa: buffer(false),
+        mu: buffer(false),
+        scalars: buffer(false),
+    }
+}
+
+/// The H1 scan's results, written by the scan and read by the segments.
+fn scan<A: Float>() -> kernels::ScanCompilationArg<A> {
+    kernels::ScanCompilationArg {
+        carries: buffer(false),
+        last: buffer(false),
+    }
+}
+
 /// Every kernel specialization the crate launches, for every architecture of [`ARCHITECTURES`]:
 /// each kernel in each (storage, arithmetic) pair, in place and not where it writes the tensor,
 /// and the tile kernels in every tile shape the model weights of [`super::workloads`] plan.
@@ -244,245 +282,156 @@ pub fn all_kernels() -> Result<Vec<OfflineKernel>, String> {
     for arch in ARCHITECTURES {
         let props = device_properties(arch);
         let target = Arc::new(TargetProperties::default());
-        let set = |threads: u32| (settings(threads), props.clone(), target.clone());
+        // Compiles `$module::$kernel` on `$threads` invocations per cube, named `$name`.
+        macro_rules! add {
+            ($name:expr, $threads:expr, $module:ident::$kernel:ident($($arg:expr),+ $(,)?)) => {{
+                let (settings, props, target) = (settings($threads), props.clone(), target.clone());
+                let kernel = kernels::$module::$kernel::new(settings, props, target, $($arg),+);
+                out.push(compile($name, arch, $threads, &kernel)?);
+            }};
+        }
         for (storage, arithmetic, tag) in DTYPES {
             let dtypes = [ElemType::Float(storage), ElemType::Float(arithmetic)];
-            let b = buffer;
-            let o = b(false);
+            // A buffer read, or written (or read) where it may alias the input.
+            let r = || buffer(false);
             for inplace in [false, true] {
                 let suffix = if inplace { ".in_place" } else { "" };
                 let name = |kernel: &str| format!("{kernel}.{tag}{suffix}");
-                let out_arg = || b(inplace);
-                let (s, p, t) = set(ELEMENTWISE);
-                let kernel = kernels::h1_columns::H1Columns::new(
-                    s,
-                    p,
-                    t,
-                    o.clone(),
-                    out_arg(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    (),
-                    (),
-                    (),
-                    (),
-                    dtypes,
+                let w = || buffer(inplace);
+                add!(
+                    name("h1_columns"),
+                    ELEMENTWISE,
+                    h1_columns::H1Columns(r(), w(), coefficients(), fibers(), dtypes)
                 );
-                out.push(compile(name("h1_columns"), arch, ELEMENTWISE, &kernel)?);
-                let (s, p, t) = set(SCAN);
-                let kernel = kernels::h1_segment_scan::H1SegmentScan::new(
-                    s,
-                    p,
-                    t,
-                    o.clone(),
-                    out_arg(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    (),
-                    (),
-                    (),
-                    (),
-                    (),
-                    (),
-                    dtypes,
+                add!(
+                    name("h1_segment_scan"),
+                    SCAN,
+                    h1_segment_scan::H1SegmentScan(
+                        r(),
+                        w(),
+                        r(),
+                        scan(),
+                        r(),
+                        fibers(),
+                        segments(),
+                        dtypes
+                    )
                 );
-                out.push(compile(name("h1_segment_scan"), arch, SCAN, &kernel)?);
-                let (s, p, t) = set(ELEMENTWISE);
-                let kernel = kernels::h1_segment_apply::H1SegmentApply::new(
-                    s,
-                    p,
-                    t,
-                    o.clone(),
-                    out_arg(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    (),
-                    (),
-                    (),
-                    (),
-                    (),
-                    (),
-                    dtypes,
-                );
-                out.push(compile(
+                add!(
                     name("h1_segment_apply"),
-                    arch,
                     ELEMENTWISE,
-                    &kernel,
-                )?);
-                let (s, p, t) = set(ELEMENTWISE);
-                let kernel = kernels::reweighted_columns::ReweightedColumns::new(
-                    s,
-                    p,
-                    t,
-                    o.clone(),
-                    out_arg(),
-                    o.clone(),
-                    (),
-                    (),
-                    (),
-                    (),
-                    dtypes,
+                    h1_segment_apply::H1SegmentApply(
+                        r(),
+                        w(),
+                        scan(),
+                        r(),
+                        r(),
+                        r(),
+                        r(),
+                        fibers(),
+                        segments(),
+                        dtypes
+                    )
                 );
-                out.push(compile(
+                add!(
                     name("reweighted_columns"),
-                    arch,
                     ELEMENTWISE,
-                    &kernel,
-                )?);
-                let (s, p, t) = set(ELEMENTWISE);
-                let kernel = kernels::reweighted_segment_apply::ReweightedSegmentApply::new(
-                    s,
-                    p,
-                    t,
-                    o.clone(),
-                    out_arg(),
-                    o.clone(),
-                    o.clone(),
-                    (),
-                    (),
-                    (),
-                    (),
-                    (),
-                    dtypes,
+                    reweighted_columns::ReweightedColumns(r(), w(), r(), fibers(), (), dtypes)
                 );
-                out.push(compile(
+                add!(
                     name("reweighted_segment_apply"),
-                    arch,
                     ELEMENTWISE,
-                    &kernel,
-                )?);
+                    reweighted_segment_apply::ReweightedSegmentApply(
+                        r(),
+                        w(),
+                        r(),
+                        r(),
+                        fibers(),
+                        segments(),
+                        dtypes
+                    )
+                );
                 let double = arithmetic == FloatKind::F64;
                 for &(_, sweep, periodic, width, units, capacity) in
                     tiles.iter().filter(|tile| tile.0 == double)
                 {
                     let boundary = if periodic { ".periodic" } else { "" };
-                    let shape = format!("h1_tile{boundary}.w{width}.u{units}.c{capacity}");
-                    let (s, p, t) = set(units as u32);
-                    let tile_name = if sweep {
-                        shape
-                    } else {
-                        shape.replacen("h1_tile", "reweighted_tile", 1)
-                    };
+                    let shape = format!("tile{boundary}.w{width}.u{units}.c{capacity}");
                     let threads = units as u32;
                     if sweep {
-                        let kernel = kernels::h1_tile::H1Tile::new(
-                            s,
-                            p,
-                            t,
-                            o.clone(),
-                            out_arg(),
-                            o.clone(),
-                            o.clone(),
-                            o.clone(),
-                            o.clone(),
-                            o.clone(),
-                            (),
-                            (),
-                            (),
-                            (),
-                            (),
-                            width,
-                            units,
-                            capacity,
-                            periodic,
-                            dtypes,
+                        add!(
+                            name(&format!("h1_{shape}")),
+                            threads,
+                            h1_tile::H1Tile(
+                                r(),
+                                w(),
+                                coefficients(),
+                                fibers(),
+                                (),
+                                width,
+                                units,
+                                capacity,
+                                periodic,
+                                dtypes
+                            )
                         );
-                        out.push(compile(name(&tile_name), arch, threads, &kernel)?);
                     } else {
-                        let kernel = kernels::reweighted_tile::ReweightedTile::new(
-                            s,
-                            p,
-                            t,
-                            o.clone(),
-                            out_arg(),
-                            o.clone(),
-                            (),
-                            (),
-                            (),
-                            (),
-                            (),
-                            width,
-                            units,
-                            capacity,
-                            dtypes,
+                        add!(
+                            name(&format!("reweighted_{shape}")),
+                            threads,
+                            reweighted_tile::ReweightedTile(
+                                r(),
+                                w(),
+                                r(),
+                                fibers(),
+                                (),
+                                (),
+                                width,
+                                units,
+                                capacity,
+                                dtypes
+                            )
                         );
-                        out.push(compile(name(&tile_name), arch, threads, &kernel)?);
                     }
                 }
             }
             let name = |kernel: &str| format!("{kernel}.{tag}");
-            let (s, p, t) = set(ELEMENTWISE);
-            let kernel = kernels::h1_segment_maps::H1SegmentMaps::new(
-                s,
-                p,
-                t,
-                o.clone(),
-                o.clone(),
-                o.clone(),
-                o.clone(),
-                o.clone(),
-                o.clone(),
-                o.clone(),
-                (),
-                (),
-                (),
-                (),
-                (),
-                (),
-                dtypes,
-            );
-            out.push(compile(
+            add!(
                 name("h1_segment_maps"),
-                arch,
                 ELEMENTWISE,
-                &kernel,
-            )?);
-            let (s, p, t) = set(ELEMENTWISE);
-            let kernel = kernels::reweighted_segment_sums::ReweightedSegmentSums::new(
-                s,
-                p,
-                t,
-                o.clone(),
-                o.clone(),
-                (),
-                (),
-                (),
-                (),
-                (),
-                dtypes,
+                h1_segment_maps::H1SegmentMaps(
+                    r(),
+                    r(),
+                    coefficients(),
+                    fibers(),
+                    segments(),
+                    dtypes
+                )
             );
-            out.push(compile(
+            add!(
                 name("reweighted_segment_sums"),
-                arch,
                 ELEMENTWISE,
-                &kernel,
-            )?);
+                reweighted_segment_sums::ReweightedSegmentSums(
+                    r(),
+                    r(),
+                    fibers(),
+                    segments(),
+                    dtypes
+                )
+            );
             if storage == arithmetic {
-                let (s, p, t) = set(SCAN);
-                let kernel = kernels::reweighted_segment_total::ReweightedSegmentTotal::new(
-                    s,
-                    p,
-                    t,
-                    o.clone(),
-                    o.clone(),
-                    o.clone(),
-                    (),
-                    (),
-                    (),
-                    dtypes[1],
+                add!(
+                    format!("reweighted_segment_total.{}", &tag[4..]),
+                    SCAN,
+                    reweighted_segment_total::ReweightedSegmentTotal(
+                        r(),
+                        r(),
+                        r(),
+                        (),
+                        segments(),
+                        dtypes[1]
+                    )
                 );
-                let name = format!("reweighted_segment_total.{}", &tag[4..]);
-                out.push(compile(name, arch, SCAN, &kernel)?);
             }
         }
     }

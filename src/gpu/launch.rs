@@ -16,8 +16,8 @@ use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 mod h1;
 mod reweighted;
 
-use super::kernels::MAP_VALUES;
-use super::{Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS};
+use super::kernels::{FibersLaunch, SegmentsLaunch, MAP_VALUES};
+use super::{Arithmetic, Method, REWEIGHTED_SEGMENT_ROWS, SCAN_THREADS};
 use crate::solve::{Operator as SolveOperator, Sweep};
 use crate::Metric;
 
@@ -132,6 +132,7 @@ const CACHE_ENTRIES: usize = 256;
 struct DeviceCoefficients {
     arrays: Vec<Handle>,
     scalars: Handle,
+    scalar_count: usize,
 }
 
 type DeviceKey = (CubeDevice, CoefficientKey, Arithmetic);
@@ -176,11 +177,13 @@ fn device_coefficients(
                     .map(|values| upload(client, values, arithmetic))
                     .to_vec(),
                 scalars: upload(client, &[c.beta, c.gamma, c.out_scale], arithmetic),
+                scalar_count: 3,
             }
         }
         Operator::Reweighted { shrink, .. } => DeviceCoefficients {
             arrays: Vec::new(),
             scalars: upload(client, &[*shrink, (1.0 - shrink) / n as f64], arithmetic),
+            scalar_count: 2,
         },
     });
     if cache.len() >= CACHE_ENTRIES {
@@ -468,8 +471,8 @@ pub(crate) fn smooth(grad: CubeTensor, plan: &DevicePlan) -> CubeTensor {
     output
 }
 
-/// What every launch of one call shares: the client, the buffers, the element types and the
-/// geometry `[outer, n, inner]` (`cols = outer·inner` fibers).
+/// What every launch of one call shares: the client, the buffers, the coefficients, the element
+/// types and the geometry `[outer, n, inner]` (`cols = outer·inner` fibers, `m` rows swept).
 struct Call<'a> {
     client: &'a cubecl::client::Client,
     input: &'a CubeTensor,
@@ -477,10 +480,12 @@ struct Call<'a> {
     /// Whether `input` and `output` are the same buffer.
     in_place: bool,
     plan: &'a DevicePlan,
+    device: &'a DeviceCoefficients,
     /// Storage, then arithmetic element type.
     dtypes: [ElemType; 2],
     len: usize,
     n: usize,
+    m: usize,
     inner: usize,
     cols: usize,
 }
@@ -504,6 +509,53 @@ impl Call<'_> {
     fn scratch(&self, len: usize) -> Handle {
         scratch(self.input, len, self.plan.arithmetic)
     }
+
+    /// The coefficient array `index` (H1: α, c, κ, μ), `m` values.
+    fn array(&self, index: usize) -> BufferArg {
+        buffer(&self.device.arrays[index], self.m)
+    }
+
+    /// The operator's scalars.
+    fn scalars(&self) -> BufferArg {
+        buffer(&self.device.scalars, self.device.scalar_count)
+    }
+
+    /// The geometry, as the kernels take it.
+    fn fibers(&self) -> FibersLaunch {
+        FibersLaunch::new(self.n, self.m, self.inner, self.cols)
+    }
+}
+
+/// A launch grid: the cubes, and the invocations of each.
+type Grid = (CubeCount, CubeDim);
+
+/// How the segment kernels cut the columns: `count` segments of `rows` rows.
+#[derive(Clone, Copy)]
+struct Segmentation {
+    count: usize,
+    rows: usize,
+}
+
+impl Segmentation {
+    /// As the kernels take it, with each scan invocation's share of the segments.
+    fn arg(self) -> SegmentsLaunch {
+        SegmentsLaunch::new(self.count, self.rows, self.count.div_ceil(SCAN_THREADS))
+    }
+}
+
+/// One operator's kernels for each of [`Kernels`]; [`launch`] computes their grids, which are the
+/// same for every operator.
+trait OperatorKernels {
+    /// One pass on `grid`: one cube per tile of `width` columns, `units` invocations each
+    /// sweeping `part_rows` rows.
+    fn tile(&self, call: &Call<'_>, grid: Grid, width: usize, units: usize, part_rows: usize);
+
+    /// One invocation per column on `grid`.
+    fn columns(&self, call: &Call<'_>, grid: Grid);
+
+    /// One invocation per (segment, column) on `grid`, and a reduction over each column's
+    /// segments on `scan`: one cube of [`SCAN_THREADS`] invocations per column.
+    fn segments(&self, call: &Call<'_>, grid: Grid, scan: Grid, segments: Segmentation);
 }
 
 /// Runs `plan` reading `input` and writing `output` (both contiguous, same shape and dtype);
@@ -514,28 +566,56 @@ fn launch(input: &CubeTensor, output: &CubeTensor, in_place: bool, plan: &Device
         Arithmetic::F32 => DType::F32,
         Arithmetic::F64 => DType::F64,
     };
+    let device = device_coefficients(input, &plan.operator, plan.n, plan.arithmetic);
     let call = Call {
         client: &input.client,
         input,
         output,
         in_place,
         plan,
+        device: &device,
         dtypes: [
             dtype_to_storage_type(input.dtype),
             dtype_to_storage_type(arithmetic_dtype),
         ],
         len: input.meta.num_elements(),
         n: plan.n,
+        m: plan.operator.rows(plan.n),
         inner: plan.inner,
         cols: plan.outer * plan.inner,
     };
-    let device = device_coefficients(input, &plan.operator, plan.n, plan.arithmetic);
-    let chosen = kernels(
-        plan,
-        call.client.properties().hardware.max_shared_memory_size,
-    );
-    match &plan.operator {
-        Operator::Sweep { .. } => h1::launch(&call, &device, chosen),
-        Operator::Reweighted { .. } => reweighted::launch(&call, &device, chosen),
+    let operator: &dyn OperatorKernels = match &plan.operator {
+        Operator::Sweep { .. } => &h1::H1,
+        Operator::Reweighted { .. } => &reweighted::Reweighted,
+    };
+    let (client, cols) = (call.client, call.cols);
+    match kernels(plan, client.properties().hardware.max_shared_memory_size) {
+        Kernels::Tile {
+            width,
+            units,
+            part_rows,
+        } => {
+            let tiles = CubeCount::Static(cols.div_ceil(width) as u32, 1, 1);
+            let grid = (tiles, CubeDim::new_1d(units as u32));
+            operator.tile(&call, grid, width, units, part_rows);
+        }
+        Kernels::Columns => operator.columns(&call, elementwise(client, cols)),
+        Kernels::Segments {
+            segments,
+            segment_rows,
+        } => {
+            let per_column = CubeCount::Static(cols as u32, 1, 1);
+            let scan = (per_column, CubeDim::new_1d(SCAN_THREADS as u32));
+            let segmentation = Segmentation {
+                count: segments,
+                rows: segment_rows,
+            };
+            operator.segments(
+                &call,
+                elementwise(client, segments * cols),
+                scan,
+                segmentation,
+            );
+        }
     }
 }
