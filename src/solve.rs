@@ -324,35 +324,6 @@ impl<'a, T> RowBlock<'a, T> {
     }
 }
 
-impl<T> RowBlock<'_, T> {
-    /// Calls `strip(origin, stride, width)` on every strip of columns, left to right: strips of
-    /// `S` columns, then of 8, then of 1, so that every strip has a width the kernels are built for.
-    #[inline(always)]
-    pub(crate) fn for_each_strip<const S: usize>(
-        &mut self,
-        strip: impl FnMut(*mut T, isize, usize),
-    ) {
-        self.for_each_strip_of(S, 8, strip)
-    }
-
-    /// Calls `strip(origin, stride, width)` on strips of `wide` columns, then of `narrow`, then of 1.
-    #[inline(always)]
-    pub(crate) fn for_each_strip_of(
-        &mut self,
-        wide: usize,
-        narrow: usize,
-        mut strip: impl FnMut(*mut T, isize, usize),
-    ) {
-        let mut start = 0;
-        for width in [wide, narrow, 1] {
-            while start + width <= self.width {
-                strip(self.ptr.wrapping_add(start), self.stride, width);
-                start += width;
-            }
-        }
-    }
-}
-
 /// The vector instructions a kernel is built for: the widest the CPU runs ([`isa`]), or a
 /// narrower one, which tests use to check every build against the portable one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -413,47 +384,5 @@ pub(crate) fn has_avx2() -> bool {
         false
     }
 }
-
-/// Defines `$wide`, an AVX2 build of the `#[inline(always)]` method `$sweep`, and `$dispatch`, which
-/// calls it where the CPU supports AVX2 and `$sweep` otherwise.
-macro_rules! wide_vector_build {
-    ($sweep:ident, $wide:ident, $dispatch:ident, f32) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        fn $wide(&self, block: &mut RowBlock<'_, f32>) {
-            self.$sweep(block)
-        }
-
-        fn $dispatch(&self, block: &mut RowBlock<'_, f32>) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if super::has_avx2() {
-                    // SAFETY: the CPU supports AVX2, checked just above.
-                    return unsafe { self.$wide(block) };
-                }
-            }
-            self.$sweep(block)
-        }
-    };
-    ($sweep:ident, $wide:ident, $dispatch:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        fn $wide<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-            self.$sweep(block, scratch)
-        }
-
-        fn $dispatch<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if super::has_avx2() {
-                    // SAFETY: the CPU supports AVX2, checked just above.
-                    return unsafe { self.$wide(block, scratch) };
-                }
-            }
-            self.$sweep(block, scratch)
-        }
-    };
-}
-pub(crate) use wide_vector_build;
 
 pub(crate) use crate::element::{from_f64, to_f64};

@@ -3,8 +3,9 @@
 use crate::threading::Par;
 use crate::Element;
 
+use super::simd::{self, F32s, F64s};
 use super::sweep::{far_from_overflow, magnitude_key, store};
-use super::{to_f64, wide_vector_build, BlockSolver, RowBlock, OUT_SCALE};
+use super::{to_f64, BlockSolver, Isa, RowBlock, OUT_SCALE};
 
 /// `A = I + λ(I − 11ᵀ/n)`, solved in closed form: `x = mean(g) + (g − mean(g))/(1 + λ)`.
 #[derive(Debug, Clone)]
@@ -73,7 +74,175 @@ impl Reweighted {
         }
     }
 
-    wide_vector_build!(sweep, sweep_avx2, sweep_dispatch);
+    /// Both passes on strips of `K·V::LANES` columns, the sums held in `K` vector registers; the
+    /// columns left over, and strips with `f64` inputs near the largest float, take
+    /// [`Reweighted::sweep`]. The same operations in the same order, lane by lane.
+    #[inline(always)]
+    fn vector_strips<T: Element, V: F64s, const K: usize>(
+        &self,
+        block: &mut RowBlock<'_, T>,
+        scratch: &mut [f64],
+    ) {
+        let (origin, stride, width) = block.raw_parts();
+        let wide = !T::IS_F32;
+        let down = V::splat(self.down);
+        let mean_weight = V::splat(self.mean_weight() * if wide { 1.0 } else { self.down });
+        let (shrink, scale) = (V::splat(self.shrink / OUT_SCALE), V::splat(OUT_SCALE));
+        let limit = (u64::from(magnitude_key(T::max_value() / T::from(16.0).unwrap())) << 32)
+            | u64::from(u32::MAX);
+        // SAFETY (`load`, `store`): rows `0..n` of the columns `start..start + K·LANES` that the
+        // loop below hands out, within the block we borrow.
+        let load = |i: usize, start: usize, k: usize| unsafe {
+            let p = origin.offset(i as isize * stride).add(start + k * V::LANES);
+            if T::IS_F32 {
+                V::load_f32(p.cast())
+            } else {
+                V::load(p.cast())
+            }
+        };
+        let store = |i: usize, start: usize, k: usize, v: V| unsafe {
+            let p = origin.offset(i as isize * stride).add(start + k * V::LANES);
+            if T::IS_F32 {
+                v.store_f32(p.cast())
+            } else {
+                v.store(p.cast())
+            }
+        };
+        let mut start = 0;
+        while start + K * V::LANES <= width {
+            let mut sums = [V::splat(0.0); K];
+            let mut largest = [V::splat(0.0); K];
+            for i in 0..self.n {
+                for k in 0..K {
+                    let g = load(i, start, k);
+                    sums[k] = if wide {
+                        largest[k] = g.max_magnitude(largest[k]);
+                        sums[k].add(down.mul(g))
+                    } else {
+                        // `1·g` is `g`: f32 inputs are summed unscaled.
+                        sums[k].add(g)
+                    };
+                }
+            }
+            if wide && !largest.iter().all(|&l| V::keys_at_most(l, limit)) {
+                self.sweep(&mut block.columns(start, K * V::LANES), scratch);
+            } else {
+                let offsets = sums.map(|s| s.mul(mean_weight));
+                for i in 0..self.n {
+                    for (k, &o) in offsets.iter().enumerate() {
+                        let x = shrink.mul(load(i, start, k)).add(o);
+                        store(i, start, k, scale.mul(x));
+                    }
+                }
+            }
+            start += K * V::LANES;
+        }
+        if start < width {
+            self.sweep(&mut block.columns(start, width - start), scratch);
+        }
+    }
+
+    /// Both passes on an `f32` block, strips of `K` vectors of `W` (`f32`) at a time: the sums in
+    /// `f64` (`2K` vectors of `D`, which holds half as many lanes), the update
+    /// `x = s·g + 8·offset` in `f32`, clamped where only rounding takes it past the largest
+    /// float. Within `4·2⁻²⁴·max|g|` of the exact answer (the offset and `s` rounded once, the
+    /// product and the sum), under [`super::F32_ARITHMETIC_BOUND`]; the columns left over, one
+    /// by one, with the same operations.
+    #[inline(always)]
+    fn f32_strips<W: F32s, D: F64s, const K: usize, const K2: usize>(
+        &self,
+        block: &mut RowBlock<'_, f32>,
+        scratch: &mut [f64],
+    ) {
+        debug_assert!(K2 == 2 * K && 2 * D::LANES == W::LANES && K * W::LANES <= 256);
+        let (origin, stride, width) = block.raw_parts();
+        let mean_weight = D::splat(self.mean_weight() * self.down);
+        let scale = D::splat(OUT_SCALE);
+        let shrink = W::splat(self.shrink as f32);
+        let strip = K * W::LANES;
+        // SAFETY (`at`): rows `0..n` of the columns `start..start + strip` that the loop below
+        // hands out, within the block we borrow.
+        let at = |i: usize, start: usize| unsafe { origin.offset(i as isize * stride).add(start) };
+        let mut start = 0;
+        while start + strip <= width {
+            let mut sums = [D::splat(0.0); K2];
+            for i in 0..self.n {
+                for (k, sum) in sums.iter_mut().enumerate() {
+                    // SAFETY: within the strip's row `i`.
+                    *sum = sum.add(unsafe { D::load_f32(at(i, start).add(k * D::LANES)) });
+                }
+            }
+            let mut offsets = [0.0f32; 256];
+            for (k, sum) in sums.iter().enumerate() {
+                // SAFETY: `offsets` holds `strip ≤ 256` values.
+                unsafe {
+                    scale
+                        .mul(sum.mul(mean_weight))
+                        .store_f32(offsets.as_mut_ptr().add(k * D::LANES))
+                };
+            }
+            // SAFETY: `offsets` holds `strip` values.
+            let offsets: [W; K] =
+                std::array::from_fn(|k| unsafe { W::load(offsets.as_ptr().add(k * W::LANES)) });
+            for i in 0..self.n {
+                for (k, &o) in offsets.iter().enumerate() {
+                    // SAFETY: within the strip's row `i`.
+                    unsafe {
+                        let p = at(i, start).add(k * W::LANES);
+                        o.add_clamped(shrink, W::load(p)).store(p);
+                    }
+                }
+            }
+            start += strip;
+        }
+        let _ = scratch;
+        for column in start..width {
+            // SAFETY: column `column` of the block, valid for every row.
+            let value = |i: usize| unsafe { &mut *at(i, column) };
+            let sum = (0..self.n).fold(0.0, |sum, i| sum + f64::from(*value(i)));
+            let offset = (OUT_SCALE * (sum * (self.mean_weight() * self.down))) as f32;
+            for i in 0..self.n {
+                let g = value(i);
+                let x = offset + self.shrink as f32 * *g;
+                *g = super::sweep::clamp_f32(x, offset.is_finite() && g.is_finite());
+            }
+        }
+    }
+
+    /// Both passes in the widest vector build this CPU runs.
+    fn sweep_dispatch<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        // SAFETY (each build): `isa` says the CPU runs it.
+        match super::isa() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.sweep_avx512(block, scratch) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.sweep_avx2(block, scratch) },
+            _ => match as_f32(block) {
+                Some(block) => {
+                    self.f32_strips::<simd::Portable, simd::Portable64, 4, 8>(block, scratch)
+                }
+                None => self.vector_strips::<T, simd::Portable64, 4>(block, scratch),
+            },
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn sweep_avx512<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        if let Some(block) = as_f32(block) {
+            return self.f32_strips::<simd::Avx512, simd::Avx512x64, 4, 8>(block, scratch);
+        }
+        self.vector_strips::<T, simd::Avx512x64, 8>(block, scratch)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn sweep_avx2<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
+        if let Some(block) = as_f32(block) {
+            return self.f32_strips::<simd::Avx2, simd::Avx2x64, 4, 8>(block, scratch);
+        }
+        self.vector_strips::<T, simd::Avx2x64, 4>(block, scratch)
+    }
 }
 
 impl<T: Element> BlockSolver<T> for Reweighted {
@@ -103,6 +272,12 @@ impl<T: Element> BlockSolver<T> for Reweighted {
             start += w;
         }
     }
+}
+
+/// The block as a block of `f32`, where `T` is `f32`.
+fn as_f32<'b, 'a, T: Element>(block: &'b mut RowBlock<'a, T>) -> Option<&'b mut RowBlock<'a, f32>> {
+    // SAFETY: `T` is `f32` (checked), so the block's rows are rows of `f32`.
+    T::IS_F32.then(|| unsafe { &mut *(block as *mut RowBlock<'a, T>).cast::<RowBlock<'a, f32>>() })
 }
 
 /// Bytes of the column chunks that the two passes share: half of a 48 KiB L1.

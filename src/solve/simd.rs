@@ -98,6 +98,16 @@ pub(crate) trait F64s: Copy {
     /// # Safety
     /// `p .. p + LANES` must be valid for writes.
     unsafe fn store(self, p: *mut f64);
+    /// `LANES` `f32` values from `p`, widened (exactly).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be valid for reads.
+    unsafe fn load_f32(p: *const f32) -> Self;
+    /// Writes the lanes rounded to `f32` (to nearest, as `as f32`) to `p .. p + LANES`.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be valid for writes.
+    unsafe fn store_f32(self, p: *mut f32);
     /// Every lane `x`.
     fn splat(x: f64) -> Self;
     /// Lane-wise `self + other`.
@@ -130,6 +140,20 @@ impl F64s for Portable64 {
     unsafe fn store(self, p: *mut f64) {
         // SAFETY: the caller vouches for `p .. p + 2`.
         unsafe { p.cast::<[f64; 2]>().write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_f32(p: *const f32) -> Self {
+        // SAFETY: the caller vouches for `p .. p + 2`.
+        let v = unsafe { p.cast::<[f32; 2]>().read_unaligned() };
+        Portable64(v.map(f64::from))
+    }
+    #[inline(always)]
+    unsafe fn store_f32(self, p: *mut f32) {
+        // SAFETY: the caller vouches for `p .. p + 2`.
+        unsafe {
+            p.cast::<[f32; 2]>()
+                .write_unaligned(self.0.map(|x| x as f32))
+        }
     }
     #[inline(always)]
     fn splat(x: f64) -> Self {
@@ -323,6 +347,14 @@ mod x86 {
             unsafe { _mm256_storeu_pd(p, self.0) }
         }
         #[inline(always)]
+        unsafe fn load_f32(p: *const f32) -> Self {
+            Avx2x64(unsafe { _mm256_cvtps_pd(_mm_loadu_ps(p)) })
+        }
+        #[inline(always)]
+        unsafe fn store_f32(self, p: *mut f32) {
+            unsafe { _mm_storeu_ps(p, _mm256_cvtpd_ps(self.0)) }
+        }
+        #[inline(always)]
         fn splat(x: f64) -> Self {
             Avx2x64(unsafe { _mm256_set1_pd(x) })
         }
@@ -377,6 +409,14 @@ mod x86 {
         #[inline(always)]
         unsafe fn store(self, p: *mut f64) {
             unsafe { _mm512_storeu_pd(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn load_f32(p: *const f32) -> Self {
+            Avx512x64(unsafe { _mm512_cvtps_pd(_mm256_loadu_ps(p)) })
+        }
+        #[inline(always)]
+        unsafe fn store_f32(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, _mm512_cvtpd_ps(self.0)) }
         }
         #[inline(always)]
         fn splat(x: f64) -> Self {
