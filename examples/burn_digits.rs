@@ -110,19 +110,10 @@ mod run {
 
     fn accuracy(model: &Cnn, data: &Split, device: &Device) -> f64 {
         let rows: Vec<usize> = (0..data.test_y.len()).collect();
-        let predicted = model
-            .forward(images(&data.test_x, &rows, device))
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap();
-        let right = predicted
-            .iter()
-            .zip(&data.test_y)
-            .filter(|(p, y)| p == y)
-            .count();
-        right as f64 / data.test_y.len() as f64
+        cnn::accuracy(
+            model.forward(images(&data.test_x, &rows, device)),
+            &data.test_y,
+        )
     }
 
     /// Trains a fresh model from `seed`; returns (test accuracy, ms per step).

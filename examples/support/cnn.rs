@@ -50,3 +50,15 @@ impl Cnn {
         self.head.forward(x.flatten(1, 3))
     }
 }
+
+/// The fraction of rows of `logits` whose largest entry is at the row's label.
+pub fn accuracy(logits: Tensor<2>, labels: &[i64]) -> f64 {
+    let predicted = logits
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap();
+    let right = predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
+    right as f64 / labels.len() as f64
+}

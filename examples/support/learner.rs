@@ -221,19 +221,8 @@ pub fn evaluate(model: &Cnn, items: &[Item], device: &Device) -> (f64, f64) {
         .convert::<f64>()
         .try_to_vec::<f64>()
         .unwrap()[0];
-    let predicted = out
-        .output
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .unwrap();
-    let right = predicted
-        .iter()
-        .zip(items)
-        .filter(|(p, i)| **p == i.label)
-        .count();
-    (right as f64 / items.len() as f64, loss)
+    let labels: Vec<i64> = items.iter().map(|i| i.label).collect();
+    (cnn::accuracy(out.output, &labels), loss)
 }
 
 /// How many CUDA devices this machine has, as `nvidia-smi -L` lists them (0 where there is no
