@@ -240,7 +240,7 @@ fn wrapper_rejects_bad_input_without_touching_anything() {
 }
 
 /// The default config with `change` made to it.
-fn changed<C: Default>(change: impl FnOnce(&mut C)) -> C {
+fn changed<C: Default>(change: fn(&mut C)) -> C {
     let mut config = C::default();
     change(&mut config);
     config
@@ -248,13 +248,14 @@ fn changed<C: Default>(change: impl FnOnce(&mut C)) -> C {
 
 #[test]
 fn bad_hyperparameters_are_refused() {
+    let sgd = |change: fn(&mut SgdConfig)| changed(change);
     let bad_sgd = [
-        changed(|c: &mut SgdConfig| c.lr = -1.0),
-        changed(|c| c.lr = f64::NAN),
-        changed(|c| c.momentum = -0.1),
-        changed(|c| c.weight_decay = f64::INFINITY),
-        changed(|c| c.nesterov = true),
-        changed(|c| {
+        sgd(|c| c.lr = -1.0),
+        sgd(|c| c.lr = f64::NAN),
+        sgd(|c| c.momentum = -0.1),
+        sgd(|c| c.weight_decay = f64::INFINITY),
+        sgd(|c| c.nesterov = true),
+        sgd(|c| {
             c.nesterov = true;
             c.momentum = 0.9;
             c.dampening = 0.1;
@@ -266,12 +267,13 @@ fn bad_hyperparameters_are_refused() {
             "{config:?}"
         );
     }
+    let adam = |change: fn(&mut AdamConfig)| changed(change);
     let bad_adam = [
-        changed(|c: &mut AdamConfig| c.lr = -1.0),
-        changed(|c| c.betas = (1.0, 0.9)),
-        changed(|c| c.betas = (0.9, -0.1)),
-        changed(|c| c.eps = f64::NAN),
-        changed(|c| c.weight_decay = -1.0),
+        adam(|c| c.lr = -1.0),
+        adam(|c| c.betas = (1.0, 0.9)),
+        adam(|c| c.betas = (0.9, -0.1)),
+        adam(|c| c.eps = f64::NAN),
+        adam(|c| c.weight_decay = -1.0),
     ];
     for config in bad_adam {
         assert!(

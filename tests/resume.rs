@@ -2,8 +2,7 @@
 //! overflowing gradients (±∞ in the buffers, then NaN), subnormals and −0.0 included.
 
 use chandir::optim::{
-    AdamConfig, AdamState, ChannelDirectedOptimizer, Element, Optimizer, ParamStates, SgdConfig,
-    SgdState,
+    AdamConfig, AdamState, ChannelDirectedOptimizer, Optimizer, ParamStates, SgdConfig, SgdState,
 };
 use chandir::ChannelDirected;
 use ndarray::{arr1, ArrayD, IxDyn};
