@@ -11,7 +11,7 @@
 mod burn_device;
 mod common;
 
-use common::reference::{parse_case, reference_dir};
+use common::reference::{arrays, cases, parse_case};
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig};
@@ -24,9 +24,7 @@ use chandir::integrations::burn::{
 use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
 use common::burn_net::Net;
 use ndarray::{ArrayD, Axis, IxDyn};
-use ndarray_npy::read_npy;
 use proptest::prelude::*;
-use serde_json::Value;
 
 fn device() -> Device {
     let default = if cfg!(feature = "burn-cuda") {
@@ -143,29 +141,22 @@ const METHODS: [Method; 4] = [
 
 #[test]
 fn every_reference_case_on_the_device() {
-    let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    let cases = manifest["cases"].as_array().unwrap();
+    let cases = cases();
     assert!(cases.len() >= 200);
     let device = device();
     let (mut on_device_runs, mut host_runs, mut failures) = (0, 0, Vec::new());
-    for case in cases {
+    for case in &cases {
         let name = case["name"].as_str().unwrap();
         let cd = parse_case(case);
         let lambda = cd.metric.lambda();
         let (grad, expected, dtype, tolerance): (ArrayD<f64>, ArrayD<f64>, DType, f64) =
             match case["dtype"].as_str().unwrap() {
-                "float64" => (
-                    read_npy(reference_dir().join(format!("{name}_grad.npy"))).unwrap(),
-                    read_npy(reference_dir().join(format!("{name}_expected.npy"))).unwrap(),
-                    DType::F64,
-                    1e-12 + 1e-15 * (1.0 + 4.0 * lambda),
-                ),
+                "float64" => {
+                    let (g, e) = arrays(name);
+                    (g, e, DType::F64, 1e-12 + 1e-15 * (1.0 + 4.0 * lambda))
+                }
                 _ => {
-                    let g: ArrayD<f32> =
-                        read_npy(reference_dir().join(format!("{name}_grad.npy"))).unwrap();
-                    let e: ArrayD<f32> =
-                        read_npy(reference_dir().join(format!("{name}_expected.npy"))).unwrap();
+                    let (g, e) = arrays::<f32>(name);
                     (
                         g.mapv(f64::from),
                         e.mapv(f64::from),

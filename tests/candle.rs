@@ -75,8 +75,11 @@ fn max_abs_difference(a: &Tensor, b: &Tensor) -> f32 {
 
 const PARAMS: [&str; 4] = ["conv.weight", "conv.bias", "linear.weight", "linear.bias"];
 
-/// For each name in [`PARAMS`], the largest difference between the two nets' values.
-fn differences(a: &VarMap, b: &VarMap) -> Vec<(&'static str, f32)> {
+/// For each name in [`PARAMS`], the largest difference between two nets' values.
+type Differences = Vec<(&'static str, f32)>;
+
+/// The [`Differences`] of two nets.
+fn differences(a: &VarMap, b: &VarMap) -> Differences {
     PARAMS
         .iter()
         .map(|&name| {
@@ -92,12 +95,11 @@ fn differences(a: &VarMap, b: &VarMap) -> Vec<(&'static str, f32)> {
 /// the reference path (inner optimizer on gradients smoothed on ndarray copies, per `reference`:
 /// parameter name → direction), and with the inner optimizer alone. Returns the per-parameter
 /// differences (wrapper − reference, wrapper − plain).
-#[allow(clippy::type_complexity)]
 fn train_three_ways<O: Optimizer>(
     inner: O::Config,
     config: ChannelDirectedConfig<O::Config>,
     reference: &[(&str, Direction)],
-) -> (Vec<(&'static str, f32)>, Vec<(&'static str, f32)>)
+) -> (Differences, Differences)
 where
     O::Config: Clone,
 {
@@ -171,7 +173,7 @@ fn difference_of(differences: &[(&str, f32)], param: &str) -> f32 {
 /// moved differently from the plain optimizer.
 fn assert_matches_and_smooths(
     name: &str,
-    (vs_reference, vs_plain): (Vec<(&str, f32)>, Vec<(&str, f32)>),
+    (vs_reference, vs_plain): (Differences, Differences),
     smoothed: &str,
 ) {
     assert_all_below(name, &vs_reference, 1e-6);
