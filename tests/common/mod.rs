@@ -5,6 +5,7 @@
 #[cfg(feature = "burn")]
 pub mod burn_net;
 pub mod exact;
+pub mod metrics;
 pub mod reference;
 pub mod states;
 
