@@ -5,7 +5,6 @@ mod common;
 use common::reference::{arrays, cases, parse_case, shape};
 
 use chandir::{Boundary, Direction, Metric};
-use ndarray::ArrayD;
 
 #[test]
 fn every_reference_case_matches() {

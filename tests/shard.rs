@@ -7,7 +7,6 @@ use chandir::shard::{smooth_flat, smooth_rows, Communicator, ThreadCommunicator}
 use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
 use common::reference::{arrays, cases, parse_case};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
-use ndarray_npy::read_npy;
 use num_traits::Float;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
