@@ -9,7 +9,8 @@ use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::ArrayD;
 use support::{
-    copy_into, gradient, h1, naive_neumann, resnet50_convs, FftPeriodic, RESNET50, RESNET56,
+    copy_all, copy_into, gradient, gradients, h1, naive_neumann, resnet50_convs, FftPeriodic,
+    RESNET50, RESNET56,
 };
 
 fn single_thread() -> rayon::ThreadPool {
@@ -84,11 +85,7 @@ fn per_shape(c: &mut Criterion) {
 fn resnet50_set(c: &mut Criterion) {
     let single = single_thread();
     let shapes = resnet50_convs();
-    let grads: Vec<ArrayD<f32>> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| gradient(s, i as u64))
-        .collect();
+    let grads: Vec<ArrayD<f32>> = gradients(&shapes);
     let mut work = grads.clone();
     let mut group = c.benchmark_group("resnet50_convs");
     group
@@ -97,14 +94,7 @@ fn resnet50_set(c: &mut Criterion) {
     group.throughput(Throughput::Elements(
         grads.iter().map(|g| g.len() as u64).sum(),
     ));
-    group.bench_function("copy", |b| {
-        b.iter(|| {
-            grads
-                .iter()
-                .zip(work.iter_mut())
-                .for_each(|(g, w)| copy_into(g, w))
-        })
-    });
+    group.bench_function("copy", |b| b.iter(|| copy_all(&grads, &mut work)));
     let cd = ChannelDirected::sobolev(1.0);
     group.bench_function(BenchmarkId::new("h1_neumann_output", "1 thread"), |b| {
         single.install(|| b.iter(|| work.iter_mut().for_each(|w| cd.apply(w).unwrap())))

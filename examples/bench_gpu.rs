@@ -21,6 +21,9 @@ fn main() {
 }
 
 #[cfg(feature = "burn-cube")]
+#[path = "support/args.rs"]
+mod args;
+#[cfg(feature = "burn-cube")]
 #[path = "support/burn_device.rs"]
 mod burn_device;
 
@@ -28,7 +31,7 @@ mod burn_device;
 mod run {
     use std::time::{Duration, Instant};
 
-    use super::burn_device;
+    use super::{args::Args, burn_device};
     use burn::tensor::{DType, Device, Tensor, TensorData};
     use chandir::gpu::Method;
     use chandir::integrations::burn::{
@@ -179,6 +182,20 @@ mod run {
         times[times.len() / 2]
     }
 
+    /// A call that smooths `grad` by `cd` on the device with `method`, for [`median_secs`].
+    fn on_device(
+        grad: &Tensor<4>,
+        cd: ChannelDirected,
+        method: Method,
+    ) -> impl FnMut() -> Tensor<4> {
+        let grad = grad.clone();
+        move || {
+            precondition_on_device(grad.clone(), &cd, None, method, false)
+                .unwrap()
+                .unwrap()
+        }
+    }
+
     struct Timing {
         copy: f64,
         kernel: f64,
@@ -194,14 +211,7 @@ mod run {
         let cd = ChannelDirected::sobolev(1.0);
         let len: usize = shape.iter().product();
         let batch = (4_000_000 / len).clamp(1, 64);
-        let on_device = |method: Method| {
-            let grad = grad.clone();
-            move || {
-                precondition_on_device(grad.clone(), &cd, None, method, false)
-                    .unwrap()
-                    .unwrap()
-            }
-        };
+        let on_device = |method| on_device(&grad, cd, method);
         Timing {
             copy: median_secs(device, batch, budget, || device_copy(grad.clone()).unwrap()),
             kernel: median_secs(device, batch, budget, on_device(Method::Auto)),
@@ -220,22 +230,18 @@ mod run {
     }
 
     pub fn main() {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .map(|i| args[i + 1].clone())
-        };
+        let args = Args::from_env();
         let default = if cfg!(feature = "burn-cuda") {
             "cuda"
         } else {
             "wgpu"
         };
-        let name = value("--device").unwrap_or_else(|| default.to_string());
-        let quick = args.iter().any(|a| a == "--quick");
-        let budget = Duration::from_millis(
-            value("--budget-ms").map_or(if quick { 100 } else { 1000 }, |v| v.parse().unwrap()),
-        );
+        let name = args
+            .value("--device")
+            .unwrap_or_else(|| default.to_string());
+        let quick = args.has("--quick");
+        let budget =
+            Duration::from_millis(args.parsed("--budget-ms", if quick { 100 } else { 1000 }));
         let device = burn_device::by_name(&name)
             .unwrap_or_else(|| panic!("--device {name}: not a device of this build"));
         println!("device: {name} ({device:?}); f32, λ = 1, H1 Neumann, output channels");
@@ -282,14 +288,7 @@ mod run {
                 Direction::Flattened => (len, 1),
                 _ => (shape[0], len / shape[0]),
             };
-            let run = |method: Method| {
-                let grad = grad.clone();
-                move || {
-                    precondition_on_device(grad.clone(), &cd, None, method, false)
-                        .unwrap()
-                        .unwrap()
-                }
-            };
+            let run = |method| on_device(&grad, cd, method);
             let columns = median_secs(&device, 1, budget, run(Method::Columns));
             let segmented = median_secs(&device, 1, budget, run(Method::Auto));
             println!(

@@ -20,8 +20,8 @@ use chandir::Element;
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::ArrayD;
 use support::{
-    copy_into, gradient, h1, naive_neumann, resnet50_convs, resnet56_convs, FftPeriodic, RESNET50,
-    RESNET56,
+    copy_all, copy_into, gradient, gradients, h1, naive_neumann, resnet50_convs, resnet56_convs,
+    FftPeriodic, RESNET50, RESNET56,
 };
 
 /// Median seconds per call of `f`, over at least 5 calls and about `budget` of time.
@@ -113,24 +113,10 @@ fn whole_set<T: Element>(
     single: &rayon::ThreadPool,
     budget: Duration,
 ) -> (f64, f64, f64) {
-    let grads: Vec<ArrayD<T>> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| gradient(s, i as u64))
-        .collect();
+    let grads: Vec<ArrayD<T>> = gradients(shapes);
     let mut work = grads.clone();
     let cd = ChannelDirected::sobolev(1.0);
-    let copy = single.install(|| {
-        median_secs(
-            || {
-                grads
-                    .iter()
-                    .zip(work.iter_mut())
-                    .for_each(|(g, w)| copy_into(g, w))
-            },
-            budget,
-        )
-    });
+    let copy = single.install(|| median_secs(|| copy_all(&grads, &mut work), budget));
     let one = single.install(|| {
         median_secs(
             || work.iter_mut().for_each(|w| cd.apply(w).unwrap()),

@@ -23,8 +23,14 @@ fn main() {
 }
 
 #[cfg(feature = "burn")]
+#[path = "support/args.rs"]
+mod args;
+#[cfg(feature = "burn")]
 #[path = "support/burn_device.rs"]
 mod burn_device;
+#[cfg(feature = "burn")]
+#[path = "support/cnn.rs"]
+mod cnn;
 
 #[cfg(feature = "burn")]
 mod run {
@@ -32,16 +38,12 @@ mod run {
     use std::time::Instant;
 
     use burn::module::Module;
-    use burn::nn::conv::{Conv2d, Conv2dConfig};
     use burn::nn::loss::CrossEntropyLossConfig;
-    use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-    use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
     use burn::optim::momentum::MomentumConfig;
     use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
-    use burn::tensor::activation::relu;
     use burn::tensor::{DType, Device, Int, Tensor, TensorData};
     // (1 of 3) the wrapper's config
-    use super::burn_device;
+    use super::{args::Args, burn_device, cnn};
     use chandir::integrations::burn::{route, ChannelDirectedConfig};
     use ndarray::{Array1, Array2};
     use rand::seq::SliceRandom;
@@ -49,34 +51,10 @@ mod run {
     use rand_chacha::ChaCha8Rng;
 
     /// Conv(1→16, 3×3) → ReLU → Conv(16→32, 3×3) → ReLU → max-pool 2 → Linear(32·4·4 → 10).
-    #[derive(Module, Debug)]
-    struct Cnn {
-        conv1: Conv2d,
-        conv2: Conv2d,
-        pool: MaxPool2d,
-        head: Linear,
-    }
+    type Cnn = cnn::Cnn;
 
-    impl Cnn {
-        fn new(device: &Device) -> Self {
-            let same = || PaddingConfig2d::Explicit(1, 1, 1, 1);
-            Cnn {
-                conv1: Conv2dConfig::new([1, 16], [3, 3])
-                    .with_padding(same())
-                    .init(device),
-                conv2: Conv2dConfig::new([16, 32], [3, 3])
-                    .with_padding(same())
-                    .init(device),
-                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-                head: LinearConfig::new(32 * 4 * 4, 10).init(device),
-            }
-        }
-
-        fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-            let x = relu(self.conv1.forward(images));
-            let x = self.pool.forward(relu(self.conv2.forward(x)));
-            self.head.forward(x.flatten(1, 3))
-        }
+    fn cnn(device: &Device) -> Cnn {
+        Cnn::new(device, [16, 32], 8, false)
     }
 
     struct Split {
@@ -132,26 +110,17 @@ mod run {
 
     fn accuracy(model: &Cnn, data: &Split, device: &Device) -> f64 {
         let rows: Vec<usize> = (0..data.test_y.len()).collect();
-        let predicted = model
-            .forward(images(&data.test_x, &rows, device))
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap();
-        let right = predicted
-            .iter()
-            .zip(&data.test_y)
-            .filter(|(p, y)| p == y)
-            .count();
-        right as f64 / data.test_y.len() as f64
+        cnn::accuracy(
+            model.forward(images(&data.test_x, &rows, device)),
+            &data.test_y,
+        )
     }
 
     /// Trains a fresh model from `seed`; returns (test accuracy, ms per step).
     fn train(data: &Split, device: &Device, epochs: usize, seed: u64, wrapped: bool) -> (f64, f64) {
         let device = device.clone().autodiff();
         device.seed(seed);
-        let mut model = Cnn::new(&device);
+        let mut model = cnn(&device);
         let sgd = SgdConfig::new()
             .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
             .build();
@@ -184,15 +153,12 @@ mod run {
     }
 
     pub fn main() {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .map(|i| args[i + 1].clone())
-        };
-        let backend = value("--backend").unwrap_or_else(|| "flex".to_string());
-        let epochs: usize = value("--epochs").map_or(8, |v| v.parse().expect("--epochs N"));
-        let seed: u64 = value("--seed").map_or(1, |v| v.parse().expect("--seed N"));
+        let args = Args::from_env();
+        let backend = args
+            .value("--backend")
+            .unwrap_or_else(|| "flex".to_string());
+        let epochs: usize = args.parsed("--epochs", 8);
+        let seed: u64 = args.parsed("--seed", 1);
         let device = burn_device::by_name(&backend).unwrap_or_else(|| {
             panic!("--backend {backend}: not in this build (features burn-wgpu, burn-vulkan, burn-cuda)")
         });

@@ -35,15 +35,14 @@ impl Stream {
     }
 }
 
-fn metrics(lambda: f64) -> [Metric; 5] {
-    let h1 = |boundary| Metric::SobolevH1 { lambda, boundary };
-    [
-        h1(Boundary::Neumann),
-        h1(Boundary::Periodic),
-        h1(Boundary::Dirichlet),
-        Metric::ReweightedH0 { lambda },
-        Metric::H0,
-    ]
+#[path = "../tests/common/metrics.rs"]
+mod common_metrics;
+
+/// Every metric at `lambda`: the smoothing ones and H0.
+fn metrics(lambda: f64) -> impl Iterator<Item = Metric> {
+    common_metrics::smoothing_metrics(lambda)
+        .into_iter()
+        .chain([Metric::H0])
 }
 
 /// Cut points `0 = c₀ ≤ … ≤ c_size = total`, uneven, some shards empty.

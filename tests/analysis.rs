@@ -3,45 +3,11 @@
 
 use chandir::analysis::{axis_correlation, impulse_response, output_vs_input, slice_moments};
 use chandir::{Boundary, Error, Metric};
-use ndarray::{s, Array, Array2, ArrayD, Axis, IxDyn};
+use ndarray::{s, Array, Array2, ArrayD, Axis};
 
-/// SplitMix64 with Box–Muller: reproducible standard normal samples without a dependency.
-struct Normal(u64);
-
-impl Normal {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // 53 random bits in (0, 1]: never 0, so the logarithm below is finite.
-        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    fn sample(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    fn tensor(&mut self, shape: &[usize]) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.sample())
-    }
-}
-
-/// Pearson correlation the textbook way: means first, then centred cross and square sums.
-fn pearson(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let mean_x = x.iter().sum::<f64>() / n;
-    let mean_y = y.iter().sum::<f64>() / n;
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
-        sxy += (a - mean_x) * (b - mean_y);
-        sxx += (a - mean_x) * (a - mean_x);
-        syy += (b - mean_y) * (b - mean_y);
-    }
-    sxy / (sxx * syy).sqrt()
-}
+#[path = "../cli/tests/sample/mod.rs"]
+mod sample;
+use sample::{pearson, Normal};
 
 /// Slice `index` of `w` along `axis`, flattened in logical order.
 fn slice_values(w: &ArrayD<f64>, axis: usize, index: usize) -> Vec<f64> {

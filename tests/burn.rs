@@ -54,12 +54,7 @@ fn smooth_on_ndarray<const D: usize>(
 }
 
 fn max_abs_difference<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
-    let (a, b) = (to_ndarray(a), to_ndarray(b));
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    common::max_abs_diff(&to_ndarray(a), &to_ndarray(b))
 }
 
 /// The largest parameter difference between two nets, per parameter.

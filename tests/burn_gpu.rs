@@ -11,10 +11,10 @@
 mod burn_device;
 mod common;
 
-use common::reference::{parse_case, reference_dir};
+use common::reference::{arrays, cases, parse_case};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use chandir::gpu::{self, Arithmetic, Method, F32_TOLERANCE};
 use chandir::integrations::burn::{
@@ -24,9 +24,7 @@ use chandir::integrations::burn::{
 use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
 use common::burn_net::Net;
 use ndarray::{ArrayD, Axis, IxDyn};
-use ndarray_npy::read_npy;
 use proptest::prelude::*;
-use serde_json::Value;
 
 fn device() -> Device {
     let default = if cfg!(feature = "burn-cuda") {
@@ -75,6 +73,15 @@ fn max_abs_diff(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
             m.max((x - y).abs())
         }
     })
+}
+
+/// `got` within `tolerance` of `expected` (the largest absolute difference), or a failure naming `what`.
+fn assert_within(got: &ArrayD<f64>, expected: &ArrayD<f64>, tolerance: f64, what: &str) {
+    let error = max_abs_diff(got, expected);
+    assert!(
+        error <= tolerance,
+        "{what}: error {error:e} > {tolerance:e}"
+    );
 }
 
 /// Deterministic, non-trivial values (never all zero).
@@ -134,29 +141,22 @@ const METHODS: [Method; 4] = [
 
 #[test]
 fn every_reference_case_on_the_device() {
-    let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    let cases = manifest["cases"].as_array().unwrap();
+    let cases = cases();
     assert!(cases.len() >= 200);
     let device = device();
     let (mut on_device_runs, mut host_runs, mut failures) = (0, 0, Vec::new());
-    for case in cases {
+    for case in &cases {
         let name = case["name"].as_str().unwrap();
         let cd = parse_case(case);
         let lambda = cd.metric.lambda();
         let (grad, expected, dtype, tolerance): (ArrayD<f64>, ArrayD<f64>, DType, f64) =
             match case["dtype"].as_str().unwrap() {
-                "float64" => (
-                    read_npy(reference_dir().join(format!("{name}_grad.npy"))).unwrap(),
-                    read_npy(reference_dir().join(format!("{name}_expected.npy"))).unwrap(),
-                    DType::F64,
-                    1e-12 + 1e-15 * (1.0 + 4.0 * lambda),
-                ),
+                "float64" => {
+                    let (g, e) = arrays(name);
+                    (g, e, DType::F64, 1e-12 + 1e-15 * (1.0 + 4.0 * lambda))
+                }
                 _ => {
-                    let g: ArrayD<f32> =
-                        read_npy(reference_dir().join(format!("{name}_grad.npy"))).unwrap();
-                    let e: ArrayD<f32> =
-                        read_npy(reference_dir().join(format!("{name}_expected.npy"))).unwrap();
+                    let (g, e) = arrays::<f32>(name);
                     (
                         g.mapv(f64::from),
                         e.mapv(f64::from),
@@ -250,10 +250,11 @@ fn long_fibers_and_many_segments_match_the_dense_solve() {
             let expected = dense(&grad, &cd);
             let scale = common::max_abs(grad.iter().copied());
             let got = on_device(&grad, DType::F32, &cd, None, method).expect("f32 rule for λ ≤ 3");
-            let error = max_abs_diff(&got, &expected);
-            assert!(
-                error <= F32_TOLERANCE * scale,
-                "{shape:?} {direction:?} {method:?} {metric:?}: error {error:e}"
+            assert_within(
+                &got,
+                &expected,
+                F32_TOLERANCE * scale,
+                &format!("{shape:?} {direction:?} {method:?} {metric:?}"),
             );
         }
     }
@@ -336,20 +337,13 @@ fn f64_arithmetic_and_f64_tensors_where_the_device_has_them() {
         let scale = common::max_abs(grad.iter().copied());
         for method in METHODS {
             let got = on_device(&grad, DType::F64, &cd, None, method).unwrap();
-            let error = max_abs_diff(&got, &expected);
-            assert!(
-                error <= 1e-11 * scale,
-                "{metric:?} {method:?}: f64 error {error:e}"
-            );
+            let what = format!("{metric:?} {method:?}");
+            assert_within(&got, &expected, 1e-11 * scale, &format!("{what} f64"));
             // f32 storage, f64 arithmetic.
             let got = on_device(&grad, DType::F32, &cd, Some(Arithmetic::F64), method).unwrap();
             let mut expected32 = grad.mapv(|v| v as f32 as f64);
             cd.apply(&mut expected32).unwrap();
-            let error = max_abs_diff(&got, &expected32);
-            assert!(
-                error <= F32_TOLERANCE * scale,
-                "{metric:?} {method:?}: error {error:e}"
-            );
+            assert_within(&got, &expected32, F32_TOLERANCE * scale, &what);
         }
     }
 }
@@ -405,20 +399,15 @@ fn in_place_shared_and_narrow_inputs() {
     let expected = dense(&grad.mapv(|v| v as f32 as f64), &cd);
     let scale = common::max_abs(grad.iter().copied());
     // Unique buffer: smoothed in place.
-    let unique = upload::<4>(&grad, DType::F32, &device);
-    let error = max_abs_diff(
-        &download(precondition_tensor(unique, &cd).unwrap()),
-        &expected,
-    );
-    assert!(error <= F32_TOLERANCE * scale, "in place: {error:e}");
+    let smooths = |tensor: Tensor<4>, what: &str| {
+        let got = download(precondition_tensor(tensor, &cd).unwrap());
+        assert_within(&got, &expected, F32_TOLERANCE * scale, what);
+    };
+    smooths(upload::<4>(&grad, DType::F32, &device), "in place");
     // Shared buffer: a new output, the original left as it was.
     let shared = upload::<4>(&grad, DType::F32, &device);
     let kept = shared.clone();
-    let error = max_abs_diff(
-        &download(precondition_tensor(shared, &cd).unwrap()),
-        &expected,
-    );
-    assert!(error <= F32_TOLERANCE * scale, "shared: {error:e}");
+    smooths(shared, "shared");
     let untouched = max_abs_diff(&download(kept), &grad.mapv(|v| v as f32 as f64));
     assert_eq!(untouched, 0.0, "the shared input was written");
     // A non-contiguous view (a transpose) of the same values.
@@ -428,18 +417,13 @@ fn in_place_shared_and_narrow_inputs() {
         &device,
     )
     .swap_dims(0, 1);
-    let error = max_abs_diff(
-        &download(precondition_tensor(transposed, &cd).unwrap()),
-        &expected,
-    );
-    assert!(error <= F32_TOLERANCE * scale, "strided: {error:e}");
+    smooths(transposed, "strided");
     // f16 where the device stores it: through an f32 copy, rounded back to f16.
     if device.supports_dtype(DType::F16) {
         let half = upload::<4>(&grad, DType::F32, &device).cast(DType::F16);
         let smoothed = precondition_tensor(half, &cd).unwrap();
         assert_eq!(smoothed.dtype(), DType::F16);
-        let error = max_abs_diff(&download(smoothed), &expected);
-        assert!(error <= 2e-3 * scale, "f16: {error:e}");
+        assert_within(&download(smoothed), &expected, 2e-3 * scale, "f16");
     }
 }
 
@@ -577,6 +561,19 @@ fn train(start: &Net, device: &Device, mut optim: ModuleOptimizer) -> Vec<ArrayD
     params(&net)
 }
 
+/// `inner` wrapped by `config`, or alone.
+fn optimizer<O: Optimizer + Into<ModuleOptimizer>>(
+    inner: O,
+    config: ChannelDirectedConfig,
+    wrapped: bool,
+) -> ModuleOptimizer {
+    if wrapped {
+        config.init(inner).unwrap()
+    } else {
+        inner.into()
+    }
+}
+
 #[test]
 fn training_steps_match_flex() {
     let gpu = device();
@@ -594,20 +591,10 @@ fn training_steps_match_flex() {
     type Make = fn(ChannelDirectedConfig, bool) -> ModuleOptimizer;
     let optimizers: [(&str, Make); 2] = [
         ("sgd", |config, wrapped| {
-            let sgd = SgdConfig::new().build();
-            if wrapped {
-                config.init(sgd).unwrap()
-            } else {
-                sgd.into()
-            }
+            optimizer(SgdConfig::new().build(), config, wrapped)
         }),
         ("adam", |config, wrapped| {
-            let adam = AdamConfig::new().build();
-            if wrapped {
-                config.init(adam).unwrap()
-            } else {
-                adam.into()
-            }
+            optimizer(AdamConfig::new().build(), config, wrapped)
         }),
     ];
     for (name, make) in optimizers {
@@ -645,9 +632,11 @@ fn host_path_agrees_on_the_same_device() {
         let on_gpu =
             download(precondition_tensor(upload::<4>(&grad, DType::F32, &device), &cd).unwrap());
         let scale = common::max_abs(grad.iter().copied());
-        assert!(
-            max_abs_diff(&on_host, &on_gpu) <= F32_TOLERANCE * scale,
-            "{metric:?}"
+        assert_within(
+            &on_host,
+            &on_gpu,
+            F32_TOLERANCE * scale,
+            &format!("{metric:?}"),
         );
     }
 }

@@ -5,9 +5,17 @@
 mod learner;
 
 use burn::module::Module;
-use burn::optim::AdamConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::Device;
 use chandir::integrations::burn::ChannelDirectedConfig;
+
+/// Adam wrapped by chandir with `lambda` (along the output channels of the conv weights).
+fn wrapped_adam(lambda: f64) -> ModuleOptimizer {
+    ChannelDirectedConfig::new()
+        .with_lambda(lambda)
+        .init(AdamConfig::new().build())
+        .unwrap()
+}
 
 #[test]
 fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
@@ -16,13 +24,10 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
     let dir = tempfile::tempdir().unwrap();
 
     device.seed(1);
-    let untrained = learner::Cnn::new(&device);
+    let untrained = learner::Cnn::for_mnist(&device);
     let (_, loss_before) = learner::evaluate(&untrained.valid(), &valid, &device.clone().inner());
 
-    let optim = ChannelDirectedConfig::new()
-        .with_lambda(1.0)
-        .init(AdamConfig::new().build())
-        .unwrap();
+    let optim = wrapped_adam(1.0);
     let model = learner::train(
         optim,
         (train.clone(), valid.clone()),
@@ -55,15 +60,9 @@ fn a_short_learner_run_trains_and_lambda_zero_is_plain_adam() {
         )
         .weights()
     };
-    let zero = run(ChannelDirectedConfig::new()
-        .with_lambda(0.0)
-        .init(AdamConfig::new().build())
-        .unwrap());
+    let zero = run(wrapped_adam(0.0));
     let plain = run(AdamConfig::new().build().into());
-    let smoothed = run(ChannelDirectedConfig::new()
-        .with_lambda(1.0)
-        .init(AdamConfig::new().build())
-        .unwrap());
+    let smoothed = run(wrapped_adam(1.0));
     assert_eq!(zero.len(), plain.len());
     assert!(
         zero.iter()
@@ -144,30 +143,17 @@ fn ddp_over_cuda_devices_trains_and_lambda_zero_is_plain_adam() {
 /// bit, and λ = 1 changes them.
 fn trains_and_lambda_zero_is_plain_adam(
     name: &str,
-    run: impl Fn(burn::optim::ModuleOptimizer, &str) -> learner::Cnn,
+    run: impl Fn(ModuleOptimizer, &str) -> learner::Cnn,
     valid: &[learner::Item],
     device: &Device,
 ) {
-    let smoothed = run(
-        ChannelDirectedConfig::new()
-            .with_lambda(1.0)
-            .init(AdamConfig::new().build())
-            .unwrap(),
-        "smoothed",
-    );
+    let smoothed = run(wrapped_adam(1.0), "smoothed");
     let (accuracy, _) = learner::evaluate(&smoothed, valid, device);
     assert!(
         accuracy > 0.3,
         "{name}: validation accuracy {accuracy} (chance: 0.1)"
     );
-    let zero = run(
-        ChannelDirectedConfig::new()
-            .with_lambda(0.0)
-            .init(AdamConfig::new().build())
-            .unwrap(),
-        "zero",
-    )
-    .weights();
+    let zero = run(wrapped_adam(0.0), "zero").weights();
     let plain = run(AdamConfig::new().build().into(), "plain").weights();
     assert!(
         zero.iter()

@@ -3,6 +3,8 @@
 //! ndarray copy, then step the inner optimizer"; and in-place smoothing of strided tensors.
 #![cfg(feature = "candle")]
 
+mod common;
+
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap, SGD};
 use chandir::integrations::candle::{
@@ -50,6 +52,14 @@ fn net_in(source: Option<&VarMap>) -> (Net, VarMap) {
     (Net::new(vb).unwrap(), varmap)
 }
 
+/// A batch of random inputs `[4, 3, 6, 6]` and regression targets `[4, 5]`.
+fn batch() -> (Tensor, Tensor) {
+    (
+        Tensor::randn(0f32, 1., (4, 3, 6, 6), &Device::Cpu).unwrap(),
+        Tensor::randn(0f32, 1., (4, 5), &Device::Cpu).unwrap(),
+    )
+}
+
 fn var(varmap: &VarMap, name: &str) -> Var {
     varmap.data().lock().unwrap()[name].clone()
 }
@@ -60,18 +70,16 @@ fn to_ndarray(tensor: &Tensor) -> ArrayD<f32> {
 }
 
 fn max_abs_difference(a: &Tensor, b: &Tensor) -> f32 {
-    let (a, b) = (to_ndarray(a), to_ndarray(b));
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    common::max_abs_diff(&to_ndarray(a), &to_ndarray(b))
 }
 
 const PARAMS: [&str; 4] = ["conv.weight", "conv.bias", "linear.weight", "linear.bias"];
 
-/// For each name in [`PARAMS`], the largest difference between the two nets' values.
-fn differences(a: &VarMap, b: &VarMap) -> Vec<(&'static str, f32)> {
+/// For each name in [`PARAMS`], the largest difference between two nets' values.
+type Differences = Vec<(&'static str, f32)>;
+
+/// The [`Differences`] of two nets.
+fn differences(a: &VarMap, b: &VarMap) -> Differences {
     PARAMS
         .iter()
         .map(|&name| {
@@ -87,12 +95,11 @@ fn differences(a: &VarMap, b: &VarMap) -> Vec<(&'static str, f32)> {
 /// the reference path (inner optimizer on gradients smoothed on ndarray copies, per `reference`:
 /// parameter name → direction), and with the inner optimizer alone. Returns the per-parameter
 /// differences (wrapper − reference, wrapper − plain).
-#[allow(clippy::type_complexity)]
 fn train_three_ways<O: Optimizer>(
     inner: O::Config,
     config: ChannelDirectedConfig<O::Config>,
     reference: &[(&str, Direction)],
-) -> (Vec<(&'static str, f32)>, Vec<(&'static str, f32)>)
+) -> (Differences, Differences)
 where
     O::Config: Clone,
 {
@@ -107,8 +114,7 @@ where
     let mut plain_optim = O::new(plain_vars.all_vars(), inner).unwrap();
 
     for _ in 0..STEPS {
-        let input = Tensor::randn(0f32, 1., (4, 3, 6, 6), &Device::Cpu).unwrap();
-        let target = Tensor::randn(0f32, 1., (4, 5), &Device::Cpu).unwrap();
+        let (input, target) = batch();
 
         wrapped_optim
             .backward_step(&wrapped_net.loss(&input, &target).unwrap())
@@ -163,18 +169,28 @@ fn difference_of(differences: &[(&str, f32)], param: &str) -> f32 {
         .1
 }
 
+/// What [`train_three_ways`] returned: the wrapper is the ndarray path (to 1e-6), and `smoothed`
+/// moved differently from the plain optimizer.
+fn assert_matches_and_smooths(
+    name: &str,
+    (vs_reference, vs_plain): (Differences, Differences),
+    smoothed: &str,
+) {
+    assert_all_below(name, &vs_reference, 1e-6);
+    assert!(
+        difference_of(&vs_plain, smoothed) > 1e-4,
+        "{name}: {smoothed} was not smoothed"
+    );
+}
+
 #[test]
 fn sgd_matches_the_ndarray_path() {
-    let (vs_reference, vs_plain) = train_three_ways::<SGD>(
+    let differences = train_three_ways::<SGD>(
         0.05,
         ChannelDirectedConfig::new().with_inner(0.05),
         &[("conv.weight", Direction::Output)],
     );
-    assert_all_below("sgd", &vs_reference, 1e-6);
-    assert!(
-        difference_of(&vs_plain, "conv.weight") > 1e-4,
-        "the conv weight was not smoothed"
-    );
+    assert_matches_and_smooths("sgd", differences, "conv.weight");
 }
 
 #[test]
@@ -187,18 +203,14 @@ fn adamw_matches_the_ndarray_path() {
         lambda: 3.0,
         boundary: Boundary::Dirichlet,
     };
-    let (vs_reference, vs_plain) = train_three_ways::<AdamW>(
+    let differences = train_three_ways::<AdamW>(
         params.clone(),
         ChannelDirectedConfig::new()
             .with_inner(params)
             .with_metric(metric),
         &[("conv.weight", Direction::Output)],
     );
-    assert_all_below("adamw", &vs_reference, 1e-6);
-    assert!(
-        difference_of(&vs_plain, "conv.weight") > 1e-4,
-        "the conv weight was not smoothed"
-    );
+    assert_matches_and_smooths("adamw", differences, "conv.weight");
 }
 
 /// One SGD step from the same weights: only the conv weight (rank 4) moves differently from plain
@@ -207,8 +219,7 @@ fn adamw_matches_the_ndarray_path() {
 fn rank_two_and_below_are_left_unsmoothed_by_default() {
     let (wrapped_net, wrapped_vars) = net_in(None);
     let (plain_net, plain_vars) = net_in(Some(&wrapped_vars));
-    let input = Tensor::randn(0f32, 1., (4, 3, 6, 6), &Device::Cpu).unwrap();
-    let target = Tensor::randn(0f32, 1., (4, 5), &Device::Cpu).unwrap();
+    let (input, target) = batch();
 
     let mut wrapped = ChannelDirectedOptimizer::<SGD>::new(
         wrapped_vars.all_vars(),
@@ -236,7 +247,7 @@ fn rank_two_and_below_are_left_unsmoothed_by_default() {
 /// `LINEAR_OUTPUT` smooths candle's `Linear` weight `[out, in]` along `out`.
 #[test]
 fn linear_weights_opt_in_smooths_along_the_output_features() {
-    let (vs_reference, vs_plain) = train_three_ways::<SGD>(
+    let differences = train_three_ways::<SGD>(
         0.05,
         ChannelDirectedConfig::new()
             .with_inner(0.05)
@@ -247,11 +258,7 @@ fn linear_weights_opt_in_smooths_along_the_output_features() {
             ("linear.weight", Direction::Output),
         ],
     );
-    assert_all_below("sgd + linear", &vs_reference, 1e-6);
-    assert!(
-        difference_of(&vs_plain, "linear.weight") > 1e-4,
-        "the linear weight was not smoothed"
-    );
+    assert_matches_and_smooths("sgd + linear", differences, "linear.weight");
 }
 
 /// A transposed conv `[in, out, k, k]` routed through axis 1 with `set_direction_for`.
@@ -287,9 +294,7 @@ fn transposed_conv_override_smooths_along_axis_one() {
     optim.step(&grads).unwrap();
 
     let actual_step = to_ndarray(&(start - weight.as_tensor()).unwrap()); // lr = 1
-    let diff = (&actual_step - &expected_step)
-        .mapv(f32::abs)
-        .fold(0.0_f32, |m, &v| m.max(v));
+    let diff = common::max_abs_diff(&actual_step, &expected_step);
     assert!(diff < 1e-6, "the transposed-conv step differs by {diff}");
 
     assert!(optim
@@ -316,9 +321,7 @@ fn in_place_smoothing_of_a_strided_view_writes_through_to_the_storage() {
         cd.apply(&mut expected_view).unwrap();
     }
     precondition_in_place(&view, &cd).unwrap();
-    let diff = (&to_ndarray(&whole) - &expected)
-        .mapv(f32::abs)
-        .fold(0.0_f32, |m, &v| m.max(v));
+    let diff = common::max_abs_diff(&to_ndarray(&whole), &expected);
     assert!(
         diff < 1e-6,
         "in-place smoothing differs from ndarray by {diff}"
@@ -336,9 +339,7 @@ fn f16_falls_back_to_an_f32_copy_and_f64_stays_f64() {
     precondition_in_place(&half, &cd).unwrap();
     assert_eq!(half.dtype(), DType::F16);
     let half_as_f32 = to_ndarray(&half.to_dtype(DType::F32).unwrap());
-    let error = (&half_as_f32 - &expected)
-        .mapv(f32::abs)
-        .fold(0.0_f32, |m, &v| m.max(v));
+    let error = common::max_abs_diff(&half_as_f32, &expected);
     assert!(error < 1e-2, "f16 result off by {error}");
     assert!(
         max_abs_difference(&half.to_dtype(DType::F32).unwrap(), &grad32) > 1e-2,

@@ -3,6 +3,7 @@
 mod common;
 
 use chandir::{precondition, Boundary, ChannelDirected, Direction, Error, Metric, Preconditioner};
+use common::metrics::smoothing_metrics;
 use common::{max_abs, max_abs_diff, reference_apply};
 use ndarray::{arr1, Array, Array1, Array4, ArrayD, Axis, IxDyn};
 
@@ -162,13 +163,7 @@ fn bad_input_is_refused_and_leaves_the_tensor_untouched() {
 
 #[test]
 fn a_non_finite_gradient_stays_in_its_own_fibers() {
-    let metrics = [
-        Metric::ReweightedH0 { lambda: 2.0 },
-        sobolev(2.0, Boundary::Neumann),
-        sobolev(2.0, Boundary::Periodic),
-        sobolev(2.0, Boundary::Dirichlet),
-    ];
-    for metric in metrics {
+    for metric in smoothing_metrics(2.0) {
         for direction in [Direction::Output, Direction::Input, Direction::Axis(3)] {
             for poison in [f64::NAN, f64::INFINITY] {
                 let cd = ChannelDirected::new(metric, direction);
@@ -369,13 +364,7 @@ fn apply_operator(metric: &Metric, x: &[f64]) -> Vec<f64> {
 fn fibers_longer_than_a_block_has_room_for() {
     // 6000 rows of f64 exceed the block budget even at the minimum of 8 columns.
     let g = pseudo_random(&[6000, 11], 7);
-    let metrics = [
-        Metric::ReweightedH0 { lambda: 3.0 },
-        sobolev(3.0, Boundary::Neumann),
-        sobolev(3.0, Boundary::Periodic),
-        sobolev(3.0, Boundary::Dirichlet),
-    ];
-    for metric in metrics {
+    for metric in smoothing_metrics(3.0) {
         let mut x = g.clone();
         ChannelDirected::new(metric, Direction::Output)
             .apply(&mut x)

@@ -8,20 +8,11 @@ mod common;
 
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use common::exact::{exact_error, exact_solve, spectral_solve};
+use common::metrics::smoothing_metrics as metrics;
 use ndarray::{s, Array1, ArrayD, IxDyn};
 use proptest::prelude::*;
 
 const UNIT: f64 = f64::EPSILON / 2.0; // 2⁻⁵³
-
-fn metrics(lambda: f64) -> [Metric; 4] {
-    let h1 = |boundary| Metric::SobolevH1 { lambda, boundary };
-    [
-        h1(Boundary::Neumann),
-        h1(Boundary::Periodic),
-        h1(Boundary::Dirichlet),
-        Metric::ReweightedH0 { lambda },
-    ]
-}
 
 /// The stated bound for `f64`: `|x̂ − x| ≤ (4n + 16)·2⁻⁵³·max|g|`, plus a few subnormal spacings.
 fn f64_bound(n: usize, max_g: f64) -> f64 {

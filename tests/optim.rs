@@ -11,6 +11,9 @@ use ndarray::{ArrayD, Axis};
 use ndarray_npy::read_npy;
 use serde_json::Value;
 
+mod common;
+use common::states::{nesterov_sgd, step_through};
+
 fn optim_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/optim")
 }
@@ -236,35 +239,27 @@ fn wrapper_rejects_bad_input_without_touching_anything() {
     assert!(other_grad.iter().all(|&g| g == 1.0));
 }
 
+/// The default config with `change` made to it.
+fn changed<C: Default>(change: fn(&mut C)) -> C {
+    let mut config = C::default();
+    change(&mut config);
+    config
+}
+
 #[test]
 fn bad_hyperparameters_are_refused() {
+    let sgd = |change: fn(&mut SgdConfig)| changed(change);
     let bad_sgd = [
-        SgdConfig {
-            lr: -1.0,
-            ..Default::default()
-        },
-        SgdConfig {
-            lr: f64::NAN,
-            ..Default::default()
-        },
-        SgdConfig {
-            momentum: -0.1,
-            ..Default::default()
-        },
-        SgdConfig {
-            weight_decay: f64::INFINITY,
-            ..Default::default()
-        },
-        SgdConfig {
-            nesterov: true,
-            ..Default::default()
-        },
-        SgdConfig {
-            nesterov: true,
-            momentum: 0.9,
-            dampening: 0.1,
-            ..Default::default()
-        },
+        sgd(|c| c.lr = -1.0),
+        sgd(|c| c.lr = f64::NAN),
+        sgd(|c| c.momentum = -0.1),
+        sgd(|c| c.weight_decay = f64::INFINITY),
+        sgd(|c| c.nesterov = true),
+        sgd(|c| {
+            c.nesterov = true;
+            c.momentum = 0.9;
+            c.dampening = 0.1;
+        }),
     ];
     for config in bad_sgd {
         assert!(
@@ -272,27 +267,13 @@ fn bad_hyperparameters_are_refused() {
             "{config:?}"
         );
     }
+    let adam = |change: fn(&mut AdamConfig)| changed(change);
     let bad_adam = [
-        AdamConfig {
-            lr: -1.0,
-            ..Default::default()
-        },
-        AdamConfig {
-            betas: (1.0, 0.9),
-            ..Default::default()
-        },
-        AdamConfig {
-            betas: (0.9, -0.1),
-            ..Default::default()
-        },
-        AdamConfig {
-            eps: f64::NAN,
-            ..Default::default()
-        },
-        AdamConfig {
-            weight_decay: -1.0,
-            ..Default::default()
-        },
+        adam(|c| c.lr = -1.0),
+        adam(|c| c.betas = (1.0, 0.9)),
+        adam(|c| c.betas = (0.9, -0.1)),
+        adam(|c| c.eps = f64::NAN),
+        adam(|c| c.weight_decay = -1.0),
     ];
     for config in bad_adam {
         assert!(
@@ -310,43 +291,22 @@ where
     let grads: Vec<ArrayD<f64>> = (0..6).map(|s| conv_grad(100 + s)).collect();
     let mut straight = conv_grad(7);
     let mut straight_states = ParamStates::default();
-    for g in &grads {
-        opt.step(
-            "w",
-            straight.view_mut(),
-            g.clone().view_mut(),
-            &mut straight_states,
-        )
-        .unwrap();
-    }
+    step_through(&opt, &mut straight, &mut straight_states, &grads);
 
     let mut resumed = conv_grad(7);
     let mut states = ParamStates::default();
-    for g in &grads[..3] {
-        opt.step("w", resumed.view_mut(), g.clone().view_mut(), &mut states)
-            .unwrap();
-    }
+    step_through(&opt, &mut resumed, &mut states, &grads[..3]);
     let saved = serde_json::to_string(&states).unwrap();
     let mut states: ParamStates<O::State> = serde_json::from_str(&saved).unwrap();
-    for g in &grads[3..] {
-        opt.step("w", resumed.view_mut(), g.clone().view_mut(), &mut states)
-            .unwrap();
-    }
+    step_through(&opt, &mut resumed, &mut states, &grads[3..]);
     assert_eq!(resumed, straight);
     assert_eq!(states, straight_states);
 }
 
 #[test]
 fn resumed_runs_are_bit_identical() {
-    let sgd = SgdConfig {
-        lr: 0.05,
-        momentum: 0.9,
-        nesterov: true,
-        weight_decay: 5e-4,
-        ..Default::default()
-    };
     resume_is_bit_identical(ChannelDirectedOptimizer::new(
-        sgd.init().unwrap(),
+        nesterov_sgd().init().unwrap(),
         ChannelDirected::sobolev(1.0),
     ));
     let adamw = AdamConfig::adamw(1e-2, 0.1).init().unwrap();
@@ -436,8 +396,10 @@ fn with_field(json: &str, key: &str, value: Value) -> String {
     state.to_string()
 }
 
-fn load_error<S: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str) -> String {
-    serde_json::from_str::<S>(json).unwrap_err().to_string()
+/// Loading `json` as an `S` fails with a message that contains `fragment`.
+fn assert_refused<S: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str, fragment: &str) {
+    let message = serde_json::from_str::<S>(json).unwrap_err().to_string();
+    assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
 }
 
 #[test]
@@ -461,34 +423,26 @@ fn saved_states_say_what_they_are_and_the_wrong_kind_is_refused() {
     serde_json::from_str::<SgdState<f32>>(&sgd32).unwrap();
 
     // An f64 Adam state is not silently rounded into f32, nor an f32 one widened.
-    let message = load_error::<AdamState<f32>>(&adam64);
-    assert!(
-        message.contains("the optimizer state is adam state of f64, expected adam state of f32"),
-        "{message}"
+    assert_refused::<AdamState<f32>>(
+        &adam64,
+        "the optimizer state is adam state of f64, expected adam state of f32",
     );
-    assert!(load_error::<AdamState<f64>>(&adam32)
-        .contains("adam state of f32, expected adam state of f64"));
+    assert_refused::<AdamState<f64>>(&adam32, "adam state of f32, expected adam state of f64");
     // An Adam state does not load as an SGD one with its moments dropped, nor the reverse.
-    let message = load_error::<SgdState<f32>>(&adam32);
-    assert!(
-        message.contains("adam state of f32, expected sgd state of f32"),
-        "{message}"
-    );
-    assert!(load_error::<AdamState<f32>>(&sgd32)
-        .contains("sgd state of f32, expected adam state of f32"));
+    assert_refused::<SgdState<f32>>(&adam32, "adam state of f32, expected sgd state of f32");
+    assert_refused::<AdamState<f32>>(&sgd32, "sgd state of f32, expected adam state of f32");
     // ... also inside ParamStates, as a resumed run loads them.
     let saved = format!(r#"{{"states":{{"conv1.weight":{adam32}}}}}"#);
     serde_json::from_str::<ParamStates<AdamState<f32>>>(&saved).unwrap();
-    let message = load_error::<ParamStates<SgdState<f32>>>(&saved);
-    assert!(message.contains("expected sgd state of f32"), "{message}");
+    assert_refused::<ParamStates<SgdState<f32>>>(&saved, "expected sgd state of f32");
     // A state that does not say what it is, or carries fields of another optimizer, is refused.
     let mut bare: Value = serde_json::from_str(&adam32).unwrap();
     bare.as_object_mut().unwrap().remove("optimizer");
-    assert!(load_error::<AdamState<f32>>(&bare.to_string()).contains("missing field `optimizer`"));
+    assert_refused::<AdamState<f32>>(&bare.to_string(), "missing field `optimizer`");
     let mixed = with_field(&sgd32, "step", serde_json::json!(3));
-    assert!(load_error::<SgdState<f32>>(&mixed).contains("has only a momentum_buffer"));
+    assert_refused::<SgdState<f32>>(&mixed, "has only a momentum_buffer");
     let unknown = with_field(&adam32, "amsgrad_max", serde_json::json!(1));
-    assert!(load_error::<AdamState<f32>>(&unknown).contains("unknown field"));
+    assert_refused::<AdamState<f32>>(&unknown, "unknown field");
 }
 
 #[test]
@@ -501,41 +455,44 @@ fn impossible_states_are_refused_on_load() {
 
     let mut negative = record.clone();
     negative["exp_avg_sq"]["bits"][5] = serde_json::json!((-1e-3_f64).to_bits());
-    let message = load_error::<AdamState<f64>>(&negative.to_string());
-    assert!(
-        message.contains("invalid optimizer state: exp_avg_sq holds -0.001 at flat index 5"),
-        "{message}"
+    assert_refused::<AdamState<f64>>(
+        &negative.to_string(),
+        "invalid optimizer state: exp_avg_sq holds -0.001 at flat index 5",
     );
     let mut minus_inf = record.clone();
     minus_inf["exp_avg_sq"]["bits"][0] = serde_json::json!(f64::NEG_INFINITY.to_bits());
-    assert!(load_error::<AdamState<f64>>(&minus_inf.to_string()).contains("exp_avg_sq holds -inf"));
+    assert_refused::<AdamState<f64>>(&minus_inf.to_string(), "exp_avg_sq holds -inf");
 
     // The state's shape must be the buffers' shape, and a buffer's length its own shape's.
     let wrong_shape = with_field(&adam, "shape", serde_json::json!([8, 27]));
-    assert!(load_error::<AdamState<f64>>(&wrong_shape)
-        .contains("exp_avg has shape [8, 3, 3, 3], the state says [8, 27]"));
+    assert_refused::<AdamState<f64>>(
+        &wrong_shape,
+        "exp_avg has shape [8, 3, 3, 3], the state says [8, 27]",
+    );
     let mut ragged = record.clone();
     ragged["exp_avg_sq"] =
         serde_json::json!({"dim": [8, 27], "bits": record["exp_avg_sq"]["bits"]});
-    assert!(
-        load_error::<AdamState<f64>>(&ragged.to_string()).contains("exp_avg_sq has shape [8, 27]")
-    );
+    assert_refused::<AdamState<f64>>(&ragged.to_string(), "exp_avg_sq has shape [8, 27]");
     let mut short = record.clone();
     short["exp_avg"]["bits"].as_array_mut().unwrap().pop();
-    assert!(load_error::<AdamState<f64>>(&short.to_string())
-        .contains("a buffer of shape [8, 3, 3, 3] holds 215 values"));
+    assert_refused::<AdamState<f64>>(
+        &short.to_string(),
+        "a buffer of shape [8, 3, 3, 3] holds 215 values",
+    );
     let mut overflowing = record.clone();
     overflowing["exp_avg"]["dim"] = serde_json::json!([usize::MAX, 2]);
-    assert!(load_error::<AdamState<f64>>(&overflowing.to_string()).contains("holds 216 values"));
+    assert_refused::<AdamState<f64>>(&overflowing.to_string(), "holds 216 values");
     // An f32 state's bits are u32.
     let mut wide: Value = serde_json::from_str(&sgd_state_json::<f32>()).unwrap();
     wide["momentum_buffer"]["bits"][0] = serde_json::json!(1u64 << 32);
-    assert!(load_error::<SgdState<f32>>(&wide.to_string())
-        .contains("4294967296 is not the bit pattern of an f32"));
+    assert_refused::<SgdState<f32>>(
+        &wide.to_string(),
+        "4294967296 is not the bit pattern of an f32",
+    );
     // Both forms at once, or neither, is refused.
     let mut both = record.clone();
     both["exp_avg"]["data"] = serde_json::json!([0.0]);
-    assert!(load_error::<AdamState<f64>>(&both.to_string()).contains("either bits or data"));
+    assert_refused::<AdamState<f64>>(&both.to_string(), "either bits or data");
 
     // A negative second moment from code is refused by the same check; ±∞ and NaN, which runs
     // reach, are not.
@@ -578,7 +535,7 @@ fn states_saved_with_the_values_as_numbers_still_load() {
     );
     // ... but not a form of another version.
     let newer = old.replace(r#""v":1"#, r#""v":2"#);
-    assert!(load_error::<SgdState<f32>>(&newer).contains("format version Some(2)"));
+    assert_refused::<SgdState<f32>>(&newer, "format version Some(2)");
 }
 
 #[test]

@@ -2,22 +2,12 @@
 
 mod common;
 
-use common::reference::{parse_case, reference_dir};
+use common::reference::{arrays, cases, parse_case, shape};
 
 use chandir::{Boundary, Direction, Metric};
-use ndarray::ArrayD;
-use ndarray_npy::read_npy;
-use serde_json::Value;
-
-fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    manifest["cases"].as_array().unwrap().clone()
-}
 
 #[test]
 fn every_reference_case_matches() {
-    let dir = reference_dir();
     let cases = cases();
     assert!(
         cases.len() >= 200,
@@ -29,17 +19,10 @@ fn every_reference_case_matches() {
         let name = case["name"].as_str().unwrap();
         let cd = parse_case(case);
         let lambda = cd.metric.lambda();
-        let shape: Vec<usize> = case["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let shape = shape(case);
         let (error, scale, tolerance) = match case["dtype"].as_str().unwrap() {
             "float64" => {
-                let mut grad: ArrayD<f64> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
-                let expected: ArrayD<f64> =
-                    read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+                let (mut grad, expected) = arrays::<f64>(name);
                 assert_eq!(grad.shape(), &shape[..]);
                 cd.apply(&mut grad).unwrap();
                 let scale = common::max_abs(grad.iter().copied());
@@ -50,9 +33,7 @@ fn every_reference_case_matches() {
                 )
             }
             "float32" => {
-                let mut grad: ArrayD<f32> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
-                let expected: ArrayD<f32> =
-                    read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+                let (mut grad, expected) = arrays::<f32>(name);
                 assert_eq!(grad.shape(), &shape[..]);
                 let scale = common::max_abs(grad.iter().map(|&v| v as f64));
                 cd.apply(&mut grad).unwrap();
@@ -83,15 +64,13 @@ fn every_reference_case_matches() {
 fn dense_reference_agrees_with_the_manifest() {
     // The test helper is itself checked against the independent outputs, so the property tests that
     // compare against it stand on firm ground.
-    let dir = reference_dir();
     for case in cases().iter().filter(|c| c["dtype"] == "float64") {
         let name = case["name"].as_str().unwrap();
         let cd = parse_case(case);
-        let grad: ArrayD<f64> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
+        let (grad, expected) = arrays::<f64>(name);
         if cd.direction == Direction::Flattened && grad.len() > 600 {
             continue; // dense 1008² and 9216² operators are slow to factor; the smaller flattened cases cover the helper
         }
-        let expected: ArrayD<f64> = read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
         let ours = common::reference_apply(&grad, &cd.metric, cd.direction);
         let scale = common::max_abs(grad.iter().copied());
         let err = common::max_abs_diff(&ours, &expected);
@@ -109,12 +88,7 @@ fn f32_cases_cover_both_sides_of_the_f32_arithmetic_rule() {
     let (mut f32_arithmetic, mut f64_arithmetic) = (0, 0);
     for case in cases().iter().filter(|c| c["dtype"] == "float32") {
         let cd = parse_case(case);
-        let shape: Vec<usize> = case["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let shape = shape(case);
         let n = match cd.direction.axis(shape.len()).unwrap() {
             Some(axis) => shape[axis],
             None => continue,

@@ -2,8 +2,7 @@
 //! overflowing gradients (±∞ in the buffers, then NaN), subnormals and −0.0 included.
 
 use chandir::optim::{
-    AdamConfig, AdamState, ChannelDirectedOptimizer, Element, Optimizer, ParamStates, SgdConfig,
-    SgdState,
+    AdamConfig, AdamState, ChannelDirectedOptimizer, Optimizer, ParamStates, SgdConfig, SgdState,
 };
 use chandir::ChannelDirected;
 use ndarray::{arr1, ArrayD, IxDyn};
@@ -11,17 +10,16 @@ use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The bit patterns of a float type, and the values a fuzzed gradient draws from.
-trait Float: Element {
-    fn bits(self) -> u64;
+mod common;
+use common::states::{bits as param_bits, step_through, FloatBits, StateBits};
+
+/// A float type and the values a fuzzed gradient draws from.
+trait Float: FloatBits {
     /// Value `kind` of a gradient: huge, overflowing, subnormal, signed zeros or a plain `x`.
     fn special(kind: u8, x: f64) -> Self;
 }
 
 impl Float for f64 {
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
     fn special(kind: u8, x: f64) -> Self {
         match kind {
             0 => f64::MAX,
@@ -37,9 +35,6 @@ impl Float for f64 {
 }
 
 impl Float for f32 {
-    fn bits(self) -> u64 {
-        u64::from(self.to_bits())
-    }
     fn special(kind: u8, x: f64) -> Self {
         match kind {
             0 => f32::MAX,
@@ -54,81 +49,42 @@ impl Float for f32 {
     }
 }
 
-/// What a state holds, as bits: the step counter (Adam), then every buffer in order.
-trait Bits {
-    fn bits(&self) -> Vec<u64>;
-}
-
-impl<A: Float> Bits for AdamState<A> {
-    fn bits(&self) -> Vec<u64> {
-        let mut bits = vec![self.step()];
-        bits.extend(self.shape().iter().map(|&n| n as u64));
-        bits.extend(self.exp_avg().iter().map(|v| v.bits()));
-        bits.extend(self.exp_avg_sq().iter().map(|v| v.bits()));
-        bits
-    }
-}
-
-impl<A: Float> Bits for SgdState<A> {
-    fn bits(&self) -> Vec<u64> {
-        let mut bits: Vec<u64> = self.shape().iter().map(|&n| n as u64).collect();
-        if let Some(buffer) = self.momentum_buffer() {
-            bits.push(1);
-            bits.extend(buffer.iter().map(|v| v.bits()));
-        }
-        bits
-    }
-}
-
-fn param_bits<A: Float>(param: &ArrayD<A>) -> Vec<u64> {
-    param.iter().map(|v| v.bits()).collect()
-}
-
-fn states_bits<S: Bits>(states: &ParamStates<S>, names: &[&str]) -> Vec<Option<Vec<u64>>> {
+fn states_bits<S: StateBits>(states: &ParamStates<S>, names: &[&str]) -> Vec<Option<Vec<u64>>> {
     names
         .iter()
-        .map(|name| states.get(name).map(Bits::bits))
+        .map(|name| states.get(name).map(StateBits::state_bits))
         .collect()
 }
 
-/// Runs `grads` straight through, and again saved to JSON and loaded after `save_after` steps;
-/// the parameters and states must agree bit for bit at the end.
+/// A starting parameter, its gradients, the step after which the state is saved, and λ.
+type Case<A> = (ArrayD<A>, Vec<ArrayD<A>>, usize, f64);
+
+/// Runs `grads` from `param0` with `inner` wrapped (H1, `lambda`) straight through, and again
+/// saved to JSON and loaded after `save_after` steps; the parameters and states must agree bit
+/// for bit at the end.
 fn resume_equals_straight<A, O>(
-    opt: &ChannelDirectedOptimizer<O>,
-    param0: &ArrayD<A>,
-    grads: &[ArrayD<A>],
-    save_after: usize,
+    inner: O,
+    (param0, grads, save_after, lambda): Case<A>,
 ) -> Result<(), TestCaseError>
 where
     A: Float,
     O: Optimizer<A>,
-    O::State: Bits + Serialize + DeserializeOwned,
+    O::State: StateBits + Serialize + DeserializeOwned,
 {
+    let opt = &ChannelDirectedOptimizer::new(inner, ChannelDirected::sobolev(lambda));
     let names = ["w"];
     let mut straight = param0.clone();
     let mut straight_states = ParamStates::default();
-    for g in grads {
-        opt.step(
-            "w",
-            straight.view_mut(),
-            g.clone().view_mut(),
-            &mut straight_states,
-        )
-        .unwrap();
-    }
+    step_through(opt, &mut straight, &mut straight_states, &grads);
     let mut resumed = param0.clone();
     let mut states = ParamStates::default();
-    for (step, g) in grads.iter().enumerate() {
-        if step == save_after {
-            let saved = serde_json::to_string(&states).unwrap();
-            let loaded: ParamStates<O::State> = serde_json::from_str(&saved)
-                .map_err(|e| TestCaseError::fail(format!("{e}: {saved}")))?;
-            prop_assert_eq!(states_bits(&loaded, &names), states_bits(&states, &names));
-            states = loaded;
-        }
-        opt.step("w", resumed.view_mut(), g.clone().view_mut(), &mut states)
-            .unwrap();
-    }
+    step_through(opt, &mut resumed, &mut states, &grads[..save_after]);
+    let saved = serde_json::to_string(&states).unwrap();
+    let loaded: ParamStates<O::State> =
+        serde_json::from_str(&saved).map_err(|e| TestCaseError::fail(format!("{e}: {saved}")))?;
+    prop_assert_eq!(states_bits(&loaded, &names), states_bits(&states, &names));
+    let mut states = loaded;
+    step_through(opt, &mut resumed, &mut states, &grads[save_after..]);
     prop_assert_eq!(param_bits(&resumed), param_bits(&straight));
     prop_assert_eq!(
         states_bits(&states, &names),
@@ -213,7 +169,7 @@ fn adam_config() -> impl Strategy<Value = AdamConfig> {
         })
 }
 
-fn case<A: Float>() -> impl Strategy<Value = (ArrayD<A>, Vec<ArrayD<A>>, usize, f64)> {
+fn case<A: Float>() -> impl Strategy<Value = Case<A>> {
     (shape(), 1usize..=6).prop_flat_map(|(shape, steps)| {
         (
             trajectory::<A>(shape, steps),
@@ -228,27 +184,23 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn sgd_f64_resumes_bitwise(config in sgd_config(), (p, g, k, lambda) in case::<f64>()) {
-        let opt = ChannelDirectedOptimizer::new(config.init().unwrap(), ChannelDirected::sobolev(lambda));
-        resume_equals_straight(&opt, &p, &g, k)?;
+    fn sgd_f64_resumes_bitwise(config in sgd_config(), case in case::<f64>()) {
+        resume_equals_straight(config.init().unwrap(), case)?;
     }
 
     #[test]
-    fn sgd_f32_resumes_bitwise(config in sgd_config(), (p, g, k, lambda) in case::<f32>()) {
-        let opt = ChannelDirectedOptimizer::new(config.init().unwrap(), ChannelDirected::sobolev(lambda));
-        resume_equals_straight(&opt, &p, &g, k)?;
+    fn sgd_f32_resumes_bitwise(config in sgd_config(), case in case::<f32>()) {
+        resume_equals_straight(config.init().unwrap(), case)?;
     }
 
     #[test]
-    fn adam_f64_resumes_bitwise(config in adam_config(), (p, g, k, lambda) in case::<f64>()) {
-        let opt = ChannelDirectedOptimizer::new(config.init().unwrap(), ChannelDirected::sobolev(lambda));
-        resume_equals_straight(&opt, &p, &g, k)?;
+    fn adam_f64_resumes_bitwise(config in adam_config(), case in case::<f64>()) {
+        resume_equals_straight(config.init().unwrap(), case)?;
     }
 
     #[test]
-    fn adam_f32_resumes_bitwise(config in adam_config(), (p, g, k, lambda) in case::<f32>()) {
-        let opt = ChannelDirectedOptimizer::new(config.init().unwrap(), ChannelDirected::sobolev(lambda));
-        resume_equals_straight(&opt, &p, &g, k)?;
+    fn adam_f32_resumes_bitwise(config in adam_config(), case in case::<f32>()) {
+        resume_equals_straight(config.init().unwrap(), case)?;
     }
 }
 
@@ -284,8 +236,8 @@ fn the_overflows_of_the_issue_save_load_and_continue() {
     adam.step(q.view_mut(), g.view(), loaded.slot("w")).unwrap();
     assert_eq!(param_bits(&p), param_bits(&q));
     assert_eq!(
-        states.get("w").unwrap().bits(),
-        loaded.get("w").unwrap().bits()
+        states.get("w").unwrap().state_bits(),
+        loaded.get("w").unwrap().state_bits()
     );
 
     // SGD with momentum after two f64::MAX gradients: 0.9·MAX + 0.999·MAX = +∞ (the gradient
@@ -324,12 +276,12 @@ fn the_overflows_of_the_issue_save_load_and_continue() {
     assert!(states.get("w").unwrap().momentum_buffer().unwrap()[0].is_nan());
     let reloaded = json_round_trip(&states);
     assert_eq!(
-        reloaded.get("w").unwrap().bits(),
-        states.get("w").unwrap().bits()
+        reloaded.get("w").unwrap().state_bits(),
+        states.get("w").unwrap().state_bits()
     );
     assert_eq!(
-        states.get("w").unwrap().bits(),
-        loaded.get("w").unwrap().bits()
+        states.get("w").unwrap().state_bits(),
+        loaded.get("w").unwrap().state_bits()
     );
     assert_eq!(param_bits(&p), param_bits(&q));
 }

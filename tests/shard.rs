@@ -5,9 +5,8 @@ mod common;
 
 use chandir::shard::{smooth_flat, smooth_rows, Communicator, ThreadCommunicator};
 use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
-use common::reference::{parse_case, reference_dir};
+use common::reference::{arrays, cases, parse_case};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
-use ndarray_npy::read_npy;
 use num_traits::Float;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -321,12 +320,9 @@ fn long_fibers_over_many_ranks() {
 
 #[test]
 fn agrees_with_the_reference_files() {
-    let dir = reference_dir();
-    let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut checked = 0;
-    for case in manifest["cases"].as_array().unwrap() {
+    for case in &cases() {
         let cd = parse_case(case);
         if cd.direction != Direction::Output {
             continue;
@@ -336,9 +332,7 @@ fn agrees_with_the_reference_files() {
         let ranks = rng.random_range(1..=9);
         match case["dtype"].as_str().unwrap() {
             "float64" => {
-                let grad: ArrayD<f64> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
-                let expected: ArrayD<f64> =
-                    read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+                let (grad, expected) = arrays::<f64>(name);
                 let g: Vec<f64> = grad.iter().copied().collect();
                 let flat = ranges(
                     &random_cuts(&mut rng, ranks, g.len()),
@@ -350,9 +344,7 @@ fn agrees_with_the_reference_files() {
                     .unwrap_or_else(|err| panic!("{name}: {err}"));
             }
             "float32" => {
-                let grad: ArrayD<f32> = read_npy(dir.join(format!("{name}_grad.npy"))).unwrap();
-                let expected: ArrayD<f32> =
-                    read_npy(dir.join(format!("{name}_expected.npy"))).unwrap();
+                let (grad, expected) = arrays::<f32>(name);
                 let n = grad.shape()[0];
                 let rows = ranges(&random_cuts(&mut rng, ranks, n), &shuffled(&mut rng, ranks));
                 let got = sharded_rows(cd.metric, &grad, &rows).unwrap();

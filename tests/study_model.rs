@@ -148,29 +148,43 @@ fn conv1d_forward_matches_a_direct_loop() {
     assert!((&out - &expected).iter().all(|d| d.abs() < 1e-12));
 }
 
+/// Checks the weight and bias gradients `[gw, gb]` of `layer` against finite differences of
+/// `loss` (of a copy whose parameter `weight_and_bias` reaches is perturbed), together with
+/// `err_x`, the error of the input gradient.
+fn check_parameters<L: Clone>(
+    layer: &L,
+    weight_and_bias: fn(&mut L) -> [&mut ArrayD<f64>; 2],
+    [gw, gb]: [&ArrayD<f64>; 2],
+    loss: impl Fn(&L) -> f64,
+    err_x: f64,
+) {
+    let [err_w, err_b] = [(0, gw), (1, gb)].map(|(which, analytic)| {
+        let start = weight_and_bias(&mut layer.clone())[which].clone();
+        max_fd_error(&start, analytic, |value| {
+            let mut perturbed = layer.clone();
+            *weight_and_bias(&mut perturbed)[which] = value.clone();
+            loss(&perturbed)
+        })
+    });
+    assert!(
+        err_x < TOL && err_w < TOL && err_b < TOL,
+        "input {err_x:e}, weight {err_w:e}, bias {err_b:e}"
+    );
+}
+
 /// Checks the input, weight and bias gradients of `conv` on `x` for the read-out L = Σ out ⊙ R.
-fn check_conv(mut conv: Conv<f64>, x: ArrayD<f64>, rng: &mut ChaCha8Rng) {
+fn check_conv(conv: Conv<f64>, x: ArrayD<f64>, rng: &mut ChaCha8Rng) {
     let (out, cols, input_shape) = conv.forward(&x);
     let readout = random(rng, out.shape());
     let (gx, gw, gb) = conv.backward(&cols, &input_shape, &readout);
     let loss = |c: &Conv<f64>, x: &ArrayD<f64>| (&c.forward(x).0 * &readout).sum();
     let err_x = max_fd_error(&x, &gx, |x| loss(&conv, x));
-    let weight = conv.weight.clone();
-    let err_w = max_fd_error(&weight, &gw, |w| {
-        let mut c = conv.clone();
-        c.weight = w.clone();
-        loss(&c, &x)
-    });
-    let bias = conv.bias.clone();
-    let err_b = max_fd_error(&bias, &gb, |b| {
-        let mut c = conv.clone();
-        c.bias = b.clone();
-        loss(&c, &x)
-    });
-    conv.weight = weight;
-    assert!(
-        err_x < TOL && err_w < TOL && err_b < TOL,
-        "input {err_x:e}, weight {err_w:e}, bias {err_b:e}"
+    check_parameters(
+        &conv,
+        |c| [&mut c.weight, &mut c.bias],
+        [&gw, &gb],
+        |c| loss(c, &x),
+        err_x,
     );
 }
 
@@ -206,19 +220,12 @@ fn linear_backward_matches_finite_differences() {
         (&l.forward(&x) * &readout).sum()
     };
     let err_x = max_fd_error(&x.clone().into_dyn(), &gx.into_dyn(), |x| loss(&layer, x));
-    let err_w = max_fd_error(&layer.weight, &gw, |w| {
-        let mut l = layer.clone();
-        l.weight = w.clone();
-        loss(&l, &x.clone().into_dyn())
-    });
-    let err_b = max_fd_error(&layer.bias, &gb, |b| {
-        let mut l = layer.clone();
-        l.bias = b.clone();
-        loss(&l, &x.clone().into_dyn())
-    });
-    assert!(
-        err_x < TOL && err_w < TOL && err_b < TOL,
-        "input {err_x:e}, weight {err_w:e}, bias {err_b:e}"
+    check_parameters(
+        &layer,
+        |l| [&mut l.weight, &mut l.bias],
+        [&gw, &gb],
+        |l| loss(l, &x.clone().into_dyn()),
+        err_x,
     );
 }
 

@@ -9,6 +9,8 @@ use chandir::{Boundary, ChannelDirected, Direction, Error, Metric, Threading};
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
+mod common;
+
 /// Reproducible values in [-1, 1) from a seed (SplitMix64), so every run sees the same tensors.
 fn filled(shape: &[usize], seed: u64) -> ArrayD<f32> {
     let mut state = seed;
@@ -160,35 +162,28 @@ where
     snapshot(&model, &states)
 }
 
+/// `step_all` in pools of 1, 2 and 4 threads trains bitwise as stepping one by one does.
+fn threads_agree<O>(opt: &ChannelDirectedOptimizer<O>, name: &str)
+where
+    O: Optimizer<f32>,
+    O::State: Serialize,
+{
+    let one_by_one = train(opt, None);
+    for threads in [1, 2, 4] {
+        assert!(
+            train(opt, Some(threads)) == one_by_one,
+            "{name}, {threads} threads"
+        );
+    }
+}
+
 #[test]
 fn step_all_is_bitwise_identical_to_stepping_one_by_one() {
-    let sgd = SgdConfig {
-        lr: 0.05,
-        momentum: 0.9,
-        nesterov: true,
-        weight_decay: 5e-4,
-        ..Default::default()
-    }
-    .init()
-    .unwrap();
+    let sgd = common::states::nesterov_sgd().init().unwrap();
     let adamw = AdamConfig::adamw(1e-3, 0.01).init().unwrap();
 
-    let sgd = wrap(sgd);
-    let one_by_one = train(&sgd, None);
-    for threads in [1, 2, 4] {
-        assert!(
-            train(&sgd, Some(threads)) == one_by_one,
-            "SGD, {threads} threads"
-        );
-    }
-    let adamw = wrap(adamw);
-    let one_by_one = train(&adamw, None);
-    for threads in [1, 2, 4] {
-        assert!(
-            train(&adamw, Some(threads)) == one_by_one,
-            "AdamW, {threads} threads"
-        );
-    }
+    threads_agree(&wrap(sgd), "SGD");
+    threads_agree(&wrap(adamw), "AdamW");
     // The comparison can fail: smoothing changes the result.
     let unsmoothed = train(
         &ChannelDirectedOptimizer::new(

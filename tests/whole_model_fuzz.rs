@@ -7,8 +7,8 @@
 //! changed: no panic, no half-written tensor, no half-updated state.
 
 use chandir::optim::{
-    precondition_each, AdamConfig, AdamState, ChannelDirectedOptimizer, Element, Optimizer,
-    ParamRule, ParamStates, SgdConfig, SgdState,
+    precondition_each, Adam, AdamConfig, AdamState, ChannelDirectedOptimizer, Optimizer, ParamRule,
+    ParamStates, Sgd, SgdConfig,
 };
 use chandir::{Boundary, ChannelDirected, Direction, Error, Metric};
 use ndarray::{ArrayD, ArrayViewMut, Dimension, Ix1, Ix4, IxDyn};
@@ -16,20 +16,8 @@ use proptest::prelude::*;
 
 const NAMES: [&str; 5] = ["conv.weight", "conv.bias", "fc.weight", "up.weight", ""];
 
-/// The bit patterns of a float type.
-trait Float: Element {
-    fn bits(self) -> u64;
-}
-impl Float for f32 {
-    fn bits(self) -> u64 {
-        u64::from(self.to_bits())
-    }
-}
-impl Float for f64 {
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-}
+mod common;
+use common::states::{bits, FloatBits as Float, StateBits};
 
 /// One parameter of a fuzzed model.
 #[derive(Clone, Debug)]
@@ -46,39 +34,11 @@ fn debug(result: Result<(), Error>) -> Result<(), String> {
     result.map_err(|error| format!("{error:?}"))
 }
 
-fn bits<A: Float>(array: &ArrayD<A>) -> Vec<u64> {
-    array.iter().map(|v| v.bits()).collect()
-}
-
 fn model_bits<A: Float>(model: &[Param<A>]) -> Vec<(Vec<usize>, Vec<u64>, Vec<u64>)> {
     model
         .iter()
         .map(|p| (p.param.shape().to_vec(), bits(&p.param), bits(&p.grad)))
         .collect()
-}
-
-/// What a state holds, as bits.
-trait StateBits {
-    fn state_bits(&self) -> Vec<u64>;
-}
-impl<A: Float> StateBits for AdamState<A> {
-    fn state_bits(&self) -> Vec<u64> {
-        let mut out = vec![self.step()];
-        out.extend(self.shape().iter().map(|&n| n as u64));
-        out.extend(self.exp_avg().iter().map(|v| v.bits()));
-        out.extend(self.exp_avg_sq().iter().map(|v| v.bits()));
-        out
-    }
-}
-impl<A: Float> StateBits for SgdState<A> {
-    fn state_bits(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = self.shape().iter().map(|&n| n as u64).collect();
-        if let Some(buffer) = self.momentum_buffer() {
-            out.push(u64::MAX);
-            out.extend(buffer.iter().map(|v| v.bits()));
-        }
-        out
-    }
 }
 
 fn states_bits<S: StateBits>(states: &ParamStates<S>) -> Vec<(usize, Option<Vec<u64>>)> {
@@ -419,6 +379,21 @@ fn adam() -> impl Strategy<Value = AdamConfig> {
     })
 }
 
+/// SGD and Adam (random settings) wrapped with the same random rules.
+fn optimizers() -> impl Strategy<
+    Value = (
+        ChannelDirectedOptimizer<Sgd>,
+        ChannelDirectedOptimizer<Adam>,
+    ),
+> {
+    (sgd(), adam(), rules()).prop_map(|(sgd, adam, rules)| {
+        (
+            wrapper(sgd.init().unwrap(), &rules),
+            wrapper(adam.init().unwrap(), &rules),
+        )
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 150, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -426,16 +401,12 @@ proptest! {
     /// with its own states (names may repeat across the groups), empty models included.
     #[test]
     fn step_all_dyn_mixed_dtypes(
-        config in sgd(),
-        adam_config in adam(),
-        rules in rules(),
+        (sgd, adam) in optimizers(),
         (f32_first, f32_later) in model::<f32>(0..=4, 0..5),
         (f64_first, f64_later) in model::<f64>(0..=4, 0..5),
     ) {
-        let sgd = wrapper(config.init().unwrap(), &rules);
         step_all_matches::<f32, IxDyn, _>(&sgd, &[f32_first.clone(), f32_first.clone(), f32_later.clone()])?;
         step_all_matches::<f64, IxDyn, _>(&sgd, &[f64_first.clone(), f64_later.clone()])?;
-        let adam = wrapper(adam_config.init().unwrap(), &rules);
         step_all_matches::<f32, IxDyn, _>(&adam, &[f32_first, f32_later])?;
         step_all_matches::<f64, IxDyn, _>(&adam, &[f64_first.clone(), f64_first, f64_later])?;
     }
@@ -443,16 +414,12 @@ proptest! {
     /// Fixed ranks: `Ix4` (convolution weights) and `Ix1` (biases) models.
     #[test]
     fn step_all_fixed_ranks(
-        config in sgd(),
-        adam_config in adam(),
-        rules in rules(),
+        (sgd, adam) in optimizers(),
         (conv_first, conv_later) in model::<f32>(4..=4, 0..4),
         (bias_first, bias_later) in model::<f64>(1..=1, 0..4),
     ) {
-        let sgd = wrapper(config.init().unwrap(), &rules);
         step_all_matches::<f32, Ix4, _>(&sgd, &[conv_first.clone(), conv_later.clone()])?;
         step_all_matches::<f64, Ix1, _>(&sgd, &[bias_first.clone(), bias_later.clone()])?;
-        let adam = wrapper(adam_config.init().unwrap(), &rules);
         step_all_matches::<f32, Ix4, _>(&adam, &[conv_first, conv_later])?;
         step_all_matches::<f64, Ix1, _>(&adam, &[bias_first, bias_later])?;
     }

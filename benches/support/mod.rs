@@ -73,6 +73,20 @@ pub fn copy_into<T: Copy>(src: &ArrayD<T>, dst: &mut ArrayD<T>) {
         .copy_from_slice(src.as_slice().unwrap());
 }
 
+/// One [`gradient`] per shape of a model, each seeded by its position.
+pub fn gradients<T: Float>(shapes: &[[usize; 4]]) -> Vec<ArrayD<T>> {
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| gradient(s, i as u64))
+        .collect()
+}
+
+/// The memory floor of a model: [`copy_into`] for every tensor.
+pub fn copy_all<T: Copy>(src: &[ArrayD<T>], dst: &mut [ArrayD<T>]) {
+    src.iter().zip(dst).for_each(|(g, w)| copy_into(g, w))
+}
+
 /// The straightforward implementation: one Thomas solve per fiber over `lanes_mut`, factoring the
 /// Neumann operator `I + λL` for each fiber.
 pub fn naive_neumann<T: Float>(grad: &mut ArrayViewMutD<'_, T>, axis: usize, lambda: f64) {

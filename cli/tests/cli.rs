@@ -6,10 +6,13 @@ use std::process::{Command, Output};
 use chandir::analysis::impulse_response;
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
 use ndarray::{ArrayD, Axis, IxDyn};
-use ndarray_npy::{read_npy, write_npy, ReadNpyError};
+use ndarray_npy::{read_npy, write_npy, ReadNpyError, ReadableElement, WritableElement};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use tempfile::TempDir;
+
+mod sample;
+use sample::{pearson, Normal};
 
 fn chandir(args: &[&str]) -> Output {
     chandir_in(Path::new("."), args)
@@ -62,37 +65,6 @@ fn assert_one_line_error(output: &Output, expected_fragment: &str) {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// SplitMix64 with Box–Muller: reproducible standard normal samples without a dependency.
-struct Normal(u64);
-
-impl Normal {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    fn tensor(&mut self, shape: &[usize]) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-            let (u, v) = (self.uniform(), self.uniform());
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-        })
-    }
-}
-
-/// Textbook two-pass Pearson correlation.
-fn pearson(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
-    sxy / (sxx * syy).sqrt()
 }
 
 /// Mean correlation of the non-constant slice pairs at distance `d` along `axis`, or `None`.
@@ -338,19 +310,22 @@ fn plots_are_written_as_svg() {
     }
 }
 
-#[test]
-fn smooth_matches_the_library_and_keeps_the_dtype() {
-    let dir = TempDir::new().unwrap();
-    let w = Normal(14).tensor(&[9, 4, 3, 2]);
-    let cases: [(&[&str], ChannelDirected); 5] = [
+/// `chandir smooth` flags, the preconditioner they name and how the command says it in words.
+fn smooth_cases() -> Vec<(&'static [&'static str], ChannelDirected, &'static str)> {
+    let h1 = |lambda, boundary| Metric::SobolevH1 { lambda, boundary };
+    vec![
+        (
+            &[],
+            ChannelDirected::sobolev(1.0),
+            "H1 (Neumann, λ = 1) along axis 0 (output)",
+        ),
         (
             &["--metric", "h1", "--lambda", "1"],
             ChannelDirected::sobolev(1.0),
+            "H1 (Neumann, λ = 1) along axis 0 (output)",
         ),
         (
             &[
-                "--metric",
-                "h1",
                 "--lambda",
                 "0.5",
                 "--boundary",
@@ -358,13 +333,8 @@ fn smooth_matches_the_library_and_keeps_the_dtype() {
                 "--direction",
                 "input",
             ],
-            ChannelDirected::new(
-                Metric::SobolevH1 {
-                    lambda: 0.5,
-                    boundary: Boundary::Periodic,
-                },
-                Direction::Input,
-            ),
+            ChannelDirected::new(h1(0.5, Boundary::Periodic), Direction::Input),
+            "H1 (periodic, λ = 0.5) along axis 1 (input)",
         ),
         (
             &[
@@ -377,13 +347,8 @@ fn smooth_matches_the_library_and_keeps_the_dtype() {
                 "--direction",
                 "3",
             ],
-            ChannelDirected::new(
-                Metric::SobolevH1 {
-                    lambda: 2.0,
-                    boundary: Boundary::Dirichlet,
-                },
-                Direction::Axis(3),
-            ),
+            ChannelDirected::new(h1(2.0, Boundary::Dirichlet), Direction::Axis(3)),
+            "H1 (Dirichlet, λ = 2) along axis 3",
         ),
         (
             &[
@@ -395,13 +360,26 @@ fn smooth_matches_the_library_and_keeps_the_dtype() {
                 "flattened",
             ],
             ChannelDirected::new(Metric::ReweightedH0 { lambda: 3.0 }, Direction::Flattened),
+            "re-weighted H0 (λ = 3) along the whole tensor as one fiber (flattened)",
         ),
         (
             &["--metric", "h0"],
             ChannelDirected::new(Metric::H0, Direction::Output),
+            "H0 (identity) along axis 0 (output)",
         ),
-    ];
-    for (index, (flags, preconditioner)) in cases.iter().enumerate() {
+        (
+            &["--metric", "h0", "--direction", "2"],
+            ChannelDirected::new(Metric::H0, Direction::Axis(2)),
+            "H0 (identity) along axis 2",
+        ),
+    ]
+}
+
+#[test]
+fn smooth_matches_the_library_and_keeps_the_dtype() {
+    let dir = TempDir::new().unwrap();
+    let w = Normal(14).tensor(&[9, 4, 3, 2]);
+    for (index, (flags, preconditioner, _)) in smooth_cases().iter().enumerate() {
         let (input, output) = (
             dir.path().join(format!("in{index}.npy")),
             dir.path().join(format!("out{index}.npy")),
@@ -409,26 +387,37 @@ fn smooth_matches_the_library_and_keeps_the_dtype() {
         let mut args = vec!["smooth", path_str(&input), path_str(&output)];
         args.extend_from_slice(flags);
 
-        let single = w.mapv(|v| v as f32);
-        write_npy(&input, &single).unwrap();
-        stdout_of(&chandir(&args));
-        let got: ArrayD<f32> = read_npy(&output).unwrap();
-        let mut expected = single.clone();
-        preconditioner.apply(&mut expected).unwrap();
-        assert_eq!(got, expected, "f32 {flags:?}");
+        smooths_as(
+            &args,
+            (&input, &output),
+            &w.mapv(|v| v as f32),
+            preconditioner,
+        );
         // The f32 file must not read back as f64.
         assert!(matches!(
             read_npy::<_, ArrayD<f64>>(&output),
             Err(ReadNpyError::WrongDescriptor(_))
         ));
-
-        write_npy(&input, &w).unwrap();
-        stdout_of(&chandir(&args));
-        let got: ArrayD<f64> = read_npy(&output).unwrap();
-        let mut expected = w.clone();
-        preconditioner.apply(&mut expected).unwrap();
-        assert_eq!(got, expected, "f64 {flags:?}");
+        smooths_as(&args, (&input, &output), &w, preconditioner);
     }
+}
+
+/// `chandir args` reads `w` from `input` and writes it to `output`, in its own dtype, smoothed by
+/// `preconditioner`.
+fn smooths_as<A>(
+    args: &[&str],
+    (input, output): (&Path, &Path),
+    w: &ArrayD<A>,
+    preconditioner: &ChannelDirected,
+) where
+    A: chandir::Element + WritableElement + ReadableElement + std::fmt::Debug,
+{
+    write_npy(input, w).unwrap();
+    stdout_of(&chandir(args));
+    let got: ArrayD<A> = read_npy(output).unwrap();
+    let mut expected = w.clone();
+    preconditioner.apply(&mut expected).unwrap();
+    assert_eq!(got, expected, "{args:?}");
 }
 
 #[test]
@@ -580,44 +569,15 @@ fn smooth_says_what_it_did_in_words() {
     let dir = TempDir::new().unwrap();
     let input = dir.path().join("grad.npy");
     write_npy(&input, &Normal(16).tensor(&[9, 4, 3, 2]).mapv(|v| v as f32)).unwrap();
-    let cases: [(&[&str], &str); 4] = [
-        (
-            &[],
-            "(float32, 9×4×3×2): H1 (Neumann, λ = 1) along axis 0 (output)",
-        ),
-        (
-            &[
-                "--lambda",
-                "0.5",
-                "--boundary",
-                "periodic",
-                "--direction",
-                "input",
-            ],
-            "H1 (periodic, λ = 0.5) along axis 1 (input)",
-        ),
-        (
-            &[
-                "--metric",
-                "reweighted-h0",
-                "--lambda",
-                "3",
-                "--direction",
-                "flattened",
-            ],
-            "re-weighted H0 (λ = 3) along the whole tensor as one fiber (flattened)",
-        ),
-        (
-            &["--metric", "h0", "--direction", "2"],
-            "H0 (identity) along axis 2",
-        ),
-    ];
-    for (flags, expected) in cases {
+    for (flags, _, expected) in smooth_cases() {
         let mut args = vec!["smooth", "grad.npy", "out.npy"];
         args.extend_from_slice(flags);
         let report = stdout_of(&chandir_in(dir.path(), &args));
         assert_eq!(report.lines().count(), 1, "{report}");
-        assert!(report.starts_with("wrote out.npy "), "{report}");
+        assert!(
+            report.starts_with("wrote out.npy (float32, 9×4×3×2): "),
+            "{report}"
+        );
         assert!(
             report.trim_end().ends_with(expected),
             "{report:?} vs {expected:?}"
@@ -754,13 +714,39 @@ fn chandir_with_file_limit(dir: &Path, blocks: u32, args: &[&str]) -> Output {
         .expect("sh runs")
 }
 
+/// A temporary directory holding `w` as the file `name`.
+fn dir_with(name: &str, w: &ArrayD<f64>) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    write_npy(dir.path().join(name), w).unwrap();
+    dir
+}
+
+/// What `path` itself is (a link is not followed).
+#[cfg(unix)]
+fn file_type(path: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(path).unwrap().file_type()
+}
+
+/// The permission bits of `path` (a link is followed).
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `w` smoothed as `chandir smooth` does by default (H1, λ = 1, along the output channels).
+fn smoothed(w: &ArrayD<f64>) -> ArrayD<f64> {
+    let mut expected = w.clone();
+    ChannelDirected::sobolev(1.0).apply(&mut expected).unwrap();
+    expected
+}
+
 #[cfg(unix)]
 #[test]
 fn a_failed_write_leaves_the_target_and_the_input_as_they_were() {
-    let dir = TempDir::new().unwrap();
     // 256 KiB of f64: far past a limit of 16 blocks (8 or 16 KiB, whatever the block size).
     let w = Normal(17).tensor(&[64, 16, 4, 8]);
-    write_npy(dir.path().join("in.npy"), &w).unwrap();
+    let dir = dir_with("in.npy", &w);
     let input = std::fs::read(dir.path().join("in.npy")).unwrap();
     let before = listing(dir.path());
 
@@ -797,33 +783,23 @@ fn a_failed_write_leaves_the_target_and_the_input_as_they_were() {
     let output = chandir_with_file_limit(dir.path(), 4096, &["smooth", "in.npy", "in.npy"]);
     stdout_of(&output);
     let got: ArrayD<f64> = read_npy(dir.path().join("in.npy")).unwrap();
-    let mut expected = w.clone();
-    ChannelDirected::sobolev(1.0).apply(&mut expected).unwrap();
-    assert_eq!(got, expected);
+    assert_eq!(got, smoothed(&w));
 }
 
 #[cfg(unix)]
 #[test]
 fn outputs_get_the_usual_permissions() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = TempDir::new().unwrap();
-    write_npy(dir.path().join("in.npy"), &Normal(18).tensor(&[4, 3])).unwrap();
+    let dir = dir_with("in.npy", &Normal(18).tensor(&[4, 3]));
     std::fs::write(dir.path().join("plain"), b"").unwrap();
-    let usual = std::fs::metadata(dir.path().join("plain"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let usual = mode(&dir.path().join("plain"));
     stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", "out.npy"]));
     stdout_of(&chandir_in(
         dir.path(),
         &["kernel", "--n", "4", "--plot", "k.svg"],
     ));
     for name in ["out.npy", "k.svg"] {
-        let mode = std::fs::metadata(dir.path().join(name))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, usual & 0o777, "{name}");
+        assert_eq!(mode(&dir.path().join(name)), usual, "{name}");
     }
     // A replaced file keeps its own mode.
     std::fs::set_permissions(
@@ -832,11 +808,7 @@ fn outputs_get_the_usual_permissions() {
     )
     .unwrap();
     stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", "out.npy"]));
-    let mode = std::fs::metadata(dir.path().join("out.npy"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o640);
+    assert_eq!(mode(&dir.path().join("out.npy")), 0o640);
     // A read-only target is not replaced.
     std::fs::set_permissions(
         dir.path().join("out.npy"),
@@ -855,26 +827,26 @@ fn outputs_get_the_usual_permissions() {
 // ---------------------------------------------------------------------------------------------
 // What an output path is: a link, a FIFO, a device, a socket. The rules of `cp` and `sort -o`.
 
-/// `w` smoothed as `chandir smooth` does by default (H1, λ = 1, along the output channels).
-fn smoothed(w: &ArrayD<f64>) -> ArrayD<f64> {
-    let mut expected = w.clone();
-    ChannelDirected::sobolev(1.0).apply(&mut expected).unwrap();
-    expected
+/// A directory with `in.npy` (`w`), `store/real.npy` holding "the previous result" and the
+/// relative link `link.npy` to it; returns the directory and its `store`.
+#[cfg(unix)]
+fn linked_store(w: &ArrayD<f64>) -> (TempDir, PathBuf) {
+    let dir = dir_with("in.npy", w);
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::write(store.join("real.npy"), b"the previous result").unwrap();
+    std::os::unix::fs::symlink("store/real.npy", dir.path().join("link.npy")).unwrap();
+    (dir, store)
 }
 
 #[cfg(unix)]
 #[test]
 fn a_symbolic_link_has_its_target_replaced_and_stays_a_link() {
     use std::os::unix::fs::{symlink, PermissionsExt};
-    let dir = TempDir::new().unwrap();
-    let store = dir.path().join("store");
-    std::fs::create_dir(&store).unwrap();
     let w = Normal(31).tensor(&[6, 3, 2]);
-    write_npy(dir.path().join("in.npy"), &w).unwrap();
-    std::fs::write(store.join("real.npy"), b"the previous result").unwrap();
-    std::fs::set_permissions(store.join("real.npy"), PermissionsExt::from_mode(0o640)).unwrap();
     // A relative link into another directory, and a chain of two links ending there.
-    symlink("store/real.npy", dir.path().join("link.npy")).unwrap();
+    let (dir, store) = linked_store(&w);
+    std::fs::set_permissions(store.join("real.npy"), PermissionsExt::from_mode(0o640)).unwrap();
     symlink("link.npy", dir.path().join("chain.npy")).unwrap();
     let (top, inside) = (listing(dir.path()), listing(&store));
 
@@ -883,11 +855,11 @@ fn a_symbolic_link_has_its_target_replaced_and_stays_a_link() {
         stdout_of(&chandir_in(dir.path(), &["smooth", "in.npy", name]));
         let got: ArrayD<f64> = read_npy(store.join("real.npy")).unwrap();
         assert_eq!(got, smoothed(&w), "{name}: the target holds the result");
-        let mode = std::fs::metadata(store.join("real.npy"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o640, "{name}: the target keeps its mode");
+        assert_eq!(
+            mode(&store.join("real.npy")),
+            0o640,
+            "{name}: the target keeps its mode"
+        );
         assert_eq!(
             listing(dir.path()),
             top,
@@ -896,8 +868,10 @@ fn a_symbolic_link_has_its_target_replaced_and_stays_a_link() {
         assert_eq!(listing(&store), inside, "{name}: none beside the target");
     }
     for (link, to) in [("link.npy", "store/real.npy"), ("chain.npy", "link.npy")] {
-        let meta = std::fs::symlink_metadata(dir.path().join(link)).unwrap();
-        assert!(meta.file_type().is_symlink(), "{link} is still a link");
+        assert!(
+            file_type(&dir.path().join(link)).is_symlink(),
+            "{link} is still a link"
+        );
         assert_eq!(
             std::fs::read_link(dir.path().join(link)).unwrap(),
             Path::new(to)
@@ -914,10 +888,7 @@ fn a_symbolic_link_has_its_target_replaced_and_stays_a_link() {
     assert!(std::fs::read_to_string(store.join("k.svg"))
         .unwrap()
         .starts_with("<svg"));
-    assert!(std::fs::symlink_metadata(dir.path().join("k.svg"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(file_type(&dir.path().join("k.svg")).is_symlink());
 
     // A dangling link creates the file it names, and stays a link.
     symlink("store/new.npy", dir.path().join("dangling.npy")).unwrap();
@@ -927,26 +898,13 @@ fn a_symbolic_link_has_its_target_replaced_and_stays_a_link() {
     ));
     let got: ArrayD<f64> = read_npy(store.join("new.npy")).unwrap();
     assert_eq!(got, smoothed(&w));
-    assert!(std::fs::symlink_metadata(dir.path().join("dangling.npy"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(file_type(&dir.path().join("dangling.npy")).is_symlink());
 }
 
 #[cfg(unix)]
 #[test]
 fn a_failed_write_through_a_link_leaves_the_target_and_no_temporary_file() {
-    use std::os::unix::fs::symlink;
-    let dir = TempDir::new().unwrap();
-    let store = dir.path().join("store");
-    std::fs::create_dir(&store).unwrap();
-    write_npy(
-        dir.path().join("in.npy"),
-        &Normal(32).tensor(&[64, 16, 4, 8]),
-    )
-    .unwrap();
-    std::fs::write(store.join("real.npy"), b"the previous result").unwrap();
-    symlink("store/real.npy", dir.path().join("link.npy")).unwrap();
+    let (dir, store) = linked_store(&Normal(32).tensor(&[64, 16, 4, 8]));
     let (top, inside) = (listing(dir.path()), listing(&store));
     let output = chandir_with_file_limit(dir.path(), 16, &["smooth", "in.npy", "link.npy"]);
     assert_one_line_error(&output, "cannot write link.npy");
@@ -961,9 +919,8 @@ fn a_failed_write_through_a_link_leaves_the_target_and_no_temporary_file() {
 #[test]
 fn the_input_survives_as_its_own_output_through_a_link() {
     use std::os::unix::fs::symlink;
-    let dir = TempDir::new().unwrap();
     let w = Normal(33).tensor(&[5, 4, 3]);
-    write_npy(dir.path().join("x.npy"), &w).unwrap();
+    let dir = dir_with("x.npy", &w);
     symlink("x.npy", dir.path().join("alias.npy")).unwrap();
     let before = listing(dir.path());
     stdout_of(&chandir_in(dir.path(), &["smooth", "alias.npy", "x.npy"]));
@@ -972,10 +929,7 @@ fn the_input_survives_as_its_own_output_through_a_link() {
     stdout_of(&chandir_in(dir.path(), &["smooth", "x.npy", "alias.npy"]));
     let twice: ArrayD<f64> = read_npy(dir.path().join("x.npy")).unwrap();
     assert_eq!(twice, smoothed(&smoothed(&w)));
-    assert!(std::fs::symlink_metadata(dir.path().join("alias.npy"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(file_type(&dir.path().join("alias.npy")).is_symlink());
     assert_eq!(listing(dir.path()), before);
 }
 
@@ -1021,9 +975,8 @@ fn mkfifo(path: &Path) {
 fn a_fifo_is_written_into_and_stays_a_fifo() {
     use ndarray_npy::ReadNpyExt;
     use std::os::unix::fs::FileTypeExt;
-    let dir = TempDir::new().unwrap();
     let w = Normal(34).tensor(&[8, 3, 3]);
-    write_npy(dir.path().join("in.npy"), &w).unwrap();
+    let dir = dir_with("in.npy", &w);
     let fifo = dir.path().join("pipe.npy");
     mkfifo(&fifo);
     std::os::unix::fs::symlink("pipe.npy", dir.path().join("to-pipe.npy")).unwrap();
@@ -1033,13 +986,7 @@ fn a_fifo_is_written_into_and_stays_a_fifo() {
         stdout_of(&output);
         let got = ArrayD::<f64>::read_npy(&bytes[..]).expect("an .npy came through the FIFO");
         assert_eq!(got, smoothed(&w), "{name}");
-        assert!(
-            std::fs::symlink_metadata(&fifo)
-                .unwrap()
-                .file_type()
-                .is_fifo(),
-            "{name}"
-        );
+        assert!(file_type(&fifo).is_fifo(), "{name}");
         assert_eq!(listing(dir.path()), before, "{name}: no temporary file");
     }
     // A plot, too.
@@ -1050,10 +997,7 @@ fn a_fifo_is_written_into_and_stays_a_fifo() {
     );
     stdout_of(&output);
     assert!(bytes.starts_with(b"<svg"));
-    assert!(std::fs::symlink_metadata(&fifo)
-        .unwrap()
-        .file_type()
-        .is_fifo());
+    assert!(file_type(&fifo).is_fifo());
 }
 
 /// Whether this process may create device nodes (root with CAP_MKNOD): `mknod` in a temporary
@@ -1076,8 +1020,7 @@ fn mknod(path: &Path, kind: &str, major: u32, minor: u32) -> bool {
 #[test]
 fn a_character_device_is_written_into_and_stays_a_device() {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let dir = TempDir::new().unwrap();
-    write_npy(dir.path().join("in.npy"), &Normal(35).tensor(&[8, 3, 3])).unwrap();
+    let dir = dir_with("in.npy", &Normal(35).tensor(&[8, 3, 3]));
     // The null (1, 3) and full (1, 7) devices, as nodes of this temporary directory.
     let (null, full) = (dir.path().join("null"), dir.path().join("full"));
     if !(mknod(&null, "c", 1, 3) && mknod(&full, "c", 1, 7)) {
@@ -1112,8 +1055,7 @@ fn a_character_device_is_written_into_and_stays_a_device() {
 #[test]
 fn sockets_directories_and_block_devices_are_refused() {
     use std::os::unix::fs::FileTypeExt;
-    let dir = TempDir::new().unwrap();
-    write_npy(dir.path().join("in.npy"), &Normal(36).tensor(&[8, 3, 3])).unwrap();
+    let dir = dir_with("in.npy", &Normal(36).tensor(&[8, 3, 3]));
     let _listener = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
     std::fs::create_dir(dir.path().join("sub.npy")).unwrap();
     std::os::unix::fs::symlink("sock", dir.path().join("to-sock")).unwrap();
@@ -1128,13 +1070,8 @@ fn sockets_directories_and_block_devices_are_refused() {
             &format!("cannot write {name}: {what}"),
         );
     }
-    assert!(std::fs::symlink_metadata(dir.path().join("sock"))
-        .unwrap()
-        .file_type()
-        .is_socket());
-    assert!(std::fs::symlink_metadata(dir.path().join("sub.npy"))
-        .unwrap()
-        .is_dir());
+    assert!(file_type(&dir.path().join("sock")).is_socket());
+    assert!(file_type(&dir.path().join("sub.npy")).is_dir());
     assert_eq!(listing(dir.path()), before);
     // A block device node of a number no driver has (240: local/experimental use).
     let block = dir.path().join("block");
@@ -1143,9 +1080,6 @@ fn sockets_directories_and_block_devices_are_refused() {
             &chandir_in(dir.path(), &["smooth", "in.npy", "block"]),
             "cannot write block: it is a block device",
         );
-        assert!(std::fs::symlink_metadata(&block)
-            .unwrap()
-            .file_type()
-            .is_block_device());
+        assert!(file_type(&block).is_block_device());
     }
 }

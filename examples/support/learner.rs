@@ -8,14 +8,9 @@ use std::sync::Arc;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::InMemDataset;
-use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::lr_scheduler::constant::ConstantLr;
 use burn::optim::ModuleOptimizer;
-use burn::tensor::activation::relu;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
@@ -25,34 +20,14 @@ use burn::train::{
 };
 use ndarray::{Array1, Array2};
 
-/// Conv(1→8, 3×3) → ReLU → pool 2 → Conv(8→16, 3×3) → ReLU → pool 2 → Linear(16·7·7 → 10).
-#[derive(Module, Debug)]
-pub struct Cnn {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    pool: MaxPool2d,
-    head: Linear,
-}
+#[path = "cnn.rs"]
+mod cnn;
+pub use cnn::Cnn;
 
 impl Cnn {
-    pub fn new(device: &Device) -> Self {
-        let same = || PaddingConfig2d::Explicit(1, 1, 1, 1);
-        Cnn {
-            conv1: Conv2dConfig::new([1, 8], [3, 3])
-                .with_padding(same())
-                .init(device),
-            conv2: Conv2dConfig::new([8, 16], [3, 3])
-                .with_padding(same())
-                .init(device),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            head: LinearConfig::new(16 * 7 * 7, 10).init(device),
-        }
-    }
-
-    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(images)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
-        self.head.forward(x.flatten(1, 3))
+    /// Conv(1→8, 3×3) → ReLU → pool 2 → Conv(8→16, 3×3) → ReLU → pool 2 → Linear(16·7·7 → 10).
+    pub fn for_mnist(device: &Device) -> Self {
+        Cnn::new(device, [8, 16], 28, true)
     }
 
     pub fn classify(&self, batch: Batch) -> ClassificationOutput {
@@ -209,7 +184,7 @@ pub fn train_with(
     quiet: bool,
 ) -> Cnn {
     device.seed(seed);
-    let model = Cnn::new(device);
+    let model = Cnn::for_mnist(device);
     let learner = Learner::new(model, optim, ConstantLr::new(2e-3));
     let training = SupervisedTraining::new(
         directory,
@@ -246,19 +221,8 @@ pub fn evaluate(model: &Cnn, items: &[Item], device: &Device) -> (f64, f64) {
         .convert::<f64>()
         .try_to_vec::<f64>()
         .unwrap()[0];
-    let predicted = out
-        .output
-        .argmax(1)
-        .into_data()
-        .convert::<i64>()
-        .try_to_vec::<i64>()
-        .unwrap();
-    let right = predicted
-        .iter()
-        .zip(items)
-        .filter(|(p, i)| **p == i.label)
-        .count();
-    (right as f64 / items.len() as f64, loss)
+    let labels: Vec<i64> = items.iter().map(|i| i.label).collect();
+    (cnn::accuracy(out.output, &labels), loss)
 }
 
 /// How many CUDA devices this machine has, as `nvidia-smi -L` lists them (0 where there is no

@@ -5,10 +5,12 @@
 #[cfg(feature = "burn")]
 pub mod burn_net;
 pub mod exact;
+pub mod metrics;
 pub mod reference;
+pub mod states;
 
 use chandir::{Boundary, Direction, Metric};
-use ndarray::{Array2, ArrayD, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, Axis, IxDyn, NdFloat};
 
 /// The dense operator `A` of `metric` on fibers of length `n`, straight from the definitions.
 pub fn dense_operator(metric: &Metric, n: usize) -> Array2<f64> {
@@ -149,9 +151,12 @@ pub fn max_abs(a: impl IntoIterator<Item = f64>) -> f64 {
     a.into_iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
-pub fn max_abs_diff(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
+/// The largest `|a − b|` of two arrays of one shape (f32 or f64).
+pub fn max_abs_diff<A: NdFloat>(a: &ArrayD<A>, b: &ArrayD<A>) -> A {
     assert_eq!(a.shape(), b.shape());
-    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    a.iter()
+        .zip(b)
+        .fold(A::zero(), |m, (&x, &y)| m.max((x - y).abs()))
 }
 
 /// `A x` for a dense `A`.

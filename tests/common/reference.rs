@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use chandir::{Boundary, ChannelDirected, Direction, Metric};
+use ndarray::ArrayD;
+use ndarray_npy::{read_npy, ReadableElement};
 use serde_json::Value;
 
 /// `tests/reference` of the working directory when there is one (a carried binary run from a
@@ -14,6 +16,29 @@ pub fn reference_dir() -> PathBuf {
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
     }
+}
+
+/// Every case of the manifest.
+pub fn cases() -> Vec<Value> {
+    let text = std::fs::read_to_string(reference_dir().join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    manifest["cases"].as_array().unwrap().clone()
+}
+
+/// The shape a manifest case declares.
+pub fn shape(case: &Value) -> Vec<usize> {
+    case["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
+}
+
+/// The gradient and the expected result of case `name`, in the case's dtype `A`.
+pub fn arrays<A: ReadableElement>(name: &str) -> (ArrayD<A>, ArrayD<A>) {
+    let read = |what: &str| read_npy(reference_dir().join(format!("{name}_{what}.npy"))).unwrap();
+    (read("grad"), read("expected"))
 }
 
 /// The preconditioner a manifest case describes.
