@@ -209,10 +209,16 @@ impl Reweighted {
         }
     }
 
-    /// Both passes in the widest vector build this CPU runs.
-    fn sweep_dispatch<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        // SAFETY (each build): `isa` says the CPU runs it.
-        match super::isa() {
+    /// Both passes in the vector build for `isa` (one this CPU runs).
+    pub(crate) fn solve_on<T: Element>(
+        &self,
+        isa: Isa,
+        block: &mut RowBlock<'_, T>,
+        scratch: &mut [f64],
+    ) {
+        assert!(isa <= super::isa(), "{isa:?} is not available on this CPU");
+        // SAFETY (each build): the CPU runs `isa`, asserted above.
+        match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe { self.sweep_avx512(block, scratch) },
             #[cfg(target_arch = "x86_64")]
@@ -268,7 +274,7 @@ impl<T: Element> BlockSolver<T> for Reweighted {
         let mut start = 0;
         while start < width {
             let w = chunk.min(width - start);
-            self.sweep_dispatch(&mut block.columns(start, w), scratch);
+            self.solve_on(super::isa(), &mut block.columns(start, w), scratch);
             start += w;
         }
     }
@@ -289,6 +295,65 @@ const MIN_CHUNK_COLUMNS: usize = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every vector build against one column at a time, bit for bit, with extremes in some.
+    fn builds_match_the_per_fiber_loop<T: Element>() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for n in [2, 3, 17, 64, 130] {
+            for lambda in [0.5, 1e3] {
+                let solver = Reweighted::new(n, lambda);
+                for (width, wild) in [(1, false), (7, true), (33, false), (100, true), (300, true)]
+                {
+                    let stride = width + 5;
+                    let input: Vec<T> = (0..n * stride)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let unit = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                            match (wild, x % 89) {
+                                (true, 0) => T::infinity(),
+                                (true, 1) => T::nan(),
+                                (true, 2..=8) => T::max_value() * T::from(unit).unwrap(),
+                                _ => T::from(unit).unwrap(),
+                            }
+                        })
+                        .collect();
+                    let mut scratch = vec![0.0; stride];
+                    let mut expected = input.clone();
+                    for column in 0..width {
+                        let mut fiber: Vec<T> =
+                            (0..n).map(|i| input[i * stride + column]).collect();
+                        let mut block = RowBlock::new(&mut fiber, n, 1, 1).unwrap();
+                        solver.solve_on(Isa::Portable, &mut block, &mut scratch);
+                        for (i, v) in fiber.into_iter().enumerate() {
+                            expected[i * stride + column] = v;
+                        }
+                    }
+                    for isa in Isa::available() {
+                        let mut got = input.clone();
+                        let mut block = RowBlock::new(&mut got, n, stride, width).unwrap();
+                        solver.solve_on(isa, &mut block, &mut scratch);
+                        let same = got.iter().zip(&expected).all(|(a, b)| {
+                            to_f64(*a).to_bits() == to_f64(*b).to_bits()
+                                || (a.is_nan() && b.is_nan())
+                        });
+                        assert!(same, "{isa:?} n={n} λ={lambda} width={width}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_builds_match_the_per_fiber_loop() {
+        builds_match_the_per_fiber_loop::<f32>();
+    }
+
+    #[test]
+    fn f64_builds_match_the_per_fiber_loop() {
+        builds_match_the_per_fiber_loop::<f64>();
+    }
 
     #[test]
     fn one_fiber_is_its_mean_plus_the_shrunk_deviation() {
