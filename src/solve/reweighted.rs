@@ -265,18 +265,7 @@ impl<T: Element> BlockSolver<T> for Reweighted {
     }
 
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        // Column chunks whose `n` rows stay in L1 from the sum to the update.
-        let chunk = (L1_CHUNK_BYTES / (self.n.max(1) * std::mem::size_of::<T>()))
-            .max(MIN_CHUNK_COLUMNS)
-            / MIN_CHUNK_COLUMNS
-            * MIN_CHUNK_COLUMNS;
-        let width = block.width();
-        let mut start = 0;
-        while start < width {
-            let w = chunk.min(width - start);
-            self.solve_on(super::isa(), &mut block.columns(start, w), scratch);
-            start += w;
-        }
+        self.solve_on(super::isa(), block, scratch);
     }
 }
 
@@ -285,12 +274,6 @@ fn as_f32<'b, 'a, T: Element>(block: &'b mut RowBlock<'a, T>) -> Option<&'b mut 
     // SAFETY: `T` is `f32` (checked), so the block's rows are rows of `f32`.
     T::IS_F32.then(|| unsafe { &mut *(block as *mut RowBlock<'a, T>).cast::<RowBlock<'a, f32>>() })
 }
-
-/// Bytes of the column chunks that the two passes share: half of a 48 KiB L1.
-const L1_CHUNK_BYTES: usize = 24 << 10;
-
-/// Fewest columns per chunk: whole vectors, and rows long enough to amortize each row's visit.
-const MIN_CHUNK_COLUMNS: usize = 32;
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,8 @@ pub(crate) trait F32s: Copy {
     fn max_magnitude(self, keys: Self) -> Self;
     /// Whether every `u32` lane of `keys` is at most `limit`.
     fn keys_at_most(keys: Self, limit: u32) -> bool;
+    /// Lane-wise maximum of two vectors of `u32` keys.
+    fn max_keys(self, other: Self) -> Self;
     /// Asks for the cache line at `p` ahead of its use (a hint: any address is allowed).
     #[inline(always)]
     fn prefetch(p: *const f32) {
@@ -74,6 +76,12 @@ impl F32s for Portable {
     #[inline(always)]
     fn keys_at_most(keys: Self, limit: u32) -> bool {
         keys.0.iter().all(|k| k.to_bits() <= limit)
+    }
+    #[inline(always)]
+    fn max_keys(self, other: Self) -> Self {
+        Portable(std::array::from_fn(|k| {
+            f32::from_bits(self.0[k].to_bits().max(other.0[k].to_bits()))
+        }))
     }
     #[inline(always)]
     fn add_clamped(self, kappa: Self, z: Self) -> Self {
@@ -235,6 +243,15 @@ mod x86 {
             }
         }
         #[inline(always)]
+        fn max_keys(self, other: Self) -> Self {
+            unsafe {
+                Avx2(_mm256_castsi256_ps(_mm256_max_epu32(
+                    _mm256_castps_si256(self.0),
+                    _mm256_castps_si256(other.0),
+                )))
+            }
+        }
+        #[inline(always)]
         fn keys_at_most(keys: Self, limit: u32) -> bool {
             unsafe {
                 let keys = _mm256_castps_si256(keys.0);
@@ -301,6 +318,15 @@ mod x86 {
                 Avx512(_mm512_castsi512_ps(_mm512_max_epu32(
                     _mm512_castps_si512(keys.0),
                     bits,
+                )))
+            }
+        }
+        #[inline(always)]
+        fn max_keys(self, other: Self) -> Self {
+            unsafe {
+                Avx512(_mm512_castsi512_ps(_mm512_max_epu32(
+                    _mm512_castps_si512(self.0),
+                    _mm512_castps_si512(other.0),
                 )))
             }
         }

@@ -378,35 +378,39 @@ unsafe fn f32_vector_strip<V: F32s, const K: usize>(
     let load = |i: usize| unsafe { load_row::<V, K>(origin.offset(i as isize * stride)) };
     let store = |i: usize, v: &[V; K]| unsafe { store_row(origin.offset(i as isize * stride), v) };
     let spiked = m < n;
+    let prefetch = worth_prefetching(n, stride, 4);
     let zero = V::splat(0.0);
-    let mut largest = [zero; K];
+    // One vector of keys for the whole strip (a tree of maxima per row): registers go to the carries.
+    let mut largest = zero;
     let mut last = [zero; K];
     if spiked {
         let g = load(n - 1);
         let gamma = V::splat(c.gamma);
+        largest = largest_of(&g, largest);
         for k in 0..K {
-            largest[k] = g[k].max_magnitude(largest[k]);
             last[k] = g[k].mul(gamma);
         }
     }
     let mut z = load(0);
     let alpha = V::splat(c.alpha[0]);
-    for k in 0..K {
-        largest[k] = z[k].max_magnitude(largest[k]);
-        z[k] = z[k].mul(alpha);
+    largest = largest_of(&z, largest);
+    for z in z.iter_mut() {
+        *z = z.mul(alpha);
     }
     store(0, &z);
     for i in 0..m {
         // The rows ahead are `stride` apart, too far for the hardware prefetchers to follow.
-        let ahead = origin.wrapping_offset((i + PREFETCH_ROWS).min(n - 1) as isize * stride);
-        for k in 0..K {
-            V::prefetch(ahead.wrapping_add(k * V::LANES));
+        if prefetch {
+            let ahead = origin.wrapping_offset((i + PREFETCH_ROWS).min(n - 1) as isize * stride);
+            for k in 0..K {
+                V::prefetch(ahead.wrapping_add(k * V::LANES));
+            }
         }
         if i > 0 {
             let g = load(i);
             let (alpha, coupling) = (V::splat(c.alpha[i]), V::splat(c.coupling[i]));
+            largest = largest_of(&g, largest);
             for k in 0..K {
-                largest[k] = g[k].max_magnitude(largest[k]);
                 z[k] = alpha.mul(g[k]).add(coupling.mul(z[k]));
             }
             store(i, &z);
@@ -418,9 +422,7 @@ unsafe fn f32_vector_strip<V: F32s, const K: usize>(
             }
         }
     }
-    let exact = largest
-        .iter()
-        .all(|&l| V::keys_at_most(l, magnitude_bits(F32_SAFE)));
+    let exact = V::keys_at_most(largest, magnitude_bits(F32_SAFE));
     if !exact {
         // Inputs near the largest float: the backward sweep lane by lane, with its clamps.
         if spiked {
@@ -458,8 +460,41 @@ unsafe fn f32_vector_strip<V: F32s, const K: usize>(
     }
 }
 
+/// Whether a strip's rows (`n` of them, `stride` values of `bytes` apart) span more than a cache
+/// keeps: then the forward sweep asks for its rows ahead; in cache, the hints only cost.
+#[inline(always)]
+fn worth_prefetching(n: usize, stride: isize, bytes: usize) -> bool {
+    n.saturating_mul(stride.unsigned_abs())
+        .saturating_mul(bytes)
+        > PREFETCH_FROM_BYTES
+}
+
+/// The span of rows from which prefetching pays: a quarter of a 2 MiB L2.
+const PREFETCH_FROM_BYTES: usize = 512 << 10;
+
 /// How many rows ahead the forward sweep of a strip asks for its input.
 const PREFETCH_ROWS: usize = 6;
+
+/// The lane-wise maximum of `keys` and the bits of `|g|` over the `K` vectors of `row`.
+#[inline(always)]
+fn largest_of<V: F32s, const K: usize>(row: &[V; K], keys: V) -> V {
+    let mut m = *row;
+    for v in m.iter_mut() {
+        *v = v.max_magnitude(V::splat(0.0));
+    }
+    let mut width = K;
+    while width > 1 {
+        let half = width / 2;
+        for k in 0..half {
+            m[k] = m[k].max_keys(m[k + half]);
+        }
+        if width % 2 == 1 {
+            m[0] = m[0].max_keys(m[width - 1]);
+        }
+        width = half;
+    }
+    keys.max_keys(m[0])
+}
 
 /// `K` vectors from `p`.
 ///
@@ -696,6 +731,7 @@ unsafe fn f64_vector_strip<V: F64s, const K: usize>(
         |i: usize, v: &[V; K]| unsafe { store_row64(origin.offset(i as isize * stride), v) };
     let (n, m) = (c.n, c.m);
     let spiked = m < n;
+    let prefetch = worth_prefetching(n, stride, 8);
     let zero = V::splat(0.0);
     let mut largest = [zero; K];
     if spiked {
@@ -707,9 +743,11 @@ unsafe fn f64_vector_strip<V: F64s, const K: usize>(
     let mut z = [zero; K];
     let mut acc = [zero; K];
     for i in 0..m {
-        let ahead = origin.wrapping_offset((i + PREFETCH_ROWS).min(n - 1) as isize * stride);
-        for k in 0..K {
-            V::prefetch(ahead.wrapping_add(k * V::LANES));
+        if prefetch {
+            let ahead = origin.wrapping_offset((i + PREFETCH_ROWS).min(n - 1) as isize * stride);
+            for k in 0..K {
+                V::prefetch(ahead.wrapping_add(k * V::LANES));
+            }
         }
         let g = load(i);
         let alpha = V::splat(c.alpha.get(i));
