@@ -328,11 +328,14 @@ impl<'a, T> RowBlock<'a, T> {
 /// narrower one, which tests use to check every build against the portable one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
-    /// Whatever the target guarantees (SSE2 on x86-64, NEON on aarch64), vectorized by the compiler.
+    /// What the target guarantees: NEON on aarch64; elsewhere (SSE2 on x86-64) portable lanes
+    /// that the compiler vectorizes.
     Portable,
     /// AVX2 on x86-64.
+    #[cfg(target_arch = "x86_64")]
     Avx2,
     /// AVX-512F on x86-64.
+    #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
@@ -340,10 +343,11 @@ impl Isa {
     /// Every build this CPU runs, narrowest first.
     #[cfg(test)]
     pub(crate) fn available() -> Vec<Isa> {
-        [Isa::Portable, Isa::Avx2, Isa::Avx512]
-            .into_iter()
-            .filter(|&isa| isa <= self::isa())
-            .collect()
+        #[cfg(target_arch = "x86_64")]
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        #[cfg(not(target_arch = "x86_64"))]
+        let all = [Isa::Portable];
+        all.into_iter().filter(|&isa| isa <= self::isa()).collect()
     }
 }
 
@@ -370,19 +374,11 @@ pub(crate) fn isa() -> Isa {
     })
 }
 
-/// Whether the kernels can run their AVX2 build: the row loops, inlined into a function compiled
-/// for AVX2, work on four `f64` at a time instead of SSE2's two. Results are bitwise the same
-/// either way (Rust never contracts to FMA), so this only changes speed.
+/// Whether the CPU runs the AVX2 kernels (the transposed tiles of contiguous `f32` fibers).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    isa() >= Isa::Avx2
 }
 
 pub(crate) use crate::element::{from_f64, to_f64};

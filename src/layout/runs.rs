@@ -99,18 +99,21 @@ impl<T: Element> Runs<'_, T> {
         // SAFETY: the caller upholds this function's contract (see its doc).
         unsafe {
             let width = self.bases.len();
-            let mut done_tiles = 0;
             #[cfg(target_arch = "x86_64")]
-            if T::IS_F32 && self.row_stride == 1 && crate::solve::has_avx2() {
-                done_tiles = transpose::tiles_f32(
+            let done_tiles = if T::IS_F32 && self.row_stride == 1 && crate::solve::has_avx2() {
+                transpose::tiles_f32(
                     self.origin.cast(),
                     self.bases,
                     self.rows,
                     packed.as_mut_ptr().cast(),
                     width,
                     way == Move::Pack,
-                );
-            }
+                )
+            } else {
+                0
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let done_tiles = 0;
             let slots = packed.as_mut_ptr();
             for tile in (done_tiles * TILE..width).step_by(TILE) {
                 let tile_end = (tile + TILE).min(width);

@@ -225,9 +225,9 @@ impl Reweighted {
             Isa::Avx2 => unsafe { self.sweep_avx2(block, scratch) },
             _ => match as_f32(block) {
                 Some(block) => {
-                    self.f32_strips::<simd::Portable, simd::Portable64, 4, 8>(block, scratch)
+                    self.f32_strips::<simd::Baseline, simd::Baseline64, 4, 8>(block, scratch)
                 }
-                None => self.vector_strips::<T, simd::Portable64, 4>(block, scratch),
+                None => self.vector_strips::<T, simd::Baseline64, 4>(block, scratch),
             },
         }
     }

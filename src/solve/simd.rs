@@ -1,5 +1,6 @@
-//! The vector operations of the strip kernels, behind one small trait: AVX-512F and AVX2 on
-//! x86-64 (chosen at run time, see [`super::Isa`]), NEON on aarch64, and a portable fallback.
+//! The vector operations of the strip kernels, behind two small traits ([`F32s`], [`F64s`]):
+//! AVX-512F and AVX2 on x86-64 (chosen at run time, see [`super::Isa`]), NEON on aarch64, and a
+//! portable fallback (arrays of four or two lanes that the compiler vectorizes) elsewhere.
 //!
 //! Only plain multiplies and adds (never FMA), so every build rounds exactly as the scalar code.
 
@@ -38,7 +39,23 @@ pub(crate) trait F32s: Copy {
     fn add_clamped(self, kappa: Self, z: Self) -> Self;
 }
 
+/// The lanes of the baseline build ([`super::Isa::Portable`]): NEON on aarch64, [`Portable`]
+/// elsewhere.
+#[cfg(target_arch = "aarch64")]
+pub(crate) type Baseline = Neon;
+/// See [`Baseline`].
+#[cfg(target_arch = "aarch64")]
+pub(crate) type Baseline64 = Neon64;
+/// The lanes of the baseline build ([`super::Isa::Portable`]): NEON on aarch64, [`Portable`]
+/// elsewhere.
+#[cfg(not(target_arch = "aarch64"))]
+pub(crate) type Baseline = Portable;
+/// See [`Baseline`].
+#[cfg(not(target_arch = "aarch64"))]
+pub(crate) type Baseline64 = Portable64;
+
 /// Portable lanes: the compiler vectorizes these four-lane loops for the target's baseline.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 #[derive(Clone, Copy)]
 pub(crate) struct Portable([f32; 4]);
 
@@ -134,6 +151,7 @@ pub(crate) trait F64s: Copy {
 }
 
 /// Portable `f64` lanes (see [`Portable`]).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 #[derive(Clone, Copy)]
 pub(crate) struct Portable64([f64; 2]);
 
@@ -485,3 +503,142 @@ mod x86 {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::{Avx2, Avx2x64, Avx512, Avx512x64};
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    use super::{F32s, F64s, ABS64};
+
+    const ABS: u32 = 0x7fff_ffff;
+    const INFINITY_BITS: u32 = 0x7f80_0000;
+
+    /// Four `f32` lanes in a NEON register (NEON is part of every aarch64 target).
+    #[derive(Clone, Copy)]
+    pub(crate) struct Neon(float32x4_t);
+
+    // SAFETY (every method): NEON is always present on aarch64; pointers are the caller's
+    // contract.
+    impl F32s for Neon {
+        const LANES: usize = 4;
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Neon(unsafe { vld1q_f32(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { vst1q_f32(p, self.0) }
+        }
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            Neon(unsafe { vdupq_n_f32(x) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            Neon(unsafe { vaddq_f32(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            Neon(unsafe { vmulq_f32(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn max_magnitude(self, keys: Self) -> Self {
+            unsafe {
+                let bits = vandq_u32(vreinterpretq_u32_f32(self.0), vdupq_n_u32(ABS));
+                Neon(vreinterpretq_f32_u32(vmaxq_u32(
+                    vreinterpretq_u32_f32(keys.0),
+                    bits,
+                )))
+            }
+        }
+        #[inline(always)]
+        fn keys_at_most(keys: Self, limit: u32) -> bool {
+            unsafe { vmaxvq_u32(vreinterpretq_u32_f32(keys.0)) <= limit }
+        }
+        #[inline(always)]
+        fn max_keys(self, other: Self) -> Self {
+            unsafe {
+                Neon(vreinterpretq_f32_u32(vmaxq_u32(
+                    vreinterpretq_u32_f32(self.0),
+                    vreinterpretq_u32_f32(other.0),
+                )))
+            }
+        }
+        #[inline(always)]
+        fn add_clamped(self, kappa: Self, z: Self) -> Self {
+            unsafe {
+                let sum = vaddq_f32(self.0, vmulq_f32(kappa.0, z.0));
+                let abs = |v: float32x4_t| vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(ABS));
+                let inf = vdupq_n_u32(INFINITY_BITS);
+                let finite = vandq_u32(vcltq_u32(abs(self.0), inf), vcltq_u32(abs(z.0), inf));
+                let fix = vandq_u32(vceqq_u32(abs(sum), inf), finite);
+                let sign = vandq_u32(vreinterpretq_u32_f32(sum), vdupq_n_u32(!ABS));
+                let max = vorrq_u32(vreinterpretq_u32_f32(vdupq_n_f32(f32::MAX)), sign);
+                Neon(vreinterpretq_f32_u32(vbslq_u32(
+                    fix,
+                    max,
+                    vreinterpretq_u32_f32(sum),
+                )))
+            }
+        }
+    }
+
+    /// Two `f64` lanes in a NEON register.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Neon64(float64x2_t);
+
+    // SAFETY (every method): as for `Neon`.
+    impl F64s for Neon64 {
+        const LANES: usize = 2;
+        #[inline(always)]
+        unsafe fn load(p: *const f64) -> Self {
+            Neon64(unsafe { vld1q_f64(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f64) {
+            unsafe { vst1q_f64(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn load_f32(p: *const f32) -> Self {
+            Neon64(unsafe { vcvt_f64_f32(vld1_f32(p)) })
+        }
+        #[inline(always)]
+        unsafe fn store_f32(self, p: *mut f32) {
+            unsafe { vst1_f32(p, vcvt_f32_f64(self.0)) }
+        }
+        #[inline(always)]
+        fn splat(x: f64) -> Self {
+            Neon64(unsafe { vdupq_n_f64(x) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            Neon64(unsafe { vaddq_f64(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn mul(self, other: Self) -> Self {
+            Neon64(unsafe { vmulq_f64(self.0, other.0) })
+        }
+        #[inline(always)]
+        fn max_magnitude(self, keys: Self) -> Self {
+            unsafe {
+                let abs = vandq_u64(vreinterpretq_u64_f64(self.0), vdupq_n_u64(ABS64));
+                let keys = vreinterpretq_u64_f64(keys.0);
+                Neon64(vreinterpretq_f64_u64(vbslq_u64(
+                    vcgtq_u64(abs, keys),
+                    abs,
+                    keys,
+                )))
+            }
+        }
+        #[inline(always)]
+        fn keys_at_most(keys: Self, limit: u64) -> bool {
+            unsafe {
+                let above = vcgtq_u64(vreinterpretq_u64_f64(keys.0), vdupq_n_u64(limit));
+                vmaxvq_u32(vreinterpretq_u32_u64(above)) == 0
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) use arm::{Neon, Neon64};

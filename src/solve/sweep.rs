@@ -137,7 +137,7 @@ impl Sweep {
                 Isa::Avx512 => unsafe { self.f32_strips_avx512(block) },
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => unsafe { self.f32_strips_avx2(block) },
-                _ => self.f32_vector_strips::<simd::Portable, 4>(block),
+                _ => self.f32_vector_strips::<simd::Baseline, 4>(block),
             };
         }
         if !T::IS_F32 {
@@ -150,7 +150,7 @@ impl Sweep {
                 Isa::Avx512 => unsafe { self.f64_strips_avx512(block) },
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => unsafe { self.f64_strips_avx2(block) },
-                _ => self.f64_vector_strips::<simd::Portable64, 4>(block),
+                _ => self.f64_vector_strips::<simd::Baseline64, 4>(block),
             };
         }
         match isa {
