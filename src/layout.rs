@@ -2,9 +2,9 @@
 //!
 //! The fiber axis is moved to the front and the other axes are ordered by stride, so that the
 //! longest contiguous run of memory becomes the columns of an `n × w` block. Where that run is wide
-//! enough the kernel works in place on the tensor; otherwise fibers are packed into a scratch block
-//! (bounded by [`BLOCK_BYTES`]) and unpacked after the solve. Columns are cut into chunks whose
-//! `n` rows fit in L2, so both sweeps of a chunk run from cache.
+//! enough the kernel works in place on the tensor (walking it in strips of columns whose carries
+//! stay in registers, see [`crate::solve`]); otherwise fibers are packed into a scratch block
+//! (bounded by [`PACKED_BLOCK_BYTES`]) and unpacked after the solve.
 
 use crate::Element;
 use ndarray::{ArrayViewMutD, Axis};
@@ -16,36 +16,21 @@ use runs::{Move, Runs};
 use crate::solve::{BlockSolver, RowBlock};
 use crate::threading::Par;
 
-/// Target size of one block of `n` rows. The sweeps are bound by instructions, and each visit of a
-/// row costs a fixed ~100 of them, so wide rows matter more than L2 residency: 2 MiB blocks beat
-/// 1 MiB ones on a 1 MiB L2 (f32, one thread: `[512, 512, 3, 3]` 2.0× → 1.45× the copy,
-/// `[2048, 512, 1, 1]` 3.6× → 3.0×, `[4096, 4096]` ≈ 2× → 1.6×; see BENCHMARKS.md).
-pub(crate) const BLOCK_BYTES: usize = 2 << 20;
-
-/// Fewest columns per block: a row chunk of 64 values spans whole cache lines for f32 and f64.
-pub(crate) const MIN_BLOCK_COLUMNS: usize = 64;
+/// Fewest columns per packed block: a row chunk of 64 values spans whole cache lines for f32 and f64.
+const MIN_BLOCK_COLUMNS: usize = 64;
 
 /// A contiguous run shorter than this is packed, several runs side by side, rather than solved in
 /// place: short rows leave the vector loops mostly in their remainders.
 const MIN_DIRECT_WIDTH: usize = 64;
 
-/// Columns per block for fibers of length `n` of `elem_bytes`-byte values: a multiple of 8, at least
-/// [`MIN_BLOCK_COLUMNS`].
-pub(crate) fn block_width(n: usize, elem_bytes: usize) -> usize {
-    width_for(BLOCK_BYTES, n, elem_bytes)
-}
-
 /// Target size of a packed block (256 KiB): small, since the packed copy and the strided runs it
 /// comes from share the cache while it is filled and emptied.
-pub(crate) const PACKED_BLOCK_BYTES: usize = 1 << 18;
+const PACKED_BLOCK_BYTES: usize = 1 << 18;
 
-/// Columns per packed block ([`PACKED_BLOCK_BYTES`]), at least [`MIN_BLOCK_COLUMNS`].
+/// Columns per packed block ([`PACKED_BLOCK_BYTES`]): a multiple of 8, at least
+/// [`MIN_BLOCK_COLUMNS`].
 fn packed_width(n: usize, elem_bytes: usize) -> usize {
-    width_for(PACKED_BLOCK_BYTES, n, elem_bytes)
-}
-
-fn width_for(bytes: usize, n: usize, elem_bytes: usize) -> usize {
-    let columns = bytes / (n.max(1) * elem_bytes.max(1));
+    let columns = PACKED_BLOCK_BYTES / (n.max(1) * elem_bytes.max(1));
     (columns / 8 * 8).max(MIN_BLOCK_COLUMNS)
 }
 
@@ -149,58 +134,62 @@ fn solve_sequential<T: Element>(view: ArrayViewMutD<'_, T>, solver: &dyn BlockSo
     } else {
         view.strides()[0]
     };
+    let blocks = Blocks {
+        view,
+        split,
+        inner,
+        row_stride,
+    };
     if inner >= MIN_DIRECT_WIDTH || inner == fibers {
-        solve_in_place(view, split, inner, row_stride, solver);
+        solve_in_place(blocks, solver);
     } else {
-        solve_packed(view, split, inner, row_stride, solver);
+        solve_packed(blocks, solver);
     }
 }
 
-/// Axes `1..split` index blocks; each block is `n` rows of `inner` contiguous values.
-fn solve_in_place<T: Element>(
-    mut view: ArrayViewMutD<'_, T>,
+/// A view with its fiber axis first, cut into blocks: axes `1..split` index the blocks, each
+/// `n` rows (`row_stride` apart) of `inner` contiguous values.
+struct Blocks<'a, T> {
+    view: ArrayViewMutD<'a, T>,
     split: usize,
     inner: usize,
     row_stride: isize,
-    solver: &dyn BlockSolver<T>,
-) {
-    let n = view.len_of(Axis(0));
-    let width = block_width(n, std::mem::size_of::<T>()).min(inner);
-    let mut scratch = vec![0.0; solver.scratch_len(width)];
-    let origin = view.as_mut_ptr();
-    for offset in block_offsets(&view.shape()[1..split], &view.strides()[1..split]) {
+}
+
+impl<T> Blocks<'_, T> {
+    /// The memory offset of every block's first value, in row-major order of axes `1..split`.
+    fn offsets(&self) -> impl Iterator<Item = isize> {
+        let axes = 1..self.split;
+        block_offsets(&self.view.shape()[axes.clone()], &self.view.strides()[axes])
+    }
+}
+
+/// Solves each block in place, whole: the strip kernels walk its columns themselves.
+fn solve_in_place<T: Element>(mut blocks: Blocks<'_, T>, solver: &dyn BlockSolver<T>) {
+    let (n, inner, row_stride) = (blocks.view.len_of(Axis(0)), blocks.inner, blocks.row_stride);
+    let mut scratch = vec![0.0; solver.scratch_len(inner)];
+    let origin = blocks.view.as_mut_ptr();
+    for offset in blocks.offsets() {
         // SAFETY: the rows of this block are `inner` consecutive elements of the view (the trailing
         // axes are one contiguous run) at distinct fiber indices, and `|row_stride| >= inner`, so
         // they are disjoint, valid, and borrowed uniquely through `view` for this call.
         let mut block =
             unsafe { RowBlock::from_raw_parts(origin.offset(offset), n, row_stride, inner) };
-        let mut start = 0;
-        while start < inner {
-            let w = width.min(inner - start);
-            solver.solve(&mut block.columns(start, w), &mut scratch);
-            start += w;
-        }
+        solver.solve(&mut block, &mut scratch);
     }
 }
 
 /// Packs runs of `inner` contiguous values from several blocks (axes `1..split`) side by side into
-/// a scratch block of about [`block_width`] columns, solves, unpacks. With `inner = 1` the runs are
+/// a scratch block of about [`packed_width`] columns, solves, unpacks. With `inner = 1` the runs are
 /// single fibers' entries.
-fn solve_packed<T: Element>(
-    mut view: ArrayViewMutD<'_, T>,
-    split: usize,
-    inner: usize,
-    row_stride: isize,
-    solver: &dyn BlockSolver<T>,
-) {
-    let n = view.len_of(Axis(0));
-    let blocks: usize = view.shape()[1..split].iter().product();
+fn solve_packed<T: Element>(mut blocks: Blocks<'_, T>, solver: &dyn BlockSolver<T>) {
+    let (n, inner, row_stride) = (blocks.view.len_of(Axis(0)), blocks.inner, blocks.row_stride);
+    let offsets: Vec<isize> = blocks.offsets().collect();
+    let origin = blocks.view.as_mut_ptr();
+    let blocks = offsets.len();
     let runs_per_block = (packed_width(n, std::mem::size_of::<T>()) / inner).clamp(1, blocks);
     let mut packed = vec![T::zero(); n * runs_per_block * inner];
     let mut scratch = vec![0.0; solver.scratch_len(runs_per_block * inner)];
-    let origin = view.as_mut_ptr();
-    let offsets: Vec<isize> =
-        block_offsets(&view.shape()[1..split], &view.strides()[1..split]).collect();
     let mut done = 0;
     if inner == 1 && row_stride == 1 {
         // Contiguous fibers: eight at a time in place, where the kernel can.

@@ -382,3 +382,82 @@ pub(crate) fn has_avx2() -> bool {
 }
 
 pub(crate) use crate::element::{from_f64, to_f64};
+
+/// What the kernels' unit tests share: inputs with extremes, and the check of every vector build
+/// against the plain loop over one fiber at a time.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{to_f64, Isa, RowBlock};
+    use crate::Element;
+
+    /// `len` values in [−1, 1] (xorshift from `seed`); with `wild`, about one in ten is an
+    /// extreme: ±∞, NaN, −0 or a value near the largest float.
+    pub(crate) fn values<T: Element>(len: usize, seed: u64, wild: bool) -> Vec<T> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..len)
+            .map(|_| {
+                let x = next();
+                let unit = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+                match (wild, x % 97) {
+                    (true, 0) => T::infinity(),
+                    (true, 1) => T::nan(),
+                    (true, 2) => -T::zero(),
+                    (true, 3..=9) => T::max_value() * T::from(unit * 0.9).unwrap(),
+                    _ => T::from(unit).unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    /// Runs `solve` (in place on an `n`-row block, with scratch) in every vector build this CPU
+    /// runs, on blocks of several widths (some with extremes), and asserts the bits equal those of
+    /// the portable build applied to one column at a time (NaN payloads aside).
+    pub(crate) fn builds_match_one_column_at_a_time<T: Element>(
+        n: usize,
+        label: &str,
+        solve: impl Fn(Isa, &mut RowBlock<'_, T>, &mut [f64]),
+    ) {
+        for (width, wild) in [
+            (1, false),
+            (7, true),
+            (33, false),
+            (100, true),
+            (257, false),
+            (300, true),
+        ] {
+            let stride = width + 3;
+            let input = values::<T>(n * stride, (n * 1000 + width) as u64, wild);
+            let mut scratch = vec![0.0; stride];
+            let mut expected = input.clone();
+            for column in 0..width {
+                let mut fiber: Vec<T> = (0..n).map(|i| input[i * stride + column]).collect();
+                solve(
+                    Isa::Portable,
+                    &mut RowBlock::new(&mut fiber, n, 1, 1).unwrap(),
+                    &mut scratch,
+                );
+                for (i, x) in fiber.into_iter().enumerate() {
+                    expected[i * stride + column] = x;
+                }
+            }
+            for isa in Isa::available() {
+                let mut got = input.clone();
+                solve(
+                    isa,
+                    &mut RowBlock::new(&mut got, n, stride, width).unwrap(),
+                    &mut scratch,
+                );
+                let same = got.iter().zip(&expected).all(|(a, b)| {
+                    to_f64(*a).to_bits() == to_f64(*b).to_bits() || (a.is_nan() && b.is_nan())
+                });
+                assert!(same, "{isa:?} {label} width={width}");
+            }
+        }
+    }
+}

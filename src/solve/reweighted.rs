@@ -223,31 +223,34 @@ impl Reweighted {
             Isa::Avx512 => unsafe { self.sweep_avx512(block, scratch) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { self.sweep_avx2(block, scratch) },
-            _ => match as_f32(block) {
-                Some(block) => {
-                    self.f32_strips::<simd::Baseline, simd::Baseline64, 4, 8>(block, scratch)
-                }
-                None => self.vector_strips::<T, simd::Baseline64, 4>(block, scratch),
-            },
+            _ => self.strips::<T, simd::Baseline, simd::Baseline64, 4, 8, 4>(block, scratch),
+        }
+    }
+
+    /// The strips of an `f32` block (`KW` vectors of `W`, sums in `KD2` of `D`) or of an `f64`
+    /// block (`KD` vectors of `D`).
+    #[inline(always)]
+    fn strips<T: Element, W: F32s, D: F64s, const KW: usize, const KD2: usize, const KD: usize>(
+        &self,
+        block: &mut RowBlock<'_, T>,
+        scratch: &mut [f64],
+    ) {
+        match as_f32(block) {
+            Some(block) => self.f32_strips::<W, D, KW, KD2>(block, scratch),
+            None => self.vector_strips::<T, D, KD>(block, scratch),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn sweep_avx512<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        if let Some(block) = as_f32(block) {
-            return self.f32_strips::<simd::Avx512, simd::Avx512x64, 4, 8>(block, scratch);
-        }
-        self.vector_strips::<T, simd::Avx512x64, 8>(block, scratch)
+        self.strips::<T, simd::Avx512, simd::Avx512x64, 4, 8, 8>(block, scratch)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn sweep_avx2<T: Element>(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
-        if let Some(block) = as_f32(block) {
-            return self.f32_strips::<simd::Avx2, simd::Avx2x64, 4, 8>(block, scratch);
-        }
-        self.vector_strips::<T, simd::Avx2x64, 4>(block, scratch)
+        self.strips::<T, simd::Avx2, simd::Avx2x64, 4, 8, 4>(block, scratch)
     }
 }
 
@@ -278,64 +281,24 @@ fn as_f32<'b, 'a, T: Element>(block: &'b mut RowBlock<'a, T>) -> Option<&'b mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solve::testing::builds_match_one_column_at_a_time;
 
-    /// Every vector build against one column at a time, bit for bit, with extremes in some.
-    fn builds_match_the_per_fiber_loop<T: Element>() {
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    fn builds_match<T: Element>() {
         for n in [2, 3, 17, 64, 130] {
             for lambda in [0.5, 1e3] {
                 let solver = Reweighted::new(n, lambda);
-                for (width, wild) in [(1, false), (7, true), (33, false), (100, true), (300, true)]
-                {
-                    let stride = width + 5;
-                    let input: Vec<T> = (0..n * stride)
-                        .map(|_| {
-                            x ^= x << 13;
-                            x ^= x >> 7;
-                            x ^= x << 17;
-                            let unit = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
-                            match (wild, x % 89) {
-                                (true, 0) => T::infinity(),
-                                (true, 1) => T::nan(),
-                                (true, 2..=8) => T::max_value() * T::from(unit).unwrap(),
-                                _ => T::from(unit).unwrap(),
-                            }
-                        })
-                        .collect();
-                    let mut scratch = vec![0.0; stride];
-                    let mut expected = input.clone();
-                    for column in 0..width {
-                        let mut fiber: Vec<T> =
-                            (0..n).map(|i| input[i * stride + column]).collect();
-                        let mut block = RowBlock::new(&mut fiber, n, 1, 1).unwrap();
-                        solver.solve_on(Isa::Portable, &mut block, &mut scratch);
-                        for (i, v) in fiber.into_iter().enumerate() {
-                            expected[i * stride + column] = v;
-                        }
-                    }
-                    for isa in Isa::available() {
-                        let mut got = input.clone();
-                        let mut block = RowBlock::new(&mut got, n, stride, width).unwrap();
-                        solver.solve_on(isa, &mut block, &mut scratch);
-                        let same = got.iter().zip(&expected).all(|(a, b)| {
-                            to_f64(*a).to_bits() == to_f64(*b).to_bits()
-                                || (a.is_nan() && b.is_nan())
-                        });
-                        assert!(same, "{isa:?} n={n} λ={lambda} width={width}");
-                    }
-                }
+                let label = format!("n={n} λ={lambda}");
+                builds_match_one_column_at_a_time::<T>(n, &label, |isa, block, scratch| {
+                    solver.solve_on(isa, block, scratch)
+                });
             }
         }
     }
 
     #[test]
-    fn f32_builds_match_the_per_fiber_loop() {
-        builds_match_the_per_fiber_loop::<f32>();
-    }
-
-    #[test]
-    fn f64_builds_match_the_per_fiber_loop() {
-        builds_match_the_per_fiber_loop::<f64>();
+    fn every_build_matches_the_per_fiber_loop() {
+        builds_match::<f32>();
+        builds_match::<f64>();
     }
 
     #[test]

@@ -100,27 +100,18 @@ impl Sweep {
         let (n, m) = (self.coefficients.n, self.coefficients.m);
         debug_assert_eq!(block.rows(), n);
         let (origin, stride, width) = block.raw_parts();
-        let mut start = 0;
-        // SAFETY (each strip): columns `start..start + S` of every row of the block we borrow.
-        while start + K * V::LANES <= width {
-            unsafe { f32_vector_strip::<V, K>(c, n, m, origin.add(start), stride) };
-            start += K * V::LANES;
-        }
-        // The rest in strips of 4, 2 and 1 vectors: as many carries in flight as the width allows.
-        if K > 4 && start + 4 * V::LANES <= width {
-            unsafe { f32_vector_strip::<V, 4>(c, n, m, origin.add(start), stride) };
-            start += 4 * V::LANES;
-        }
-        if K > 2 && start + 2 * V::LANES <= width {
-            unsafe { f32_vector_strip::<V, 2>(c, n, m, origin.add(start), stride) };
-            start += 2 * V::LANES;
-        }
-        while start + V::LANES <= width {
-            unsafe { f32_vector_strip::<V, 1>(c, n, m, origin.add(start), stride) };
-            start += V::LANES;
-        }
-        for start in start..width {
-            unsafe { f32_strip::<1>(c, n, m, origin.add(start), stride) };
+        for (start, vectors) in strips(width, V::LANES, K) {
+            // SAFETY: columns `start..` of every row of the block we borrow, as many as the strip.
+            unsafe {
+                let p = origin.add(start);
+                match vectors {
+                    v if v == K => f32_vector_strip::<V, K>(c, n, m, p, stride),
+                    4 => f32_vector_strip::<V, 4>(c, n, m, p, stride),
+                    2 => f32_vector_strip::<V, 2>(c, n, m, p, stride),
+                    1 => f32_vector_strip::<V, 1>(c, n, m, p, stride),
+                    _ => f32_strip::<1>(c, n, m, p, stride),
+                }
+            }
         }
     }
 
@@ -180,26 +171,18 @@ impl Sweep {
         let c = &self.coefficients;
         debug_assert_eq!(block.rows(), c.n);
         let (origin, stride, width) = block.raw_parts();
-        let mut start = 0;
-        // SAFETY (each strip): columns `start..start + S` of every row of the block we borrow.
-        while start + K * V::LANES <= width {
-            unsafe { f64_vector_strip::<V, K>(c, origin.add(start), stride) };
-            start += K * V::LANES;
-        }
-        if K > 4 && start + 4 * V::LANES <= width {
-            unsafe { f64_vector_strip::<V, 4>(c, origin.add(start), stride) };
-            start += 4 * V::LANES;
-        }
-        if K > 2 && start + 2 * V::LANES <= width {
-            unsafe { f64_vector_strip::<V, 2>(c, origin.add(start), stride) };
-            start += 2 * V::LANES;
-        }
-        while start + V::LANES <= width {
-            unsafe { f64_vector_strip::<V, 1>(c, origin.add(start), stride) };
-            start += V::LANES;
-        }
-        for start in start..width {
-            unsafe { wide_strip::<f64, 1>(c, origin.add(start), stride) };
+        for (start, vectors) in strips(width, V::LANES, K) {
+            // SAFETY: columns `start..` of every row of the block we borrow, as many as the strip.
+            unsafe {
+                let p = origin.add(start);
+                match vectors {
+                    v if v == K => f64_vector_strip::<V, K>(c, p, stride),
+                    4 => f64_vector_strip::<V, 4>(c, p, stride),
+                    2 => f64_vector_strip::<V, 2>(c, p, stride),
+                    1 => f64_vector_strip::<V, 1>(c, p, stride),
+                    _ => wide_strip::<f64, 1>(c, p, stride),
+                }
+            }
         }
     }
 
@@ -474,6 +457,35 @@ const PREFETCH_FROM_BYTES: usize = 512 << 10;
 
 /// How many rows ahead the forward sweep of a strip asks for its input.
 const PREFETCH_ROWS: usize = 6;
+
+/// The strips of a block `width` columns wide, left to right, as (first column, vectors): strips
+/// of `k` vectors of `lanes` while they fit, then one of 4 and one of 2 (as many carries in
+/// flight as the width allows), then of 1, then single columns (0 vectors).
+fn strips(width: usize, lanes: usize, k: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut start = 0;
+    let mut vectors = k;
+    std::iter::from_fn(move || loop {
+        if vectors == 0 {
+            return (start < width).then(|| {
+                start += 1;
+                (start - 1, 0)
+            });
+        }
+        if start + vectors * lanes <= width {
+            start += vectors * lanes;
+            let strip = (start - vectors * lanes, vectors);
+            if vectors != k && vectors != 1 {
+                vectors /= 2; // one strip of 4 and one of 2 at most
+            }
+            return Some(strip);
+        }
+        vectors = if vectors == k && k > 4 {
+            4
+        } else {
+            vectors / 2
+        };
+    })
+}
 
 /// The lane-wise maximum of `keys` and the bits of `|g|` over the `K` vectors of `row`.
 #[inline(always)]
@@ -889,31 +901,9 @@ fn wide_backward<'a, T: Element + 'a, const S: usize, const CLAMP: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solve::testing::builds_match_one_column_at_a_time;
 
-    /// Values in [−1, 1], with a few extremes (near the largest float, ±∞, NaN, −0) where `wild`.
-    fn values<T: Element>(len: usize, seed: u64, wild: bool) -> Vec<T> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let unit = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
-                let big = T::max_value() * from_f64(unit * 0.9);
-                match (wild, x % 97) {
-                    (true, 0) => T::infinity(),
-                    (true, 1) => T::nan(),
-                    (true, 2) => -T::zero(),
-                    (true, 3..=9) => big,
-                    _ => from_f64(unit),
-                }
-            })
-            .collect()
-    }
-
-    /// Every vector build and strip width against the plain loop over one fiber at a time
-    /// (strips of one column), bit for bit: the same operations in the same order.
-    fn builds_match_the_per_fiber_loop<T: Element>() {
+    fn builds_match<T: Element>() {
         for boundary in [Boundary::Neumann, Boundary::Periodic, Boundary::Dirichlet] {
             for n in [1, 2, 3, 5, 17, 64, 130] {
                 if n == 1 && boundary != Boundary::Dirichlet {
@@ -921,49 +911,19 @@ mod tests {
                 }
                 for lambda in [0.5, 1.0, 3e3] {
                     let sweep = Sweep::sobolev(n, lambda, boundary);
-                    for (width, wild) in [
-                        (1, false),
-                        (7, true),
-                        (33, false),
-                        (100, true),
-                        (257, false),
-                        (300, true),
-                    ] {
-                        let stride = width + 3;
-                        let input = values::<T>(n * stride, (n * 1000 + width) as u64, wild);
-                        let mut expected = input.clone();
-                        for column in 0..width {
-                            let mut fiber: Vec<T> =
-                                (0..n).map(|i| input[i * stride + column]).collect();
-                            let mut block = RowBlock::new(&mut fiber, n, 1, 1).unwrap();
-                            sweep.solve_on(Isa::Portable, &mut block);
-                            for (i, x) in fiber.into_iter().enumerate() {
-                                expected[i * stride + column] = x;
-                            }
-                        }
-                        for isa in Isa::available() {
-                            let mut got = input.clone();
-                            let mut block = RowBlock::new(&mut got, n, stride, width).unwrap();
-                            sweep.solve_on(isa, &mut block);
-                            let same = got.iter().zip(&expected).all(|(a, b)| {
-                                a.to_f64().unwrap().to_bits() == b.to_f64().unwrap().to_bits()
-                            });
-                            assert!(same, "{isa:?} {boundary:?} n={n} λ={lambda} width={width}");
-                        }
-                    }
+                    let label = format!("{boundary:?} n={n} λ={lambda}");
+                    builds_match_one_column_at_a_time::<T>(n, &label, |isa, block, _| {
+                        sweep.solve_on(isa, block)
+                    });
                 }
             }
         }
     }
 
     #[test]
-    fn f32_builds_match_the_per_fiber_loop() {
-        builds_match_the_per_fiber_loop::<f32>();
-    }
-
-    #[test]
-    fn f64_builds_match_the_per_fiber_loop() {
-        builds_match_the_per_fiber_loop::<f64>();
+    fn every_build_matches_the_per_fiber_loop() {
+        builds_match::<f32>();
+        builds_match::<f64>();
     }
 
     #[test]
