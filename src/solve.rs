@@ -415,6 +415,14 @@ pub(crate) mod testing {
             .collect()
     }
 
+    #[test]
+    fn every_kernel_and_build_matches_the_per_fiber_loop() {
+        super::sweep::tests::builds_match::<f32>();
+        super::sweep::tests::builds_match::<f64>();
+        super::reweighted::tests::builds_match::<f32>();
+        super::reweighted::tests::builds_match::<f64>();
+    }
+
     /// Runs `solve` (in place on an `n`-row block, with scratch) in every vector build this CPU
     /// runs, on blocks of several widths (some with extremes), and asserts the bits equal those of
     /// the portable build applied to one column at a time (NaN payloads aside).

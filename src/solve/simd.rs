@@ -4,8 +4,79 @@
 //!
 //! Only plain multiplies and adds (never FMA), so every build rounds exactly as the scalar code.
 
+/// What the strip kernels' row loads and stores need of either vector kind: its element and width.
+pub(crate) trait Vector: Copy {
+    /// `f32` or `f64`.
+    type Elem: Copy;
+    /// Lanes per vector.
+    const WIDTH: usize;
+    /// [`F32s::load`] or [`F64s::load`].
+    ///
+    /// # Safety
+    /// As those.
+    unsafe fn read(p: *const Self::Elem) -> Self;
+    /// [`F32s::store`] or [`F64s::store`].
+    ///
+    /// # Safety
+    /// As those.
+    unsafe fn write(self, p: *mut Self::Elem);
+}
+
+/// Implements [`Vector`] for lane types through their [`F32s`] or [`F64s`] methods.
+macro_rules! vector_of {
+    ($elem:ty, $kind:ident: $($lanes:ty),*) => {$(
+        impl Vector for $lanes {
+            type Elem = $elem;
+            const WIDTH: usize = <$lanes as $kind>::LANES;
+            #[inline(always)]
+            unsafe fn read(p: *const $elem) -> Self {
+                // SAFETY: the caller's contract.
+                unsafe { <$lanes as $kind>::load(p) }
+            }
+            #[inline(always)]
+            unsafe fn write(self, p: *mut $elem) {
+                // SAFETY: the caller's contract.
+                unsafe { <$lanes as $kind>::store(self, p) }
+            }
+        }
+    )*};
+}
+
+vector_of!(f32, F32s: Portable);
+vector_of!(f64, F64s: Portable64);
+#[cfg(target_arch = "x86_64")]
+vector_of!(f32, F32s: Avx2, Avx512);
+#[cfg(target_arch = "x86_64")]
+vector_of!(f64, F64s: Avx2x64, Avx512x64);
+#[cfg(target_arch = "aarch64")]
+vector_of!(f32, F32s: Neon);
+#[cfg(target_arch = "aarch64")]
+vector_of!(f64, F64s: Neon64);
+
+/// `K` vectors from `p`.
+///
+/// # Safety
+/// `p .. p + K·WIDTH` must be valid for reads.
+#[inline(always)]
+pub(crate) unsafe fn load_row<V: Vector, const K: usize>(p: *const V::Elem) -> [V; K] {
+    // SAFETY: within the caller's range.
+    std::array::from_fn(|k| unsafe { V::read(p.add(k * V::WIDTH)) })
+}
+
+/// Writes `K` vectors to `p`.
+///
+/// # Safety
+/// `p .. p + K·WIDTH` must be valid for writes.
+#[inline(always)]
+pub(crate) unsafe fn store_row<V: Vector, const K: usize>(p: *mut V::Elem, row: &[V; K]) {
+    for (k, v) in row.iter().enumerate() {
+        // SAFETY: within the caller's range.
+        unsafe { v.write(p.add(k * V::WIDTH)) };
+    }
+}
+
 /// A vector of `f32` lanes. Bit-level helpers treat the same vector as `u32` lanes.
-pub(crate) trait F32s: Copy {
+pub(crate) trait F32s: Vector<Elem = f32> {
     /// Lanes per vector.
     const LANES: usize;
     /// `LANES` values from `p` (unaligned).
@@ -110,7 +181,7 @@ impl F32s for Portable {
 }
 
 /// A vector of `f64` lanes. Bit-level helpers treat the same vector as `u64` lanes.
-pub(crate) trait F64s: Copy {
+pub(crate) trait F64s: Vector<Elem = f64> {
     /// Lanes per vector.
     const LANES: usize;
     /// `LANES` values from `p` (unaligned).
