@@ -217,6 +217,16 @@ fn h1(lambda: f64, boundary: Boundary) -> Metric {
     Metric::SobolevH1 { lambda, boundary }
 }
 
+/// One metric of each kind whose device solve several tests check: H¹ with Neumann ends, periodic
+/// H¹, and re-weighted H⁰, with the strengths λ given in that order.
+fn neumann_periodic_reweighted(neumann: f64, periodic: f64, reweighted: f64) -> [Metric; 3] {
+    [
+        h1(neumann, Boundary::Neumann),
+        h1(periodic, Boundary::Periodic),
+        Metric::ReweightedH0 { lambda: reweighted },
+    ]
+}
+
 #[test]
 fn long_fibers_and_many_segments_match_the_dense_solve() {
     // Flattened fibers cut into more segments than the scan has invocations (each takes several),
@@ -324,11 +334,7 @@ fn f64_arithmetic_and_f64_tensors_where_the_device_has_them() {
         return;
     }
     let grad = values(&[300, 7], 5);
-    for metric in [
-        h1(1.0, Boundary::Neumann),
-        h1(1e8, Boundary::Periodic),
-        Metric::ReweightedH0 { lambda: 1e9 },
-    ] {
+    for metric in neumann_periodic_reweighted(1.0, 1e8, 1e9) {
         let cd = ChannelDirected::new(metric, Direction::Output);
         // The CPU path in f64 (itself held to the reference files): a dense LU solve loses about
         // cond(A)·2⁻⁵³, too much at λ = 10⁹ for this tolerance.
@@ -354,11 +360,7 @@ fn a_nan_stays_in_its_fiber() {
     let mut grad = values(&shape, 9);
     grad[[17, 4]] = f64::NAN;
     grad[[2, 11]] = f64::INFINITY;
-    for metric in [
-        h1(1.0, Boundary::Neumann),
-        h1(2.0, Boundary::Periodic),
-        Metric::ReweightedH0 { lambda: 1.0 },
-    ] {
+    for metric in neumann_periodic_reweighted(1.0, 2.0, 1.0) {
         let cd = ChannelDirected::new(metric, Direction::Output);
         let mut clean = grad.clone();
         clean.index_axis_mut(Axis(1), 4).fill(0.5);
@@ -621,11 +623,7 @@ fn training_steps_match_flex() {
 fn host_path_agrees_on_the_same_device() {
     let device = device();
     let grad = values(&[64, 8, 3, 3], 21);
-    for metric in [
-        h1(1.0, Boundary::Neumann),
-        h1(5.0, Boundary::Periodic),
-        Metric::ReweightedH0 { lambda: 3.0 },
-    ] {
+    for metric in neumann_periodic_reweighted(1.0, 5.0, 3.0) {
         let cd = ChannelDirected::new(metric, Direction::Output);
         let on_host =
             download(precondition_on_host(upload::<4>(&grad, DType::F32, &device), &cd).unwrap());

@@ -180,28 +180,26 @@ fn case<A: Float>() -> impl Strategy<Value = Case<A>> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+/// One proptest per optimizer and float type: saving and loading mid-run changes no bit.
+macro_rules! resumes_bitwise {
+    ($($name:ident: $config:expr, $float:ty;)*) => {
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+            $(
+                #[test]
+                fn $name(config in $config, case in case::<$float>()) {
+                    resume_equals_straight(config.init().unwrap(), case)?;
+                }
+            )*
+        }
+    };
+}
 
-    #[test]
-    fn sgd_f64_resumes_bitwise(config in sgd_config(), case in case::<f64>()) {
-        resume_equals_straight(config.init().unwrap(), case)?;
-    }
-
-    #[test]
-    fn sgd_f32_resumes_bitwise(config in sgd_config(), case in case::<f32>()) {
-        resume_equals_straight(config.init().unwrap(), case)?;
-    }
-
-    #[test]
-    fn adam_f64_resumes_bitwise(config in adam_config(), case in case::<f64>()) {
-        resume_equals_straight(config.init().unwrap(), case)?;
-    }
-
-    #[test]
-    fn adam_f32_resumes_bitwise(config in adam_config(), case in case::<f32>()) {
-        resume_equals_straight(config.init().unwrap(), case)?;
-    }
+resumes_bitwise! {
+    sgd_f64_resumes_bitwise: sgd_config(), f64;
+    sgd_f32_resumes_bitwise: sgd_config(), f32;
+    adam_f64_resumes_bitwise: adam_config(), f64;
+    adam_f32_resumes_bitwise: adam_config(), f32;
 }
 
 /// Saves `states` to JSON and loads them back.
@@ -297,19 +295,11 @@ fn nan_subnormals_and_negative_zero_keep_their_bits() {
     let loaded = json_round_trip(&states);
     let state = loaded.get("w").unwrap();
     assert_eq!(
-        state
-            .exp_avg()
-            .iter()
-            .map(|x| x.to_bits())
-            .collect::<Vec<_>>(),
+        param_bits(state.exp_avg()),
         vec![0xFFC0_1234, 1, 0x8000_0000, 0xFF80_0000]
     );
     assert_eq!(
-        state
-            .exp_avg_sq()
-            .iter()
-            .map(|x| x.to_bits())
-            .collect::<Vec<_>>(),
+        param_bits(state.exp_avg_sq()),
         vec![0x7FC0_0000, 0x7F80_0000, 0, 0x0000_8000]
     );
     assert_eq!(state.step(), 7);

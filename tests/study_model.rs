@@ -14,7 +14,7 @@ mod model;
 
 use model::{
     col2im, im2col, max_pool2, max_pool2_backward, relu, relu_backward, softmax_cross_entropy,
-    Conv, Geometry, Linear, Network,
+    Conv, Geometry, Linear, Network, Spatial,
 };
 use ndarray::{Array2, Array4, ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
@@ -25,6 +25,26 @@ const TOL: f64 = 1e-6;
 
 fn random(rng: &mut ChaCha8Rng, shape: &[usize]) -> ArrayD<f64> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-1.0..1.0))
+}
+
+/// A convolution (`spatial`, `[C_in, C_out, k, stride, padding]`) drawn from `rng`, then a random
+/// input of `input_shape` for it.
+fn conv_and_input(
+    rng: &mut ChaCha8Rng,
+    spatial: Spatial,
+    [in_channels, out_channels, kernel, stride, padding]: [usize; 5],
+    input_shape: &[usize],
+) -> (Conv<f64>, ArrayD<f64>) {
+    let conv = Conv::new(
+        rng,
+        spatial,
+        in_channels,
+        out_channels,
+        kernel,
+        stride,
+        padding,
+    );
+    (conv, random(rng, input_shape))
 }
 
 /// Largest |finite difference − analytic| / max(1, |analytic|) over every entry of `x`.
@@ -106,8 +126,7 @@ fn col2im_is_the_adjoint_of_im2col() {
 #[test]
 fn conv2d_forward_matches_a_direct_loop() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let conv = Conv::<f64>::conv2d(&mut rng, 3, 4, 3, 2, 1);
-    let x = random(&mut rng, &[2, 3, 5, 6]);
+    let (conv, x) = conv_and_input(&mut rng, Spatial::D2, [3, 4, 3, 2, 1], &[2, 3, 5, 6]);
     let (out, _, _) = conv.forward(&x);
     let expected = naive_conv(
         &as4(&x),
@@ -124,8 +143,7 @@ fn conv2d_forward_matches_a_direct_loop() {
 #[test]
 fn conv1d_forward_matches_a_direct_loop() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let conv = Conv::<f64>::conv1d(&mut rng, 2, 5, 5, 2, 1);
-    let x = random(&mut rng, &[3, 2, 11]);
+    let (conv, x) = conv_and_input(&mut rng, Spatial::D1, [2, 5, 5, 2, 1], &[3, 2, 11]);
     let (out, _, _) = conv.forward(&x);
     let x4 = x
         .clone()
@@ -188,24 +206,33 @@ fn check_conv(conv: Conv<f64>, x: ArrayD<f64>, rng: &mut ChaCha8Rng) {
     );
 }
 
-#[test]
-fn conv1d_backward_matches_finite_differences() {
-    let mut rng = ChaCha8Rng::seed_from_u64(4);
-    for (k, stride, padding) in [(5, 2, 1), (3, 1, 1), (3, 2, 0)] {
-        let conv = Conv::<f64>::conv1d(&mut rng, 3, 4, k, stride, padding);
-        let x = random(&mut rng, &[2, 3, 12]);
+/// [`check_conv`] for each `(kernel, stride, padding)` of `geometries`, the convolutions (of
+/// `[C_in, C_out]` channels) and their inputs drawn in turn from one rng seeded with `seed`.
+fn check_conv_geometries(
+    seed: u64,
+    spatial: Spatial,
+    [in_channels, out_channels]: [usize; 2],
+    geometries: [(usize, usize, usize); 3],
+    input_shape: &[usize],
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (k, stride, padding) in geometries {
+        let shape = [in_channels, out_channels, k, stride, padding];
+        let (conv, x) = conv_and_input(&mut rng, spatial, shape, input_shape);
         check_conv(conv, x, &mut rng);
     }
 }
 
 #[test]
+fn conv1d_backward_matches_finite_differences() {
+    let geometries = [(5, 2, 1), (3, 1, 1), (3, 2, 0)];
+    check_conv_geometries(4, Spatial::D1, [3, 4], geometries, &[2, 3, 12]);
+}
+
+#[test]
 fn conv2d_backward_matches_finite_differences() {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for (k, stride, padding) in [(3, 1, 1), (3, 2, 1), (2, 2, 0)] {
-        let conv = Conv::<f64>::conv2d(&mut rng, 2, 3, k, stride, padding);
-        let x = random(&mut rng, &[2, 2, 5, 6]);
-        check_conv(conv, x, &mut rng);
-    }
+    let geometries = [(3, 1, 1), (3, 2, 1), (2, 2, 0)];
+    check_conv_geometries(5, Spatial::D2, [2, 3], geometries, &[2, 2, 5, 6]);
 }
 
 #[test]
@@ -368,8 +395,7 @@ fn mnist_network_backward_matches_finite_differences() {
 #[test]
 fn the_checker_catches_a_wrong_gradient() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let conv = Conv::<f64>::conv2d(&mut rng, 2, 3, 3, 1, 1);
-    let x = random(&mut rng, &[2, 2, 4, 4]);
+    let (conv, x) = conv_and_input(&mut rng, Spatial::D2, [2, 3, 3, 1, 1], &[2, 2, 4, 4]);
     let (out, cols, input_shape) = conv.forward(&x);
     let readout = random(&mut rng, out.shape());
     let (_, gw, _) = conv.backward(&cols, &input_shape, &readout);

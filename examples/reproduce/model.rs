@@ -115,6 +115,15 @@ pub fn col2im<A: Real>(
     x
 }
 
+/// How many spatial axes a convolution slides over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spatial {
+    /// Along one axis: inputs `[B, C, L]`.
+    D1,
+    /// Along two axes: inputs `[B, C, H, W]`.
+    D2,
+}
+
 /// A convolution with weight `[C_out, C_in, k]` (1-D) or `[C_out, C_in, kH, kW]` (2-D) and a bias
 /// `[C_out]`; output channels are axis 0, which is what `Direction::Output` smooths.
 #[derive(Debug, Clone)]
@@ -125,38 +134,38 @@ pub struct Conv<A> {
 }
 
 impl<A: Real> Conv<A> {
-    /// A 1-D convolution: weight `[C_out, C_in, k]`, initialised as [`Conv::init`] says.
-    pub fn conv1d(
+    /// A 1-D convolution (weight `[C_out, C_in, k]`) or a 2-D one with square kernels, strides
+    /// and padding (weight `[C_out, C_in, k, k]`), initialised as [`Conv::init`] says.
+    pub fn new(
         rng: &mut impl Rng,
+        spatial: Spatial,
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
         stride: usize,
         padding: usize,
     ) -> Self {
-        let geometry = Geometry {
-            kernel: (1, kernel),
-            stride: (1, stride),
-            padding: (0, padding),
-        };
-        Self::init(rng, &[out_channels, in_channels, kernel], geometry)
-    }
-
-    /// A 2-D convolution: weight `[C_out, C_in, k, k]`, initialised as [`Conv::init`] says.
-    pub fn conv2d(
-        rng: &mut impl Rng,
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Self {
-        let geometry = Geometry {
-            kernel: (kernel, kernel),
-            stride: (stride, stride),
-            padding: (padding, padding),
-        };
-        Self::init(rng, &[out_channels, in_channels, kernel, kernel], geometry)
+        match spatial {
+            // a 1-D convolution is the 2-D one on inputs of height 1
+            Spatial::D1 => Self::init(
+                rng,
+                &[out_channels, in_channels, kernel],
+                Geometry {
+                    kernel: (1, kernel),
+                    stride: (1, stride),
+                    padding: (0, padding),
+                },
+            ),
+            Spatial::D2 => Self::init(
+                rng,
+                &[out_channels, in_channels, kernel, kernel],
+                Geometry {
+                    kernel: (kernel, kernel),
+                    stride: (stride, stride),
+                    padding: (padding, padding),
+                },
+            ),
+        }
     }
 
     /// PyTorch's default initialisation: weight, then bias, uniform in ±1/√fan_in, where fan_in
@@ -447,9 +456,9 @@ impl<A: Real> Network<A> {
     /// The MNIST-1D network of Greydanus (2020) with 32 channels: three strided conv1d + ReLU, then
     /// a linear head, for inputs `[B, 1, length]`.
     pub fn mnist1d(rng: &mut impl Rng, length: usize, channels: usize, classes: usize) -> Self {
-        let conv1 = Conv::conv1d(rng, 1, channels, 5, 2, 1);
-        let conv2 = Conv::conv1d(rng, channels, channels, 3, 2, 1);
-        let conv3 = Conv::conv1d(rng, channels, channels, 3, 2, 1);
+        let conv1 = Conv::new(rng, Spatial::D1, 1, channels, 5, 2, 1);
+        let conv2 = Conv::new(rng, Spatial::D1, channels, channels, 3, 2, 1);
+        let conv3 = Conv::new(rng, Spatial::D1, channels, channels, 3, 2, 1);
         let out_len = [&conv1, &conv2, &conv3]
             .iter()
             .fold(length, |n, c| c.geometry.output_size(1, n).1);
@@ -460,8 +469,8 @@ impl<A: Real> Network<A> {
     /// A small 2-D CNN for `[B, 1, side, side]` images: 3×3 conv (16) + ReLU, 3×3 stride-2 conv
     /// (32) + ReLU, linear head.
     pub fn digits(rng: &mut impl Rng, side: usize, classes: usize) -> Self {
-        let conv1 = Conv::conv2d(rng, 1, 16, 3, 1, 1);
-        let conv2 = Conv::conv2d(rng, 16, 32, 3, 2, 1);
+        let conv1 = Conv::new(rng, Spatial::D2, 1, 16, 3, 1, 1);
+        let conv2 = Conv::new(rng, Spatial::D2, 16, 32, 3, 2, 1);
         let (h, w) = conv1.geometry.output_size(side, side);
         let (h, w) = conv2.geometry.output_size(h, w);
         let fc = Linear::new(rng, 32 * h * w, classes);
@@ -472,8 +481,8 @@ impl<A: Real> Network<A> {
     /// stride-2 conv (32) + ReLU, linear head (32·7·7 → classes). Pooling before the second conv
     /// keeps a training step cheap on a CPU.
     pub fn mnist(rng: &mut impl Rng, side: usize, classes: usize) -> Self {
-        let conv1 = Conv::conv2d(rng, 1, 16, 3, 1, 1);
-        let conv2 = Conv::conv2d(rng, 16, 32, 3, 2, 1);
+        let conv1 = Conv::new(rng, Spatial::D2, 1, 16, 3, 1, 1);
+        let conv2 = Conv::new(rng, Spatial::D2, 16, 32, 3, 2, 1);
         let (h, w) = conv1.geometry.output_size(side, side);
         let (h, w) = conv2.geometry.output_size(h / 2, w / 2);
         let fc = Linear::new(rng, 32 * h * w, classes);

@@ -1,11 +1,11 @@
 //! Adam and AdamW.
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::{
-    cast, check_buffer, check_range, BufferRef, Element, Optimizer, ParamState, StateRecord,
-    StateRecordRef,
+    cast, check_buffer, check_non_negative, check_range, BufferRef, Element, Optimizer, ParamState,
+    Recorded, StateRecord, StateRecordRef,
 };
 use crate::Error;
 
@@ -60,63 +60,34 @@ impl AdamConfig {
 
     /// Validates the hyperparameters and builds the optimizer.
     pub fn init(self) -> Result<Adam, Error> {
-        check_range(
-            "lr",
-            self.lr,
-            self.lr >= 0.0 && self.lr.is_finite(),
-            "must be finite and >= 0",
-        )?;
+        check_non_negative("lr", self.lr)?;
         let (b1, b2) = self.betas;
         check_range("betas.0", b1, (0.0..1.0).contains(&b1), "must be in [0, 1)")?;
         check_range("betas.1", b2, (0.0..1.0).contains(&b2), "must be in [0, 1)")?;
-        check_range(
-            "eps",
-            self.eps,
-            self.eps >= 0.0 && self.eps.is_finite(),
-            "must be finite and >= 0",
-        )?;
-        check_range(
-            "weight_decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
-            "must be finite and >= 0",
-        )?;
+        check_non_negative("eps", self.eps)?;
+        check_non_negative("weight_decay", self.weight_decay)?;
         Ok(Adam { config: self })
     }
 }
 
-/// Adam with `torch.optim.Adam`'s update rule (AdamW when [`AdamConfig::decoupled`]):
-/// `m ← m + (1 − β₁)(g − m)`, `v ← β₂v + (1 − β₂)g²`,
-/// `p ← p − (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε)`.
-///
-/// ```
-/// use chandir::optim::{AdamConfig, Optimizer};
-/// use ndarray::arr1;
-///
-/// let adam = AdamConfig { lr: 0.1, ..Default::default() }.init()?;
-/// let mut p = arr1(&[1.0_f64]);
-/// let mut state = None;
-/// adam.step(p.view_mut(), arr1(&[3.0]).view(), &mut state)?;
-/// assert!((p[0] - 0.9).abs() < 1e-8); // the first step has size lr
-/// assert_eq!(state.unwrap().step(), 1);
-/// # Ok::<(), chandir::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Adam {
-    config: AdamConfig,
-}
-
-impl Adam {
-    /// The validated hyperparameters.
-    pub fn config(&self) -> &AdamConfig {
-        &self.config
-    }
-
-    /// Changes the learning rate (for schedules).
-    pub fn set_lr(&mut self, lr: f64) -> Result<(), Error> {
-        self.config = AdamConfig { lr, ..self.config }.init()?.config;
-        Ok(())
-    }
+optimizer_over_config! {
+    /// Adam with `torch.optim.Adam`'s update rule (AdamW when [`AdamConfig::decoupled`]):
+    /// `m ← m + (1 − β₁)(g − m)`, `v ← β₂v + (1 − β₂)g²`,
+    /// `p ← p − (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε)`.
+    ///
+    /// ```
+    /// use chandir::optim::{AdamConfig, Optimizer};
+    /// use ndarray::arr1;
+    ///
+    /// let adam = AdamConfig { lr: 0.1, ..Default::default() }.init()?;
+    /// let mut p = arr1(&[1.0_f64]);
+    /// let mut state = None;
+    /// adam.step(p.view_mut(), arr1(&[3.0]).view(), &mut state)?;
+    /// assert!((p[0] - 0.9).abs() < 1e-8); // the first step has size lr
+    /// assert_eq!(state.unwrap().step(), 1);
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    Adam(AdamConfig)
 }
 
 /// The moments and step count of one parameter.
@@ -208,30 +179,19 @@ impl<A: Element> AdamState<A> {
     }
 }
 
-impl<A: Element> Serialize for AdamState<A> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl_serde_via_record!(AdamState);
+
+impl<A: Element> Recorded<A> for AdamState<A> {
+    fn record(&self) -> StateRecordRef<'_, A> {
         StateRecordRef {
-            optimizer: KIND,
-            dtype: A::DTYPE,
-            shape: self.shape(),
             step: Some(self.step),
             exp_avg: Some(BufferRef(&self.exp_avg)),
             exp_avg_sq: Some(BufferRef(&self.exp_avg_sq)),
-            momentum_buffer: None,
+            ..StateRecordRef::new(KIND, self.shape())
         }
-        .serialize(serializer)
     }
-}
 
-impl<'de, A: Element> Deserialize<'de> for AdamState<A> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let record = StateRecord::<A>::deserialize(deserializer)?;
-        AdamState::from_record(record).map_err(serde::de::Error::custom)
-    }
-}
-
-impl<A: Element> AdamState<A> {
-    pub(super) fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
+    fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
         record.expect_kind(KIND)?;
         let missing = |field: &str| Error::InvalidState {
             reason: format!("an {KIND} state needs {field}"),

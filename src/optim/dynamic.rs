@@ -4,7 +4,7 @@
 use ndarray::{ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{AdamState, Element, Optimizer, ParamState, SgdState, StateRecord};
+use super::{AdamState, Element, Optimizer, ParamState, Recorded, SgdState, StateRecord};
 use crate::Error;
 
 /// The state of any of the crate's optimizers: what a [`DynOptimizer`] keeps per parameter.
@@ -89,43 +89,32 @@ pub trait KnownState<A>: ParamState {
     fn unwrap_ref(state: &OptimizerState<A>) -> Option<&Self>;
 }
 
-impl<A: Element> KnownState<A> for SgdState<A> {
-    const KIND: &'static str = super::sgd::KIND;
-    fn wrap(self) -> OptimizerState<A> {
-        OptimizerState::Sgd(self)
-    }
-    fn unwrap(state: OptimizerState<A>) -> Option<Self> {
-        match state {
-            OptimizerState::Sgd(state) => Some(state),
-            _ => None,
+/// [`KnownState`] for `$state`, the state `OptimizerState::$variant` holds, saved as `$kind`.
+macro_rules! impl_known_state {
+    ($state:ident, $variant:ident, $kind:expr) => {
+        impl<A: Element> KnownState<A> for $state<A> {
+            const KIND: &'static str = $kind;
+            fn wrap(self) -> OptimizerState<A> {
+                OptimizerState::$variant(self)
+            }
+            fn unwrap(state: OptimizerState<A>) -> Option<Self> {
+                match state {
+                    OptimizerState::$variant(state) => Some(state),
+                    _ => None,
+                }
+            }
+            fn unwrap_ref(state: &OptimizerState<A>) -> Option<&Self> {
+                match state {
+                    OptimizerState::$variant(state) => Some(state),
+                    _ => None,
+                }
+            }
         }
-    }
-    fn unwrap_ref(state: &OptimizerState<A>) -> Option<&Self> {
-        match state {
-            OptimizerState::Sgd(state) => Some(state),
-            _ => None,
-        }
-    }
+    };
 }
 
-impl<A: Element> KnownState<A> for AdamState<A> {
-    const KIND: &'static str = super::adam::KIND;
-    fn wrap(self) -> OptimizerState<A> {
-        OptimizerState::Adam(self)
-    }
-    fn unwrap(state: OptimizerState<A>) -> Option<Self> {
-        match state {
-            OptimizerState::Adam(state) => Some(state),
-            _ => None,
-        }
-    }
-    fn unwrap_ref(state: &OptimizerState<A>) -> Option<&Self> {
-        match state {
-            OptimizerState::Adam(state) => Some(state),
-            _ => None,
-        }
-    }
-}
+impl_known_state!(SgdState, Sgd, super::sgd::KIND);
+impl_known_state!(AdamState, Adam, super::adam::KIND);
 
 /// An [`Optimizer`] as a trait object, for optimizers chosen at run time (from a config string,
 /// say): every state is an [`OptimizerState`], which saves and loads as the typed state it holds.

@@ -28,6 +28,53 @@
 //! Saved states say what they are (optimizer, element type, shape) and are checked when loaded:
 //! see [`AdamState`] and [`SgdState`].
 
+/// The `Serialize` and `Deserialize` impls of a state that saves as one [`StateRecord`], from its
+/// [`Recorded`] impl (serde's traits are foreign, so no blanket impl can give them).
+macro_rules! impl_serde_via_record {
+    ($state:ident) => {
+        impl<A: $crate::Element> serde::Serialize for $state<A> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(&$crate::optim::Recorded::record(self), serializer)
+            }
+        }
+
+        impl<'de, A: $crate::Element> serde::Deserialize<'de> for $state<A> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let record = <$crate::optim::StateRecord<A> as serde::Deserialize>::deserialize(
+                    deserializer,
+                )?;
+                <Self as $crate::optim::Recorded<A>>::from_record(record)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// An optimizer `$optimizer` that holds its validated config `$config` (whose `init` makes it),
+/// with the two methods every optimizer has over that config.
+macro_rules! optimizer_over_config {
+    ($(#[$doc:meta])* $optimizer:ident($config:ident)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub struct $optimizer {
+            config: $config,
+        }
+
+        impl $optimizer {
+            /// The validated hyperparameters.
+            pub fn config(&self) -> &$config {
+                &self.config
+            }
+
+            /// Changes the learning rate (for schedules).
+            pub fn set_lr(&mut self, lr: f64) -> Result<(), $crate::Error> {
+                self.config = $config { lr, ..self.config }.init()?.config;
+                Ok(())
+            }
+        }
+    };
+}
+
 mod adam;
 mod channel_directed;
 mod dynamic;
@@ -224,15 +271,20 @@ impl<S> ParamStates<S> {
     }
 }
 
-pub(crate) fn check_shapes(param: &[usize], grad: &[usize]) -> Result<(), Error> {
-    if param == grad {
+/// `Ok` if `ok`, else the error `error` makes: the one form of every check here.
+fn ensure(ok: bool, error: impl FnOnce() -> Error) -> Result<(), Error> {
+    if ok {
         Ok(())
     } else {
-        Err(Error::ShapeMismatch {
-            param: param.to_vec(),
-            grad: grad.to_vec(),
-        })
+        Err(error())
     }
+}
+
+pub(crate) fn check_shapes(param: &[usize], grad: &[usize]) -> Result<(), Error> {
+    ensure(param == grad, || Error::ShapeMismatch {
+        param: param.to_vec(),
+        grad: grad.to_vec(),
+    })
 }
 
 /// What an optimizer that does not know the parameter's name calls it in
@@ -241,14 +293,10 @@ pub(crate) const UNNAMED: &str = "(unnamed parameter)";
 
 /// The state was made for a parameter of another shape.
 pub(crate) fn check_state_shape(state: &[usize], param: &[usize]) -> Result<(), Error> {
-    if state == param {
-        Ok(())
-    } else {
-        Err(Error::StateMismatch {
-            param: UNNAMED.to_owned(),
-            reason: format!("the state is for shape {state:?}, the parameter has shape {param:?}"),
-        })
-    }
+    ensure(state == param, || Error::StateMismatch {
+        param: UNNAMED.to_owned(),
+        reason: format!("the state is for shape {state:?}, the parameter has shape {param:?}"),
+    })
 }
 
 pub(crate) fn check_range(
@@ -257,20 +305,36 @@ pub(crate) fn check_range(
     ok: bool,
     reason: &'static str,
 ) -> Result<(), Error> {
-    if ok && !value.is_nan() {
-        Ok(())
-    } else {
-        Err(Error::InvalidHyperparameter {
-            name,
-            value,
-            reason,
-        })
-    }
+    ensure(ok && !value.is_nan(), || Error::InvalidHyperparameter {
+        name,
+        value,
+        reason,
+    })
+}
+
+/// The check of the hyperparameters that must be finite and >= 0 (lr, weight decay, …).
+pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<(), Error> {
+    check_range(
+        name,
+        value,
+        value >= 0.0 && value.is_finite(),
+        "must be finite and >= 0",
+    )
 }
 
 #[inline]
 pub(crate) fn cast<A: Element>(x: f64) -> A {
     crate::element::from_f64(x)
+}
+
+/// A state that saves as one [`StateRecord`]; `impl_serde_via_record!` gives it serde's traits.
+pub(crate) trait Recorded<A: Element>: Sized {
+    /// The record this state saves as, borrowing its buffers.
+    fn record(&self) -> StateRecordRef<'_, A>;
+
+    /// The state a loaded record holds, with every check of its kind; the record's kind and
+    /// element type are checked first.
+    fn from_record(record: StateRecord<A>) -> Result<Self, Error>;
 }
 
 /// What a saved state says it is, and its buffers: the one serialized form of every state, so
@@ -307,6 +371,21 @@ pub(crate) struct StateRecordRef<'a, A> {
     pub(crate) exp_avg_sq: Option<BufferRef<'a, A>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) momentum_buffer: Option<BufferRef<'a, A>>,
+}
+
+impl<'a, A: Element> StateRecordRef<'a, A> {
+    /// The record of an `optimizer` state for a parameter of `shape`, with no buffers.
+    pub(crate) fn new(optimizer: &'static str, shape: &'a [usize]) -> Self {
+        StateRecordRef {
+            optimizer,
+            dtype: A::DTYPE,
+            shape,
+            step: None,
+            exp_avg: None,
+            exp_avg_sq: None,
+            momentum_buffer: None,
+        }
+    }
 }
 
 /// A state's buffer as it is saved: its shape and the bit pattern of every value, row-major
@@ -416,14 +495,13 @@ impl<A: Element> Buffer<A> {
 impl<A: Element> StateRecord<A> {
     /// Refuses a record of another optimizer or element type.
     pub(crate) fn expect_kind(&self, optimizer: &'static str) -> Result<(), Error> {
-        if self.optimizer == optimizer && self.dtype == A::DTYPE {
-            Ok(())
-        } else {
-            Err(Error::StateKind {
+        ensure(
+            self.optimizer == optimizer && self.dtype == A::DTYPE,
+            || Error::StateKind {
                 expected: format!("{optimizer} state of {}", A::DTYPE),
                 found: format!("{} state of {}", self.optimizer, self.dtype),
-            })
-        }
+            },
+        )
     }
 }
 

@@ -1,11 +1,11 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay.
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::{
-    cast, check_buffer, check_range, Buffer, BufferRef, Element, Optimizer, ParamState,
-    StateRecord, StateRecordRef,
+    cast, check_buffer, check_non_negative, check_range, Buffer, BufferRef, Element, Optimizer,
+    ParamState, Recorded, StateRecord, StateRecordRef,
 };
 use crate::Error;
 
@@ -50,30 +50,15 @@ impl Default for SgdConfig {
 impl SgdConfig {
     /// Validates the hyperparameters and builds the optimizer.
     pub fn init(self) -> Result<Sgd, Error> {
-        check_range(
-            "lr",
-            self.lr,
-            self.lr >= 0.0 && self.lr.is_finite(),
-            "must be finite and >= 0",
-        )?;
-        check_range(
-            "momentum",
-            self.momentum,
-            self.momentum >= 0.0 && self.momentum.is_finite(),
-            "must be finite and >= 0",
-        )?;
+        check_non_negative("lr", self.lr)?;
+        check_non_negative("momentum", self.momentum)?;
         check_range(
             "dampening",
             self.dampening,
             self.dampening.is_finite(),
             "must be finite",
         )?;
-        check_range(
-            "weight_decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
-            "must be finite and >= 0",
-        )?;
+        check_non_negative("weight_decay", self.weight_decay)?;
         if self.nesterov {
             check_range(
                 "momentum",
@@ -92,38 +77,24 @@ impl SgdConfig {
     }
 }
 
-/// SGD with `torch.optim.SGD`'s update rule:
-/// `d = g + wd·p`; `b = d` at the first step, then `b ← μ·b + (1 − τ)·d`; `d = d + μ·b` (Nesterov)
-/// or `d = b`; `p ← p − lr·d`.
-///
-/// ```
-/// use chandir::optim::{Optimizer, SgdConfig};
-/// use ndarray::arr1;
-///
-/// let sgd = SgdConfig { lr: 0.5, ..Default::default() }.init()?;
-/// let mut p = arr1(&[1.0_f64, 2.0]);
-/// let g = arr1(&[2.0_f64, 2.0]);
-/// let mut state = None;
-/// sgd.step(p.view_mut(), g.view(), &mut state)?;
-/// assert_eq!(p, arr1(&[0.0, 1.0]));
-/// # Ok::<(), chandir::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sgd {
-    config: SgdConfig,
-}
-
-impl Sgd {
-    /// The validated hyperparameters.
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
-
-    /// Changes the learning rate (for schedules).
-    pub fn set_lr(&mut self, lr: f64) -> Result<(), Error> {
-        self.config = SgdConfig { lr, ..self.config }.init()?.config;
-        Ok(())
-    }
+optimizer_over_config! {
+    /// SGD with `torch.optim.SGD`'s update rule:
+    /// `d = g + wd·p`; `b = d` at the first step, then `b ← μ·b + (1 − τ)·d`; `d = d + μ·b` (Nesterov)
+    /// or `d = b`; `p ← p − lr·d`.
+    ///
+    /// ```
+    /// use chandir::optim::{Optimizer, SgdConfig};
+    /// use ndarray::arr1;
+    ///
+    /// let sgd = SgdConfig { lr: 0.5, ..Default::default() }.init()?;
+    /// let mut p = arr1(&[1.0_f64, 2.0]);
+    /// let g = arr1(&[2.0_f64, 2.0]);
+    /// let mut state = None;
+    /// sgd.step(p.view_mut(), g.view(), &mut state)?;
+    /// assert_eq!(p, arr1(&[0.0, 1.0]));
+    /// # Ok::<(), chandir::Error>(())
+    /// ```
+    Sgd(SgdConfig)
 }
 
 /// The momentum buffer of one parameter.
@@ -189,30 +160,17 @@ impl<A: Element> SgdState<A> {
     }
 }
 
-impl<A: Element> Serialize for SgdState<A> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl_serde_via_record!(SgdState);
+
+impl<A: Element> Recorded<A> for SgdState<A> {
+    fn record(&self) -> StateRecordRef<'_, A> {
         StateRecordRef {
-            optimizer: KIND,
-            dtype: A::DTYPE,
-            shape: &self.shape,
-            step: None,
-            exp_avg: None,
-            exp_avg_sq: None,
             momentum_buffer: self.momentum_buffer.as_ref().map(BufferRef),
+            ..StateRecordRef::new(KIND, &self.shape)
         }
-        .serialize(serializer)
     }
-}
 
-impl<'de, A: Element> Deserialize<'de> for SgdState<A> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let record = StateRecord::<A>::deserialize(deserializer)?;
-        SgdState::from_record(record).map_err(serde::de::Error::custom)
-    }
-}
-
-impl<A: Element> SgdState<A> {
-    pub(super) fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
+    fn from_record(record: StateRecord<A>) -> Result<Self, Error> {
         record.expect_kind(KIND)?;
         if record.step.is_some() || record.exp_avg.is_some() || record.exp_avg_sq.is_some() {
             return Err(Error::InvalidState {
