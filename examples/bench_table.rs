@@ -207,7 +207,13 @@ fn print_targets(out: &mut String, tables: &[(&str, &[Row])], sets: &[Set]) {
             rows.iter()
                 .flat_map(|r| KERNELS.iter().map(move |&(c, k)| (r, c, k)))
                 .filter(|&(r, c, _)| keep(r, c))
-                .map(|(r, c, k)| (format!("{} {k}", r.shape), r.ratios[c], r.ratios[c] <= bound))
+                .map(|(r, c, k)| {
+                    (
+                        format!("{} {k}", r.shape),
+                        r.ratios[c],
+                        r.ratios[c] <= bound,
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         let output = |c: usize| c == 0 || c == 4;
@@ -226,7 +232,13 @@ fn print_targets(out: &mut String, tables: &[(&str, &[Row])], sets: &[Set]) {
         let threads = |keep: &dyn Fn(&Row) -> bool, bound: f64| {
             rows.iter()
                 .filter(|r| keep(r))
-                .map(|r| (r.shape.clone(), r.ratios[THREADS], r.ratios[THREADS] >= bound))
+                .map(|r| {
+                    (
+                        r.shape.clone(),
+                        r.ratios[THREADS],
+                        r.ratios[THREADS] >= bound,
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         check(
