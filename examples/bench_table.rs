@@ -286,7 +286,10 @@ fn machine() -> String {
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
         .unwrap_or_else(|_| "?".into());
-    let avx2 = if std::arch::is_x86_feature_detected!("avx2") {
+    // The widest vector build the kernels choose on this CPU.
+    let avx2 = if std::arch::is_x86_feature_detected!("avx512f") {
+        "AVX-512F"
+    } else if std::arch::is_x86_feature_detected!("avx2") {
         "AVX2"
     } else {
         "no AVX2"
