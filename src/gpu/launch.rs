@@ -13,6 +13,25 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
+/// Launches kernel `$kernel` over `(count, dim)` with `call`'s input and output first, the
+/// kernel's own arguments next and `call.dtypes` last: the frame of every in-place launch.
+///
+/// # Safety
+/// As the kernel's `launch_unchecked`: the caller vouches for the grid and the buffers.
+macro_rules! launch_in_place {
+    ($($kernel:ident)::+, $call:expr, ($count:expr, $dim:expr), $($arg:expr),* $(,)?) => {
+        $($kernel)::+::launch_unchecked(
+            $call.client,
+            $count,
+            $dim,
+            $call.input(),
+            $call.output(),
+            $($arg,)*
+            $call.dtypes,
+        )
+    };
+}
+
 mod h1;
 mod reweighted;
 

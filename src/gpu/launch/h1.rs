@@ -31,12 +31,10 @@ impl OperatorKernels for H1 {
         // SAFETY: exactly one cube per tile, every invocation bounds-checks its
         // column and row; every buffer holds what `[outer, n, inner]` addresses.
         unsafe {
-            kernels::h1_tile::launch_unchecked(
-                call.client,
-                count,
-                dim,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::h1_tile,
+                call,
+                (count, dim),
                 coefficients(call),
                 call.fibers(),
                 rows,
@@ -44,7 +42,6 @@ impl OperatorKernels for H1 {
                 units,
                 call.n * width,
                 call.plan.operator.is_periodic(),
-                call.dtypes,
             );
         }
     }
@@ -53,15 +50,12 @@ impl OperatorKernels for H1 {
         // SAFETY: the kernel checks its column against `cols`; every buffer holds
         // what the geometry `[outer, n, inner]` addresses.
         unsafe {
-            kernels::h1_columns::launch_unchecked(
-                call.client,
-                count,
-                dim,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::h1_columns,
+                call,
+                (count, dim),
                 coefficients(call),
                 call.fibers(),
-                call.dtypes,
             );
         }
     }
@@ -87,25 +81,20 @@ impl OperatorKernels for H1 {
                 segments.arg(),
                 call.dtypes,
             );
-            kernels::h1_segment_scan::launch_unchecked(
-                call.client,
-                scan.0,
-                scan.1,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::h1_segment_scan,
+                call,
+                (scan.0, scan.1),
                 buffer(&maps, maps_len),
                 ScanLaunch::new(buffer(&carries, carries_len), buffer(&last, cols)),
                 call.scalars(),
                 call.fibers(),
                 segments.arg(),
-                call.dtypes,
             );
-            kernels::h1_segment_apply::launch_unchecked(
-                call.client,
-                count,
-                dim,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::h1_segment_apply,
+                call,
+                (count, dim),
                 ScanLaunch::new(buffer(&carries, carries_len), buffer(&last, cols)),
                 call.array(ALPHA),
                 call.array(COUPLING),
@@ -113,7 +102,6 @@ impl OperatorKernels for H1 {
                 call.scalars(),
                 call.fibers(),
                 segments.arg(),
-                call.dtypes,
             );
         }
     }

@@ -13,12 +13,10 @@ impl OperatorKernels for Reweighted {
         // SAFETY: exactly one cube per tile, every invocation bounds-checks its
         // column and row.
         unsafe {
-            kernels::reweighted_tile::launch_unchecked(
-                call.client,
-                count,
-                dim,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::reweighted_tile,
+                call,
+                (count, dim),
                 call.scalars(),
                 call.fibers(),
                 rows,
@@ -26,7 +24,6 @@ impl OperatorKernels for Reweighted {
                 width,
                 units,
                 call.n * width,
-                call.dtypes,
             );
         }
     }
@@ -34,16 +31,13 @@ impl OperatorKernels for Reweighted {
     fn columns(&self, call: &Call<'_>, (count, dim): Grid) {
         // SAFETY: the kernel checks its column against `cols`.
         unsafe {
-            kernels::reweighted_columns::launch_unchecked(
-                call.client,
-                count,
-                dim,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::reweighted_columns,
+                call,
+                (count, dim),
                 call.scalars(),
                 call.fibers(),
                 REWEIGHTED_SEGMENT_ROWS,
-                call.dtypes,
             );
         }
     }
@@ -77,17 +71,14 @@ impl OperatorKernels for Reweighted {
                 segments.arg(),
                 call.dtypes[1],
             );
-            kernels::reweighted_segment_apply::launch_unchecked(
-                call.client,
-                count,
-                dim,
-                call.input(),
-                call.output(),
+            launch_in_place!(
+                kernels::reweighted_segment_apply,
+                call,
+                (count, dim),
                 buffer(&shifts, cols),
                 call.scalars(),
                 call.fibers(),
                 segments.arg(),
-                call.dtypes,
             );
         }
     }

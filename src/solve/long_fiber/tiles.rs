@@ -17,21 +17,21 @@ pub(super) fn forward<T: Element>(
     y: &mut [f64; LANES],
 ) -> usize {
     assert!(g.len() == LANES * s && block.len() == LANES * s);
+    let rows = tile_rows(s);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        let rows = s / 4 * 4;
-        // SAFETY: AVX2 and FMA are present; `T::IS_F32` says what `T` is (f32, else f64), and the lengths were checked.
+    if rows > 0 {
+        let g = g.as_ptr();
+        // SAFETY: AVX2 and FMA are present (`tile_rows`); `T::IS_F32` says what `T` is (f32,
+        // else f64), and the lengths were checked.
         unsafe {
-            if T::IS_F32 {
-                avx2::forward_f32(g.as_ptr().cast(), s, rows, block, a, c, y)
-            } else {
-                avx2::forward_f64(g.as_ptr().cast(), s, rows, block, a, c, y)
+            match T::IS_F32 {
+                true => avx2::forward_f32(g.cast(), s, rows, block, a, c, y),
+                false => avx2::forward_f64(g.cast(), s, rows, block, a, c, y),
             }
         }
-        return rows;
     }
     let _ = (a, c, y);
-    0
+    rows
 }
 
 /// Backward sweep `x ← a·row + c·x` from the last row of `block` up, each row written to value
@@ -45,20 +45,29 @@ pub(super) fn backward_write<T: Element>(
     out: &mut [T],
 ) -> usize {
     assert!(out.len() == LANES * s && block.len() == LANES * s);
+    let rows = tile_rows(s);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        let rows = s / 4 * 4;
-        // SAFETY: AVX2 and FMA are present; `T::IS_F32` says what `T` is (f32, else f64), and the lengths were checked.
+    if rows > 0 {
+        let out = out.as_mut_ptr();
+        // SAFETY: as in `forward`.
         unsafe {
-            if T::IS_F32 {
-                avx2::backward_f32(block, s, rows, a, c, x, out.as_mut_ptr().cast())
-            } else {
-                avx2::backward_f64(block, s, rows, a, c, x, out.as_mut_ptr().cast())
+            match T::IS_F32 {
+                true => avx2::backward_f32(block, s, rows, a, c, x, out.cast()),
+                false => avx2::backward_f64(block, s, rows, a, c, x, out.cast()),
             }
         }
-        return rows;
     }
     let _ = (a, c, x);
+    rows
+}
+
+/// The rows of a group of `s` the AVX2 and FMA tiles take (a multiple of 4), or 0 without them.
+fn tile_rows(s: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        return s / 4 * 4;
+    }
+    let _ = s;
     0
 }
 
