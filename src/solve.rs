@@ -324,9 +324,24 @@ impl<'a, T> RowBlock<'a, T> {
     }
 }
 
+impl<'a, T: Element> RowBlock<'a, T> {
+    /// The block as rows of `f32`, where `T` is `f32`.
+    pub(crate) fn as_f32(&mut self) -> Option<&mut RowBlock<'a, f32>> {
+        // SAFETY: `T` is `f32` (checked), so the block's rows are rows of `f32`.
+        T::IS_F32.then(|| unsafe { &mut *(self as *mut Self).cast::<RowBlock<'a, f32>>() })
+    }
+
+    /// The block as rows of `f64`, where `T` is `f64`.
+    pub(crate) fn as_f64(&mut self) -> Option<&mut RowBlock<'a, f64>> {
+        // SAFETY: the sealed `Element` is `f32` or `f64`, so `T` is `f64` (checked).
+        (!T::IS_F32).then(|| unsafe { &mut *(self as *mut Self).cast::<RowBlock<'a, f64>>() })
+    }
+}
+
 /// The vector instructions a kernel is built for: the widest the CPU runs ([`isa`]), or a
-/// narrower one, which tests use to check every build against the portable one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// narrower one, which tests use to check every build against the portable one. Ordered from
+/// the narrowest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
     /// What the target guarantees: NEON on aarch64; elsewhere (SSE2 on x86-64) portable lanes
     /// that the compiler vectorizes.
@@ -348,12 +363,6 @@ impl Isa {
         #[cfg(not(target_arch = "x86_64"))]
         let all = [Isa::Portable];
         all.into_iter().filter(|&isa| isa <= self::isa()).collect()
-    }
-}
-
-impl PartialOrd for Isa {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some((*self as u8).cmp(&(*other as u8)))
     }
 }
 

@@ -74,39 +74,23 @@ impl Reweighted {
         }
     }
 
-    /// Both passes on strips of `K·V::LANES` columns, the sums held in `K` vector registers; the
-    /// columns left over, and strips with `f64` inputs near the largest float, take
-    /// [`Reweighted::sweep`]. The same operations in the same order, lane by lane.
+    /// Both passes on an `f64` block, strips of `K·V::LANES` columns with the sums held in `K`
+    /// vector registers; the columns left over, and strips with inputs near the largest float,
+    /// take [`Reweighted::sweep`]. The same operations in the same order, lane by lane.
     #[inline(always)]
-    fn vector_strips<T: Element, V: F64s, const K: usize>(
+    fn f64_strips<V: F64s, const K: usize>(
         &self,
-        block: &mut RowBlock<'_, T>,
+        block: &mut RowBlock<'_, f64>,
         scratch: &mut [f64],
     ) {
         let (origin, stride, width) = block.raw_parts();
-        let wide = !T::IS_F32;
-        let down = V::splat(self.down);
-        let mean_weight = V::splat(self.mean_weight() * if wide { 1.0 } else { self.down });
+        let (down, mean_weight) = (V::splat(self.down), V::splat(self.mean_weight()));
         let (shrink, scale) = (V::splat(self.shrink / OUT_SCALE), V::splat(OUT_SCALE));
-        let limit = (u64::from(magnitude_key(T::max_value() / T::from(16.0).unwrap())) << 32)
-            | u64::from(u32::MAX);
-        // SAFETY (`load`, `store`): rows `0..n` of the columns `start..start + K·LANES` that the
-        // loop below hands out, within the block we borrow.
-        let load = |i: usize, start: usize, k: usize| unsafe {
-            let p = origin.offset(i as isize * stride).add(start + k * V::LANES);
-            if T::IS_F32 {
-                V::load_f32(p.cast())
-            } else {
-                V::load(p.cast())
-            }
-        };
-        let store = |i: usize, start: usize, k: usize, v: V| unsafe {
-            let p = origin.offset(i as isize * stride).add(start + k * V::LANES);
-            if T::IS_F32 {
-                v.store_f32(p.cast())
-            } else {
-                v.store(p.cast())
-            }
+        let limit = (u64::from(magnitude_key(f64::MAX / 16.0)) << 32) | u64::from(u32::MAX);
+        // SAFETY (`at`): rows `0..n` of the columns `start..start + K·LANES` that the loop below
+        // hands out, within the block we borrow.
+        let at = |i: usize, start: usize, k: usize| unsafe {
+            origin.offset(i as isize * stride).add(start + k * V::LANES)
         };
         let mut start = 0;
         while start + K * V::LANES <= width {
@@ -114,24 +98,23 @@ impl Reweighted {
             let mut largest = [V::splat(0.0); K];
             for i in 0..self.n {
                 for k in 0..K {
-                    let g = load(i, start, k);
-                    sums[k] = if wide {
-                        largest[k] = g.max_magnitude(largest[k]);
-                        sums[k].add(down.mul(g))
-                    } else {
-                        // `1·g` is `g`: f32 inputs are summed unscaled.
-                        sums[k].add(g)
-                    };
+                    // SAFETY: within the strip's row `i`.
+                    let g = unsafe { V::load(at(i, start, k)) };
+                    largest[k] = g.max_magnitude(largest[k]);
+                    sums[k] = sums[k].add(down.mul(g));
                 }
             }
-            if wide && !largest.iter().all(|&l| V::keys_at_most(l, limit)) {
+            if !largest.iter().all(|&l| V::keys_at_most(l, limit)) {
                 self.sweep(&mut block.columns(start, K * V::LANES), scratch);
             } else {
                 let offsets = sums.map(|s| s.mul(mean_weight));
                 for i in 0..self.n {
                     for (k, &o) in offsets.iter().enumerate() {
-                        let x = shrink.mul(load(i, start, k)).add(o);
-                        store(i, start, k, scale.mul(x));
+                        // SAFETY: within the strip's row `i`.
+                        unsafe {
+                            let p = at(i, start, k);
+                            scale.mul(shrink.mul(V::load(p)).add(o)).store(p);
+                        }
                     }
                 }
             }
@@ -152,13 +135,14 @@ impl Reweighted {
     fn f32_strips<W: F32s, D: F64s, const K: usize, const K2: usize>(
         &self,
         block: &mut RowBlock<'_, f32>,
-        scratch: &mut [f64],
     ) {
         debug_assert!(K2 == 2 * K && 2 * D::LANES == W::LANES && K * W::LANES <= 256);
         let (origin, stride, width) = block.raw_parts();
-        let mean_weight = D::splat(self.mean_weight() * self.down);
-        let scale = D::splat(OUT_SCALE);
-        let shrink = W::splat(self.shrink as f32);
+        // f32 inputs are summed unscaled (their f64 sum cannot overflow).
+        let weight = self.mean_weight() * self.down;
+        let shrink32 = self.shrink as f32;
+        let (mean_weight, scale) = (D::splat(weight), D::splat(OUT_SCALE));
+        let shrink = W::splat(shrink32);
         let strip = K * W::LANES;
         // SAFETY (`at`): rows `0..n` of the columns `start..start + strip` that the loop below
         // hands out, within the block we borrow.
@@ -195,15 +179,14 @@ impl Reweighted {
             }
             start += strip;
         }
-        let _ = scratch;
         for column in start..width {
             // SAFETY: column `column` of the block, valid for every row.
             let value = |i: usize| unsafe { &mut *at(i, column) };
             let sum = (0..self.n).fold(0.0, |sum, i| sum + f64::from(*value(i)));
-            let offset = (OUT_SCALE * (sum * (self.mean_weight() * self.down))) as f32;
+            let offset = (OUT_SCALE * (sum * weight)) as f32;
             for i in 0..self.n {
                 let g = value(i);
-                let x = offset + self.shrink as f32 * *g;
+                let x = offset + shrink32 * *g;
                 *g = super::sweep::clamp_f32(x, offset.is_finite() && g.is_finite());
             }
         }
@@ -235,9 +218,9 @@ impl Reweighted {
         block: &mut RowBlock<'_, T>,
         scratch: &mut [f64],
     ) {
-        match as_f32(block) {
-            Some(block) => self.f32_strips::<W, D, KW, KD2>(block, scratch),
-            None => self.vector_strips::<T, D, KD>(block, scratch),
+        match block.as_f64() {
+            Some(block) => self.f64_strips::<D, KD>(block, scratch),
+            None => self.f32_strips::<W, D, KW, KD2>(block.as_f32().expect("f32, not f64")),
         }
     }
 
@@ -270,12 +253,6 @@ impl<T: Element> BlockSolver<T> for Reweighted {
     fn solve(&self, block: &mut RowBlock<'_, T>, scratch: &mut [f64]) {
         self.solve_on(super::isa(), block, scratch);
     }
-}
-
-/// The block as a block of `f32`, where `T` is `f32`.
-fn as_f32<'b, 'a, T: Element>(block: &'b mut RowBlock<'a, T>) -> Option<&'b mut RowBlock<'a, f32>> {
-    // SAFETY: `T` is `f32` (checked), so the block's rows are rows of `f32`.
-    T::IS_F32.then(|| unsafe { &mut *(block as *mut RowBlock<'a, T>).cast::<RowBlock<'a, f32>>() })
 }
 
 #[cfg(test)]

@@ -78,18 +78,18 @@ impl Sweep {
         let c = &self.coefficients;
         debug_assert_eq!(block.rows(), c.n);
         let (origin, stride, width) = block.raw_parts();
-        let mut start = 0;
-        // SAFETY (each strip): columns `start..start + S` of every row of the block we borrow.
-        while start + S <= width {
-            unsafe { wide_strip::<T, S>(c, origin.add(start), stride) };
-            start += S;
-        }
-        while start + 4 <= width {
-            unsafe { wide_strip::<T, 4>(c, origin.add(start), stride) };
-            start += 4;
-        }
-        for start in start..width {
-            unsafe { wide_strip::<T, 1>(c, origin.add(start), stride) };
+        // Strips of single-column "vectors": `S` columns, then 4, 2 and 1.
+        for (start, columns) in strips(width, 1, S) {
+            // SAFETY: columns `start..` of every row of the block we borrow, as many as the strip.
+            unsafe {
+                let p = origin.add(start);
+                match columns {
+                    w if w == S => wide_strip::<T, S>(c, p, stride),
+                    4 => wide_strip::<T, 4>(c, p, stride),
+                    2 => wide_strip::<T, 2>(c, p, stride),
+                    _ => wide_strip::<T, 1>(c, p, stride),
+                }
+            }
         }
     }
 
@@ -135,16 +135,11 @@ impl Sweep {
         &self,
         block: &mut RowBlock<'_, T>,
     ) {
-        if T::IS_F32 && self.uses_f32_arithmetic() {
-            // SAFETY: `T` is `f32` (checked just above), so the block's rows are rows of `f32`.
-            let block =
-                unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f32>>() };
-            self.f32_vector_strips::<W, KW>(block)
-        } else if !T::IS_F32 {
-            // SAFETY: `T` is `f64` (the sealed `Element` is `f32` or `f64`).
-            let block =
-                unsafe { &mut *(block as *mut RowBlock<'_, T>).cast::<RowBlock<'_, f64>>() };
+        if let Some(block) = block.as_f64() {
             self.f64_vector_strips::<D, KD>(block)
+        } else if self.uses_f32_arithmetic() {
+            let block = block.as_f32().expect("an element that is not f64 is f32");
+            self.f32_vector_strips::<W, KW>(block)
         } else {
             self.wide_strips::<T, SW>(block)
         }
@@ -187,11 +182,6 @@ impl Sweep {
 impl<T: Element> BlockSolver<T> for Sweep {
     fn len(&self) -> usize {
         self.coefficients.n
-    }
-
-    fn scratch_len(&self, width: usize) -> usize {
-        let _ = width;
-        0
     }
 
     fn solve_fiber(&self, fiber: &mut [T], scratch: &mut [f64], par: Par) {
@@ -384,7 +374,19 @@ unsafe fn f32_vector_strip<V: F32s, const K: usize>(
         if spiked {
             store(n - 1, &last);
         }
-        return unsafe { f32_backward_lanes(c, n, m, origin, stride, K * V::LANES) };
+        for k in 0..K * V::LANES {
+            // SAFETY: column `k` of the strip, whose last row (if spiked) holds its sum.
+            unsafe {
+                let column = origin.add(k);
+                let last = if spiked {
+                    *column.offset((n - 1) as isize * stride)
+                } else {
+                    0.0
+                };
+                f32_backward::<1>(c, n, m, column, stride, [last], false);
+            }
+        }
+        return;
     }
     let beta = V::splat(c.beta);
     let mut x = last;
@@ -481,50 +483,6 @@ fn largest_of<V: F32s, const K: usize>(row: &[V; K], keys: V) -> V {
     keys.max_keys(m[0])
 }
 
-/// The backward sweep of [`f32_strip`] with its clamps, lane by lane, on the `width` columns from
-/// `origin` whose forward sweep (and last row, if spiked) is done.
-///
-/// # Safety
-/// As [`f32_strip`], with `S = width`.
-#[cold]
-#[inline(never)]
-unsafe fn f32_backward_lanes(
-    c: &Native32,
-    n: usize,
-    m: usize,
-    origin: *mut f32,
-    stride: isize,
-    width: usize,
-) {
-    for k in 0..width {
-        // SAFETY: column `k` of the strip, valid for every row (the caller's contract).
-        let value = |i: usize| unsafe { &mut *origin.offset(i as isize * stride).add(k) };
-        let spiked = m < n;
-        let last = if spiked { *value(n - 1) } else { 0.0 };
-        let mut x = last;
-        let top = if spiked {
-            m
-        } else {
-            let z = value(m - 1);
-            x = clamp_f32(c.beta * *z + 0.0, z.is_finite());
-            *z = x;
-            m - 1
-        };
-        for i in (0..top).rev() {
-            let (beta, coupling, mu) = (c.beta, c.coupling[i], c.mu[i]);
-            let z = value(i);
-            // The same operations as the unclamped kernels (no `+ 0·l` where μ = 0).
-            let v = if mu == 0.0 {
-                beta * *z + coupling * x
-            } else {
-                beta * *z + coupling * x + mu * last
-            };
-            x = clamp_f32(v, z.is_finite() && x.is_finite() && last.is_finite());
-            *z = x;
-        }
-    }
-}
-
 /// Both `f32` sweeps on the `S` columns from `origin` of `n` rows `stride` apart, the carries of
 /// all `S` fibers held in registers down the rows and back: each value is read once and written
 /// twice, and the strip (`n·S` values) stays in cache between the sweeps.
@@ -573,7 +531,29 @@ unsafe fn f32_strip<const S: usize>(
         }
     }
     let exact = largest.iter().all(|&l| l <= magnitude_bits(F32_SAFE));
-    // Backward from x₊₁ = the last row (spiked) or, on row m − 1, from β·z + 0.
+    // SAFETY: the caller's contract.
+    unsafe { f32_backward::<S>(c, n, m, origin, stride, last, exact) };
+}
+
+/// The backward sweep of [`f32_strip`] on the `S` columns from `origin` whose forward sweep is
+/// done, from `last` (the last row's values, spiked) or, on row m − 1, from β·z + 0; with the
+/// clamps unless `exact` (no input near the largest float).
+///
+/// # Safety
+/// As [`f32_strip`].
+#[inline(always)]
+unsafe fn f32_backward<const S: usize>(
+    c: &Native32,
+    n: usize,
+    m: usize,
+    origin: *mut f32,
+    stride: isize,
+    last: [f32; S],
+    exact: bool,
+) {
+    // SAFETY: rows `0..n` of the strip are valid (the caller's contract).
+    let row = |i: usize| unsafe { &mut *origin.offset(i as isize * stride).cast::<[f32; S]>() };
+    let spiked = m < n;
     let mut x = last;
     let top = if spiked {
         *row(n - 1) = last;
